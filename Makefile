@@ -1,0 +1,48 @@
+# Every target creates .venv and installs requirements.txt first, on Python 3.11.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export FLASK_APP := wsgi
+
+.PHONY: help run test test-embedded test-services worker lint bench bench-smoke migration diagrams
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+run: $(STAMP) ## Run the service on http://127.0.0.1:5000 (SQLite + in-process queue by default)
+	$(BIN)/flask --app wsgi db upgrade
+	SESSION_COOKIE_SECURE=$${SESSION_COOKIE_SECURE:-false} $(BIN)/flask --app wsgi run --host $${HOST:-127.0.0.1} --port $${PORT:-5000}
+
+test: $(STAMP) ## Run the whole test suite (with CI=true: PostgreSQL + Redis, then the embedded defaults)
+	$(BIN)/python .ci/browser.py
+	@if [ "$$CI" = "true" ]; then \
+		TEST_BACKEND=services $(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS) && \
+		TEST_BACKEND=embedded $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not services and not browser" $(PYTEST_ARGS); \
+	else \
+		$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS); \
+	fi
+
+worker: $(STAMP) ## Run a delivery worker against REDIS_URL
+	$(BIN)/flask --app wsgi worker
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check .
+
+bench: $(STAMP) ## Run the benchmarks (gunicorn, PostgreSQL, Redis, RQ workers) and print a table
+	$(BIN)/python -m bench
+
+bench-smoke: $(STAMP) ## A tiny run of the benchmarks, to check they work
+	$(BIN)/python -m bench --smoke
+
+migration: $(STAMP) ## Autogenerate a migration from the models: make migration m="message"
+	$(BIN)/python migrations/regenerate.py "$(m)"
+
+diagrams: $(STAMP) ## Print the state diagrams (Mermaid) generated from the machines
+	$(BIN)/flask --app wsgi diagrams

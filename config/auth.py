@@ -1,0 +1,47 @@
+"""Who is asking: bearer tokens for the API, the login session for pages."""
+
+from __future__ import annotations
+
+from apiflask import HTTPTokenAuth
+from flask import g, session
+
+from config.database import db_session
+from workflows.accounts import user_for_token
+from workflows.models import User
+
+token_auth = HTTPTokenAuth(scheme="Bearer", description="A token from `flask tokens create`.")
+
+
+@token_auth.verify_token
+def _verify_token(token: str) -> User | None:
+    if not token:
+        return None
+    user = user_for_token(db_session(), token)
+    if user is not None:
+        g.current_user = user
+    return user
+
+
+@token_auth.get_user_roles
+def _user_roles(user: User) -> list[str]:
+    return [user.role]
+
+
+def current_user() -> User | None:
+    """The authenticated user of this request (token or login session), if any."""
+    user = g.get("current_user")
+    if user is not None:
+        return user  # type: ignore[no-any-return]
+    user_id = session.get("user_id")
+    if user_id is None:
+        return None
+    user = db_session().get(User, user_id)
+    if user is None or not user.active:
+        return None
+    g.current_user = user
+    return user
+
+
+def actor_name(user: User | None) -> str:
+    """How the audit log names who acted."""
+    return user.username if user is not None else "anonymous"

@@ -1,0 +1,108 @@
+"""One place that turns errors into answers: JSON under /api and /twilio, pages elsewhere.
+
+Never a stack trace; domain errors keep their field so clients can point at it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from apiflask import APIFlask
+from apiflask.exceptions import HTTPError
+from flask import render_template_string, request
+from werkzeug.exceptions import HTTPException
+
+from workflows.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>{{ status }} {{ title }}</title></head><body><main>
+<h1>{{ title }}</h1><p>{{ message }}</p><p><a href="/">Back to the start page</a></p>
+</main></body></html>"""
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "error": {"type": "string"},
+        "field": {"type": ["string", "null"]},
+        "detail": {},
+    },
+    "required": ["error"],
+}
+
+
+def wants_json() -> bool:
+    """API and webhook callers get JSON; people get a page."""
+    path = request.path
+    return path.startswith(("/api/", "/twilio/", "/healthz", "/readyz")) or (
+        request.accept_mimetypes.best == "application/json"
+    )
+
+
+def _first_field(detail: Any) -> tuple[str | None, str | None]:
+    """From APIFlask's nested validation detail, the first field and its message."""
+    if not isinstance(detail, dict):
+        return None, None
+    for location in ("json", "query", "form", "headers", "path"):
+        fields = detail.get(location)
+        if isinstance(fields, dict) and fields:
+            name, messages = next(iter(fields.items()))
+            while isinstance(messages, dict) and messages:
+                sub, messages = next(iter(messages.items()))
+                name = f"{name}.{sub}"
+            text = messages[0] if isinstance(messages, list) and messages else str(messages)
+            if name == "_schema":
+                return None, text
+            return str(name), str(text)
+    return None, None
+
+
+def error_answer(
+    status: int, message: str, field: str | None = None, detail: Any = None, headers: Any = None
+) -> Any:
+    """The answer for an error, in the caller's format."""
+    if wants_json():
+        body: dict[str, Any] = {"error": message, "field": field}
+        if detail:
+            body["detail"] = detail
+        return body, status, headers or {}
+    title = {
+        400: "Bad request",
+        403: "Not allowed",
+        404: "Not found",
+        405: "Not allowed",
+        409: "Changed meanwhile",
+        413: "Too large",
+        422: "Check the form",
+        429: "Too many requests",
+    }.get(status, "Error")
+    html = render_template_string(PAGE, status=status, title=title, message=message)
+    return html, status, {**(headers or {}), "Content-Type": "text/html; charset=utf-8"}
+
+
+def init_app(app: APIFlask) -> None:
+    app.config["VALIDATION_ERROR_SCHEMA"] = ERROR_SCHEMA
+    app.config["HTTP_ERROR_SCHEMA"] = ERROR_SCHEMA
+
+    @app.error_processor
+    def _process(error: HTTPError) -> Any:
+        if error.status_code == 422 or (error.status_code == 400 and error.detail):
+            field, text = _first_field(error.detail)
+            message = f"{field}: {text}" if field and text else (text or error.message)
+            return error_answer(error.status_code, message, field, error.detail, error.headers)
+        return error_answer(error.status_code, error.message or "error", None, None, error.headers)
+
+    @app.errorhandler(DomainError)
+    def _domain(error: DomainError) -> Any:
+        return error_answer(error.status, error.message, error.field, error.extra or None)
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException) -> Any:
+        return error_answer(error.code or 500, error.description or error.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Any:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_answer(500, "internal error; the request was not completed")

@@ -1,0 +1,190 @@
+"""Settings: one frozen object, read once from the environment.
+
+Nothing else in the code base reads ``os.environ``; readers here reject nonsense
+(``"yes"`` for a port) instead of guessing.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_DIR = ROOT / "config"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names it."""
+
+
+def parse_bool(name: str, raw: str | None, default: bool) -> bool:
+    """Read a boolean that must be spelled plainly, or fail naming the variable."""
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be true or false, not {raw!r}")
+
+
+def parse_int(name: str, raw: str | None, default: int, minimum: int = 0) -> int:
+    """Read a whole number, or fail naming the variable."""
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def parse_list(raw: str | None) -> tuple[str, ...]:
+    """Split a comma-separated list, dropping blanks."""
+    if not raw:
+        return ()
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _development_secret(environment: str) -> str:
+    """Outside production, a random secret kept in ``instance/`` so that every process
+    of the embedded setup (server, CLI, worker) derives the same keys."""
+    if environment == "production":
+        raise SettingsError("SECRET_KEY must be set in production")
+    path = ROOT / "instance" / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs to know about where it runs."""
+
+    database_url: str = f"sqlite:///{ROOT / 'instance' / 'hotline.sqlite3'}"
+    redis_url: str | None = None  # None: the embedded in-process queue
+    redis_namespace: str = ""  # prefix of queue and limiter keys (tests run side by side)
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    secret_key_fallbacks: tuple[str, ...] = ()
+    config_dir: Path = DEFAULT_CONFIG_DIR
+    environment: str = "development"  # development | production | test
+    public_base_url: str | None = None  # the URL Twilio calls, e.g. https://hotline.example.org
+    twilio_account_sid: str = "AC00000000000000000000000000000000"
+    twilio_auth_token: str | None = None
+    twilio_from_number: str = "+15005550006"
+    twilio_api_base_url: str | None = None  # tests point the SDK at a local server
+    twilio_timeout_seconds: int = 10
+    operator_numbers: tuple[str, ...] = ()  # <Dial> targets for the IVR
+    operator_queue: str | None = None  # an <Enqueue> name instead of <Dial>
+    oncall_supervisor_phone: str | None = None
+    supervisor_emails: tuple[str, ...] = ()
+    pii_encryption_keys: tuple[str, ...] = ()
+    session_cookie_secure: bool = True
+    session_minutes: int = 30
+    proxy_count: int = 0  # ProxyFix: exactly the number of proxies in front
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "hotline@localhost"
+    smtp_starttls: bool = False
+    embedded_worker: bool = True  # run queued jobs in a thread when REDIS_URL is unset
+    delivery_timeout_seconds: int = 10
+    delivery_max_attempts: int = 5
+    delivery_lease_seconds: int = 60
+    rate_limits_enabled: bool = True
+    log_level: str = "INFO"
+    env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def uses_redis(self) -> bool:
+        return bool(self.redis_url)
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with some fields changed (tests use this)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def agency_env(self, code: str, key: str) -> str | None:
+        """``AGENCY_<CODE>_<KEY>`` from the environment captured at start-up."""
+        return self.env.get(f"AGENCY_{code.upper()}_{key.upper()}") or None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and check every setting; raise SettingsError naming the bad one."""
+        env = dict(os.environ if environ is None else environ)
+        defaults = cls()
+        environment = env.get("HOTLINE_ENV", "development").strip().lower()
+        if environment not in {"development", "production", "test"}:
+            raise SettingsError(
+                f"HOTLINE_ENV must be development, production or test, not {environment!r}"
+            )
+        secret_key = env.get("SECRET_KEY") or _development_secret(environment)
+        auth_token = env.get("TWILIO_AUTH_TOKEN") or None
+        if environment == "production" and not auth_token:
+            raise SettingsError("TWILIO_AUTH_TOKEN must be set in production")
+        pii_keys = parse_list(env.get("PII_ENCRYPTION_KEYS"))
+        if environment == "production" and not pii_keys:
+            raise SettingsError("PII_ENCRYPTION_KEYS must be set in production")
+        config_dir = Path(env.get("HOTLINE_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
+        if not config_dir.is_dir():
+            raise SettingsError(f"HOTLINE_CONFIG_DIR {str(config_dir)!r} is not a directory")
+        return cls(
+            database_url=env.get("DATABASE_URL") or defaults.database_url,
+            redis_url=env.get("REDIS_URL") or None,
+            redis_namespace=env.get("REDIS_NAMESPACE", ""),
+            secret_key=secret_key,
+            secret_key_fallbacks=parse_list(env.get("SECRET_KEY_FALLBACKS")),
+            config_dir=config_dir,
+            environment=environment,
+            public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
+            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or defaults.twilio_account_sid,
+            twilio_auth_token=auth_token,
+            twilio_from_number=env.get("TWILIO_FROM_NUMBER") or defaults.twilio_from_number,
+            twilio_api_base_url=env.get("TWILIO_API_BASE_URL") or None,
+            twilio_timeout_seconds=parse_int(
+                "TWILIO_TIMEOUT_SECONDS", env.get("TWILIO_TIMEOUT_SECONDS"), 10, minimum=1
+            ),
+            operator_numbers=parse_list(env.get("OPERATOR_NUMBERS")),
+            operator_queue=env.get("OPERATOR_QUEUE") or None,
+            oncall_supervisor_phone=env.get("ONCALL_SUPERVISOR_PHONE") or None,
+            supervisor_emails=parse_list(env.get("SUPERVISOR_EMAILS")),
+            pii_encryption_keys=pii_keys,
+            session_cookie_secure=parse_bool(
+                "SESSION_COOKIE_SECURE", env.get("SESSION_COOKIE_SECURE"), True
+            ),
+            session_minutes=parse_int("SESSION_MINUTES", env.get("SESSION_MINUTES"), 30, 1),
+            proxy_count=parse_int("PROXY_COUNT", env.get("PROXY_COUNT"), 0),
+            smtp_host=env.get("SMTP_HOST") or None,
+            smtp_port=parse_int("SMTP_PORT", env.get("SMTP_PORT"), 25, minimum=1),
+            smtp_user=env.get("SMTP_USER") or None,
+            smtp_password=env.get("SMTP_PASSWORD") or None,
+            smtp_from=env.get("SMTP_FROM") or defaults.smtp_from,
+            smtp_starttls=parse_bool("SMTP_STARTTLS", env.get("SMTP_STARTTLS"), False),
+            embedded_worker=parse_bool("EMBEDDED_WORKER", env.get("EMBEDDED_WORKER"), True),
+            delivery_timeout_seconds=parse_int(
+                "DELIVERY_TIMEOUT_SECONDS", env.get("DELIVERY_TIMEOUT_SECONDS"), 10, minimum=1
+            ),
+            delivery_max_attempts=parse_int(
+                "DELIVERY_MAX_ATTEMPTS", env.get("DELIVERY_MAX_ATTEMPTS"), 5, minimum=1
+            ),
+            delivery_lease_seconds=parse_int(
+                "DELIVERY_LEASE_SECONDS", env.get("DELIVERY_LEASE_SECONDS"), 60, minimum=5
+            ),
+            rate_limits_enabled=parse_bool(
+                "RATE_LIMITS_ENABLED", env.get("RATE_LIMITS_ENABLED"), True
+            ),
+            log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+            env={k: v for k, v in env.items() if k.startswith("AGENCY_")},
+        )

@@ -1,0 +1,105 @@
+"""Intake models: signals (calls, texts, web tips, call logs), tip messages, SMS state.
+
+Personal data (numbers, narratives, transcripts, messages) is stored with
+``EncryptedText``; phone numbers are found through their keyed hash.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from workflows.db import Base, utcnow
+from workflows.models import Case
+from workflows.pii import EncryptedText
+
+CHANNELS = ("voice", "sms", "web", "operator")
+CALLER_TYPES = ("victim", "community_member", "law_enforcement", "service_provider", "other")
+LANGUAGES = ("en", "es")
+
+
+class Signal(Base):
+    """One call, text conversation, web tip or operator log."""
+
+    __tablename__ = "signals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    recording_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    transcription_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    call_status: Mapped[str | None] = mapped_column(String(24))
+    status_sequence: Mapped[int] = mapped_column(Integer, default=-1)
+    recording_url: Mapped[str | None] = mapped_column(EncryptedText)
+    recording_duration: Mapped[int | None] = mapped_column(Integer)
+    transcript: Mapped[str | None] = mapped_column(EncryptedText)
+    transcription_status: Mapped[str | None] = mapped_column(String(24))
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    caller_type: Mapped[str | None] = mapped_column(String(24))
+    from_phone: Mapped[str | None] = mapped_column(EncryptedText)
+    from_phone_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    contact_phone: Mapped[str | None] = mapped_column(EncryptedText)
+    contact_email: Mapped[str | None] = mapped_column(EncryptedText)
+    caller_name: Mapped[str | None] = mapped_column(EncryptedText)
+    location: Mapped[str | None] = mapped_column(EncryptedText)
+    narrative: Mapped[str | None] = mapped_column(EncryptedText)
+    safe_contact: Mapped[str | None] = mapped_column(EncryptedText)  # JSON text, encrypted
+    anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
+    ivr_path: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    case: Mapped[Case] = relationship(back_populates="signals")
+
+
+class TipMessage(Base):
+    """A message in the anonymous two-way follow-up, or one inbound/outbound SMS."""
+
+    __tablename__ = "tip_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    signal_id: Mapped[int | None] = mapped_column(ForeignKey("signals.id", ondelete="CASCADE"))
+    direction: Mapped[str] = mapped_column(String(8))  # "in" from the tipster, "out" to them
+    author: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(EncryptedText)
+    message_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    case: Mapped[Case] = relationship(back_populates="messages")
+
+
+class SmsConversation(Base):
+    """Where a texter is in the short question sequence; one open per sender."""
+
+    __tablename__ = "sms_conversations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone_hash: Mapped[str] = mapped_column(String(64), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    signal_id: Mapped[int] = mapped_column(ForeignKey("signals.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(Integer, default=0)
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    open: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class OptOut(Base):
+    """Our own suppression list: a number that texted STOP is never texted again."""
+
+    __tablename__ = "opt_outs"
+
+    phone_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )

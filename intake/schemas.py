@@ -1,0 +1,202 @@
+"""Request and response schemas: they validate input and generate the OpenAPI document."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import phonenumbers
+from apiflask import Schema
+from apiflask.fields import Boolean, DateTime, Dict, Email, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf
+from marshmallow import ValidationError, pre_load, validates_schema
+
+from intake.models import CALLER_TYPES, LANGUAGES
+
+# C0/C1 controls other than tab, newline and carriage return have no place in a tip.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def reject_control_characters(value: str) -> None:
+    """Refuse control characters (they break logs, exports and screens)."""
+    if _CONTROL.search(value):
+        raise ValidationError("must not contain control characters")
+
+
+def to_e164(raw: str, region: str = "US") -> str:
+    """Parse a phone number a person typed and return it in E.164, or raise."""
+    try:
+        number = phonenumbers.parse(raw, region)
+    except phonenumbers.NumberParseException:
+        raise ValidationError("is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError("is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def Text(max_length: int, required: bool = False, **kwargs: Any) -> String:  # noqa: N802
+    """A free-text field: bounded length, no control characters, stored verbatim."""
+    return String(
+        required=required,
+        validate=[Length(min=1 if required else 0, max=max_length), reject_control_characters],
+        **kwargs,
+    )
+
+
+class StrictSchema(Schema):
+    """Unknown keys are an error (marshmallow's default, stated here on purpose)."""
+
+    class Meta:
+        unknown = "raise"
+
+
+class PhoneField(String):
+    """A phone number, answered in E.164."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        return to_e164(text)
+
+
+class ContactIn(StrictSchema):
+    phone = PhoneField(allow_none=True, metadata={"example": "+12025550143"})
+    email = Email(allow_none=True, validate=Length(max=254))
+
+
+class TipIn(StrictSchema):
+    narrative = Text(
+        20000, required=True, metadata={"description": "What happened, in the tipster's words."}
+    )
+    location = Text(500, allow_none=True)
+    anonymous = Boolean(load_default=True)
+    contact = Nested(ContactIn, allow_none=True)
+    language = String(load_default="en", validate=OneOf(LANGUAGES))
+
+    @pre_load
+    def _strip_nulls(self, data: Any, **_: Any) -> Any:
+        return data
+
+
+class TipCreated(Schema):
+    reference = String(required=True, metadata={"example": "HT-2026-000123"})
+    passphrase = String(required=True, metadata={"description": "Shown once; store it."})
+
+
+class TipMessageIn(StrictSchema):
+    body = Text(5000, required=True)
+
+
+class TipMessageOut(Schema):
+    id = Integer()
+    direction = String(metadata={"description": "in: from the tipster; out: from the hotline"})
+    author = String()
+    body = String()
+    created_at = DateTime()
+
+
+class TipStatusOut(Schema):
+    reference = String()
+    status = String()
+    created_at = DateTime()
+    messages = List(Nested(TipMessageOut))
+
+
+class PassphraseHeader(Schema):
+    x_tip_passphrase = String(
+        data_key="X-Tip-Passphrase", required=True, validate=Length(min=1, max=200)
+    )
+
+
+class SafeContactIn(StrictSchema):
+    safe_to_call = Boolean(allow_none=True)
+    safe_to_text = Boolean(allow_none=True)
+    safe_for_voicemail = Boolean(allow_none=True)
+    safe_hours = Text(200, allow_none=True)
+    safe_word = Text(100, allow_none=True)
+    unsafe_word = Text(100, allow_none=True)
+    notes = Text(2000, allow_none=True)
+
+
+class CallIn(StrictSchema):
+    caller_type = String(required=True, validate=OneOf(CALLER_TYPES))
+    language = String(load_default="en", validate=OneOf(LANGUAGES))
+    location = Text(500, allow_none=True)
+    narrative = Text(20000, required=True)
+    caller_phone = PhoneField(allow_none=True)
+    caller_name = Text(200, allow_none=True)
+    anonymous = Boolean(load_default=False)
+    safe_contact = Nested(SafeContactIn, allow_none=True)
+    call_sid = String(allow_none=True, validate=Length(max=64))
+
+    @validates_schema
+    def _anonymous_has_no_name(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("anonymous") and data.get("caller_name"):
+            raise ValidationError("an anonymous caller has no name", field_name="caller_name")
+
+
+class SignalOut(Schema):
+    id = Integer()
+    channel = String()
+    created_at = DateTime()
+    language = String()
+    caller_type = String(allow_none=True)
+    call_sid = String(allow_none=True)
+    call_status = String(allow_none=True)
+    recording_sid = String(allow_none=True)
+    recording_duration = Integer(allow_none=True)
+    transcription_status = String(allow_none=True)
+    transcript = String(allow_none=True)
+    location = String(allow_none=True)
+    narrative = String(allow_none=True)
+    caller_name = String(allow_none=True)
+    from_phone = String(allow_none=True)
+    contact_phone = String(allow_none=True)
+    contact_email = String(allow_none=True)
+    anonymous = Boolean()
+
+
+class EventOut(Schema):
+    id = Integer()
+    actor = String()
+    action = String()
+    from_state = String(allow_none=True)
+    to_state = String(allow_none=True)
+    reason = String(allow_none=True)
+    created_at = DateTime()
+
+
+class ReferralOut(Schema):
+    id = Integer()
+    agency = String(attribute="agency_code")
+    state = String()
+    mandatory = Boolean()
+    deadline = DateTime(allow_none=True)
+    rule = String()
+    reason = String()
+    legal_basis = Dict(allow_none=True)
+    decline_reason = String(allow_none=True)
+    outcome = Dict(allow_none=True)
+    attempts = Integer()
+    created_at = DateTime()
+    sent_at = DateTime(allow_none=True)
+
+
+class CaseOut(Schema):
+    id = Integer()
+    reference = String()
+    state = String()
+    priority = String()
+    level = String(allow_none=True)
+    score = Integer()
+    version = Integer()
+    deadline = DateTime(allow_none=True)
+    created_at = DateTime()
+    updated_at = DateTime()
+    assignee = String(allow_none=True)
+    resolution_code = String(allow_none=True)
+    anonymous = Boolean()
+    screening = Dict(allow_none=True)
+    signals = List(Nested(SignalOut))
+    referrals = List(Nested(ReferralOut))
+    events = List(Nested(EventOut))
+    messages = List(Nested(TipMessageOut))

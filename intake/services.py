@@ -1,0 +1,134 @@
+"""Intake use cases: web tips, operator call logs and the anonymous follow-up.
+
+Each function takes the session and works inside the caller's transaction; the view
+commits before it answers, so a tip is stored before the tipster sees a reference.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from intake.models import Signal, TipMessage
+from intake.passphrase import new_passphrase, normalise
+from workflows.accounts import hash_secret, verify_secret
+from workflows.audit import record_event
+from workflows.cases import find_by_reference, open_case
+from workflows.errors import NotFound
+from workflows.models import Case, User
+from workflows.pii import lookup_hash
+
+
+@dataclass(frozen=True)
+class NewTip:
+    case: Case
+    passphrase: str
+
+
+def submit_tip(session: Session, data: dict[str, Any]) -> NewTip:
+    """Store a web tip as a new case with one signal; no IP or user agent is kept."""
+    passphrase = new_passphrase()
+    anonymous = bool(data.get("anonymous", True))
+    case = open_case(
+        session,
+        actor="tipster",
+        channel="web",
+        anonymous=anonymous,
+        passphrase_hash=hash_secret(passphrase),
+    )
+    contact = data.get("contact") or {}
+    phone = contact.get("phone")
+    session.add(
+        Signal(
+            case_id=case.id,
+            channel="web",
+            language=data.get("language") or "en",
+            narrative=data["narrative"],
+            location=data.get("location"),
+            anonymous=anonymous,
+            contact_phone=phone,
+            contact_email=contact.get("email"),
+            from_phone_hash=lookup_hash(phone) if phone else None,
+        )
+    )
+    session.flush()
+    return NewTip(case, passphrase)
+
+
+def log_call(session: Session, operator: User, data: dict[str, Any]) -> Case:
+    """An operator's structured record of a call: a new case with one signal."""
+    case = open_case(
+        session, actor=operator.username, channel="operator", anonymous=data.get("anonymous", False)
+    )
+    phone = data.get("caller_phone")
+    safe_contact = data.get("safe_contact")
+    session.add(
+        Signal(
+            case_id=case.id,
+            channel="operator",
+            call_sid=data.get("call_sid"),
+            caller_type=data["caller_type"],
+            language=data.get("language") or "en",
+            location=data.get("location"),
+            narrative=data["narrative"],
+            caller_name=data.get("caller_name"),
+            from_phone=phone,
+            from_phone_hash=lookup_hash(phone) if phone else None,
+            anonymous=bool(data.get("anonymous")),
+            safe_contact=json.dumps(safe_contact) if safe_contact else None,
+            operator_id=operator.id,
+        )
+    )
+    session.flush()
+    return case
+
+
+def open_tip(session: Session, reference: str, passphrase: str) -> Case:
+    """The case behind a reference, if the passphrase matches; else NotFound.
+
+    An unknown reference still costs one argon2 verification, so the two failures
+    answer alike and in the same time.
+    """
+    case = find_by_reference(session, reference)
+    ok = verify_secret(case.passphrase_hash if case else None, normalise(passphrase))
+    if case is None or not ok:
+        raise NotFound("no tip with that reference and passphrase")
+    return case
+
+
+def tip_messages(session: Session, case: Case) -> list[TipMessage]:
+    """The follow-up thread, oldest first."""
+    return list(
+        session.scalars(
+            select(TipMessage).where(TipMessage.case_id == case.id).order_by(TipMessage.id)
+        )
+    )
+
+
+def add_tip_message(
+    session: Session, case: Case, body: str, *, direction: str, author: str
+) -> TipMessage:
+    """Append to the follow-up thread: ``in`` from the tipster, ``out`` from the hotline."""
+    message = TipMessage(case_id=case.id, direction=direction, author=author, body=body)
+    session.add(message)
+    session.flush()
+    record_event(
+        session,
+        actor=author,
+        action="tip_message_in" if direction == "in" else "tip_message_out",
+        case_id=case.id,
+    )
+    return message
+
+
+def public_status(case: Case) -> str:
+    """What a tipster may know of their case's progress: a coarse word, nothing more."""
+    if case.state in {"closed", "purged"}:
+        return "closed"
+    if case.state == "received":
+        return "received"
+    return "in review"

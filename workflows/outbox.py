@@ -1,0 +1,58 @@
+"""The outbox: work for queued workers, written in the business transaction.
+
+Enqueueing to Redis inside a transaction can run a job before its row exists or after a
+rollback; enqueueing after commit loses the job if the process dies in between. So a
+state change writes an ``OutboxMessage`` in the same transaction, and a relay
+(``referrals.relay``) moves due rows to RQ with a deterministic job id.
+Payloads hold ids only, never tip text or phone numbers.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from workflows.db import Base, utcnow
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "done_at", "available_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    ref_id: Mapped[int | None] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    available_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def job_id(self) -> str:
+        """Deterministic RQ job id: letters, digits, ``_`` and ``-`` only."""
+        return f"outbox-{self.id}-{self.attempts}"
+
+
+def add_outbox_message(
+    session: Session,
+    kind: str,
+    ref_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+    delay: timedelta | None = None,
+) -> OutboxMessage:
+    """Queue work for a worker, inside the caller's transaction."""
+    message = OutboxMessage(
+        kind=kind,
+        ref_id=ref_id,
+        payload=payload or {},
+        available_at=utcnow() + (delay or timedelta(0)),
+    )
+    session.add(message)
+    return message

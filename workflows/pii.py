@@ -1,0 +1,107 @@
+"""Personal data at rest: field encryption with rotatable keys and keyed look-up hashes.
+
+Fernet (AES-128-CBC + HMAC, random IV per value) under ``MultiFernet``: the first key
+encrypts, every key decrypts, so keys rotate without downtime. Phone numbers are found
+through an HMAC, never through plaintext (ENGINEERING.md, Flask security).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy import Text
+from sqlalchemy.types import TypeDecorator
+
+PREFIX = "enc1:"
+
+
+class PiiKeyError(RuntimeError):
+    """Encrypted data cannot be read with the configured keys."""
+
+
+class _KeyRing:
+    """The process's keys; set once by ``configure`` in the app factory or worker."""
+
+    def __init__(self) -> None:
+        self._fernet: MultiFernet | None = None
+        self._hash_key: bytes = b""
+
+    def configure(self, keys: tuple[str, ...] | list[str]) -> None:
+        if not keys:
+            raise PiiKeyError("no PII encryption key configured")
+        fernets = []
+        for key in keys:
+            try:
+                fernets.append(Fernet(key.encode()))
+            except (ValueError, TypeError):
+                raise PiiKeyError(
+                    "PII_ENCRYPTION_KEYS holds a key that is not a Fernet key"
+                ) from None
+        self._fernet = MultiFernet(fernets)
+        # The look-up key is derived from the *last* key, which stays stable while new
+        # keys are prepended for rotation, so hashes written before remain findable.
+        self._hash_key = hashlib.sha256(b"hotline-lookup:" + keys[-1].encode()).digest()
+
+    @property
+    def fernet(self) -> MultiFernet:
+        if self._fernet is None:
+            raise PiiKeyError("PII keys are not configured")
+        return self._fernet
+
+    def encrypt(self, plaintext: str) -> str:
+        return PREFIX + self.fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
+
+    def decrypt(self, stored: str) -> str:
+        if not stored.startswith(PREFIX):
+            raise PiiKeyError("stored value is not encrypted")
+        try:
+            return self.fernet.decrypt(stored[len(PREFIX) :].encode("ascii")).decode("utf-8")
+        except InvalidToken:
+            raise PiiKeyError("no configured key decrypts this value") from None
+
+    def rotate(self, stored: str) -> str:
+        """Re-encrypt a stored value under the newest key."""
+        return PREFIX + self.fernet.rotate(stored[len(PREFIX) :].encode("ascii")).decode("ascii")
+
+    def lookup_hash(self, value: str) -> str:
+        if not self._hash_key:
+            raise PiiKeyError("PII keys are not configured")
+        return hmac.new(self._hash_key, value.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+keyring = _KeyRing()
+
+
+def generate_key() -> str:
+    """A new key for PII_ENCRYPTION_KEYS."""
+    return Fernet.generate_key().decode("ascii")
+
+
+def development_key(secret: str) -> str:
+    """A stable key derived from a secret, for the embedded default only."""
+    return base64.urlsafe_b64encode(hashlib.sha256(b"dev-pii:" + secret.encode()).digest()).decode()
+
+
+def lookup_hash(value: str) -> str:
+    """Keyed hash for finding a phone number or e-mail without storing it in clear."""
+    return keyring.lookup_hash(value)
+
+
+class EncryptedText(TypeDecorator[str]):
+    """A text column stored encrypted; reads give plaintext back."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: object) -> str | None:
+        if value is None:
+            return None
+        return keyring.encrypt(value)
+
+    def process_result_value(self, value: str | None, dialect: object) -> str | None:
+        if value is None:
+            return None
+        return keyring.decrypt(value)
