@@ -133,10 +133,11 @@ def _truncate_all(session: Session) -> None:
 @pytest.fixture(autouse=True)
 def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
     """Each test starts from empty tables (only when it used the database)."""
+    uses_db = "settings" in request.fixturenames
+    application = request.getfixturevalue("app") if uses_db else None
     yield
-    if "settings" in request.fixturenames:
-        runtime = request.getfixturevalue("app").extensions["runtime"]
-        with runtime.session() as session:
+    if application is not None:
+        with application.extensions["runtime"].session() as session:
             _truncate_all(session)
 
 
