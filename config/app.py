@@ -8,9 +8,10 @@ from datetime import timedelta
 from apiflask import APIFlask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import cli, database, errors, health
+from config import cli, database, errors, health, security
 from config.runtime import build_runtime
 from config.settings import Settings
+from referrals import relay
 
 API_TITLE = "Hotline tip intake and referral API"
 API_VERSION = "1.0.0"
@@ -56,8 +57,10 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     runtime = build_runtime(settings)
     database.init_app(app, runtime)
     errors.init_app(app)
+    security.init_app(app, settings)
     health.init_app(app)
     cli.init_app(app)
+    relay.init_app(app, runtime)
     _register_blueprints(app)
     return app
 
@@ -66,3 +69,18 @@ def _register_blueprints(app: APIFlask) -> None:
     from intake.views import api as intake_api
 
     app.register_blueprint(intake_api)
+    from intake.case_views import api as case_api
+
+    app.register_blueprint(case_api)
+    from referrals.views import api as referrals_api
+
+    app.register_blueprint(referrals_api)
+    from config.security_views import api as security_api
+
+    app.register_blueprint(security_api)
+    from intake.twilio import twilio  # CSRF-exempt: X-Twilio-Signature is its gate
+
+    app.register_blueprint(twilio)
+    from config import pages  # every server-rendered page, with CSRF on its forms
+
+    pages.register(app)

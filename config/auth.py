@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
 from apiflask import HTTPTokenAuth
-from flask import g, session
+from flask import abort, g, redirect, request, session, url_for
 
 from config.database import db_session
 from workflows.accounts import user_for_token
 from workflows.models import User
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 token_auth = HTTPTokenAuth(scheme="Bearer", description="A token from `flask tokens create`.")
 
@@ -45,3 +51,22 @@ def current_user() -> User | None:
 def actor_name(user: User | None) -> str:
     """How the audit log names who acted."""
     return user.username if user is not None else "anonymous"
+
+
+def login_required(roles: Iterable[str] | None = None) -> Callable[[F], F]:
+    """Pages: no session → the login page; a role not in ``roles`` → 403."""
+    allowed = frozenset(roles or ())
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            user = current_user()
+            if user is None:
+                return redirect(url_for("login.login", next=request.full_path.rstrip("?")))
+            if allowed and user.role not in allowed:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorator

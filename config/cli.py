@@ -120,3 +120,16 @@ def audit_verify() -> None:
 def init_app(app: Flask) -> None:
     for group in (db_cli, users_cli, tokens_cli, audit_cli):
         app.cli.add_command(group)
+    from workflows.diagram_cli import diagrams_command
+
+    app.cli.add_command(diagrams_command)
+    from referrals.cli import worker_cli
+
+    app.cli.add_command(worker_cli)
+    from config.security_cli import pii_cli, retention_cli
+
+    app.cli.add_command(pii_cli)
+    app.cli.add_command(retention_cli)
+    from bench.seed import seed_command
+
+    app.cli.add_command(seed_command)

@@ -51,7 +51,7 @@ def _first_field(detail: Any) -> tuple[str | None, str | None]:
             name, messages = next(iter(fields.items()))
             while isinstance(messages, dict) and messages:
                 sub, messages = next(iter(messages.items()))
-                name = f"{name}.{sub}"
+                name = name if sub == "_schema" else f"{name}.{sub}"  # the nested object itself
             text = messages[0] if isinstance(messages, list) and messages else str(messages)
             if name == "_schema":
                 return None, text
@@ -100,6 +100,10 @@ def init_app(app: APIFlask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Any:
+        messages = (getattr(error, "data", None) or {}).get("messages")
+        if error.code == 400 and isinstance(messages, dict) and "json" in messages:
+            # webargs' unparsable body: say so, not werkzeug's stock "could not understand".
+            return error_answer(400, "the request body is not valid JSON", None, messages)
         return error_answer(error.code or 500, error.description or error.name)
 
     @app.errorhandler(Exception)

@@ -41,7 +41,7 @@ def build_runtime(settings: Settings) -> Runtime:
         logging.getLogger(__name__).warning(
             "PII_ENCRYPTION_KEYS is unset: using a key derived from SECRET_KEY (development only)"
         )
-    keyring.configure(keys)
+    keyring.configure(keys, settings.pii_lookup_key)
     engine = make_engine(settings.database_url)
     runtime = Runtime(settings, engine, make_session_factory(engine))
     runtime.catalogs = load_catalogs(settings)

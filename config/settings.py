@@ -87,6 +87,7 @@ class Settings:
     oncall_supervisor_phone: str | None = None
     supervisor_emails: tuple[str, ...] = ()
     pii_encryption_keys: tuple[str, ...] = ()
+    pii_lookup_key: str | None = None  # keys the phone look-up HMAC; default: last PII key
     session_cookie_secure: bool = True
     session_minutes: int = 30
     proxy_count: int = 0  # ProxyFix: exactly the number of proxies in front
@@ -100,6 +101,9 @@ class Settings:
     delivery_timeout_seconds: int = 10
     delivery_max_attempts: int = 5
     delivery_lease_seconds: int = 60
+    delivery_backoff_seconds: int = 30  # first retry delay; doubles each attempt (capped 1 h)
+    relay_poll_ms: int = 500  # how often the outbox relay looks for due rows
+    deadline_check_seconds: int = 60  # how often the deadline watch runs
     rate_limits_enabled: bool = True
     log_level: str = "INFO"
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -161,6 +165,7 @@ class Settings:
             oncall_supervisor_phone=env.get("ONCALL_SUPERVISOR_PHONE") or None,
             supervisor_emails=parse_list(env.get("SUPERVISOR_EMAILS")),
             pii_encryption_keys=pii_keys,
+            pii_lookup_key=env.get("PII_LOOKUP_KEY") or None,
             session_cookie_secure=parse_bool(
                 "SESSION_COOKIE_SECURE", env.get("SESSION_COOKIE_SECURE"), True
             ),
@@ -181,6 +186,13 @@ class Settings:
             ),
             delivery_lease_seconds=parse_int(
                 "DELIVERY_LEASE_SECONDS", env.get("DELIVERY_LEASE_SECONDS"), 60, minimum=5
+            ),
+            delivery_backoff_seconds=parse_int(
+                "DELIVERY_BACKOFF_SECONDS", env.get("DELIVERY_BACKOFF_SECONDS"), 30, minimum=1
+            ),
+            relay_poll_ms=parse_int("RELAY_POLL_MS", env.get("RELAY_POLL_MS"), 500, minimum=50),
+            deadline_check_seconds=parse_int(
+                "DEADLINE_CHECK_SECONDS", env.get("DEADLINE_CHECK_SECONDS"), 60, minimum=1
             ),
             rate_limits_enabled=parse_bool(
                 "RATE_LIMITS_ENABLED", env.get("RATE_LIMITS_ENABLED"), True

@@ -200,3 +200,5 @@ class CaseOut(Schema):
     referrals = List(Nested(ReferralOut))
     events = List(Nested(EventOut))
     messages = List(Nested(TipMessageOut))
+    allowed_events = List(String(), metadata={"description": "events the state allows now"})
+    overdue = Boolean()

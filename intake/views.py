@@ -7,13 +7,16 @@ from typing import Any
 from apiflask import APIBlueprint
 from sqlalchemy import select
 
-from config.auth import actor_name, current_user, token_auth
+from config.auth import current_user, token_auth
 from config.database import db_session
+from config.security import open_tip_throttled
 from intake import schemas, services
-from workflows.audit import record_event
+from workflows.access import record_pii_view
 from workflows.cases import get_case
-from workflows.db import transaction
+from workflows.db import transaction, utcnow
+from workflows.deadlines import is_overdue
 from workflows.errors import NotFound
+from workflows.lifecycle import allowed_case_events
 from workflows.models import AuditEvent, Case, Role
 
 api = APIBlueprint("intake_api", __name__, url_prefix="/api/v1", tag="intake")
@@ -39,7 +42,7 @@ def submit_tip(data: dict[str, Any]) -> Any:
 @api.doc(summary="Read a tip's status and the hotline's replies", responses=[200, 404, 422, 429])
 def read_tip(reference: str, headers: dict[str, Any]) -> Any:
     session = db_session()
-    case = services.open_tip(session, reference, headers["x_tip_passphrase"])
+    case = open_tip_throttled(session, reference, headers["x_tip_passphrase"])
     return {
         "reference": case.reference,
         "status": services.public_status(case),
@@ -56,7 +59,7 @@ def read_tip(reference: str, headers: dict[str, Any]) -> Any:
 def add_tip_message(reference: str, headers: dict[str, Any], data: dict[str, Any]) -> Any:
     session = db_session()
     with transaction(session):
-        case = services.open_tip(session, reference, headers["x_tip_passphrase"])
+        case = open_tip_throttled(session, reference, headers["x_tip_passphrase"])
         message = services.add_tip_message(
             session, case, data["body"], direction="in", author="tipster"
         )
@@ -78,7 +81,7 @@ def log_call(data: dict[str, Any]) -> Any:
 
 
 @api.get("/cases/<int:case_id>")
-@api.auth_required(token_auth, roles=STAFF)
+@api.auth_required(token_auth, roles=[*STAFF, Role.AGENCY.value])
 @api.output(schemas.CaseOut)
 @api.doc(
     summary="A case with its signals, screening, referrals and events",
@@ -86,10 +89,12 @@ def log_call(data: dict[str, Any]) -> Any:
 )
 def show_case(case_id: int) -> Any:
     session = db_session()
+    if current_user().role not in STAFF:  # type: ignore[union-attr]
+        raise NotFound(f"no case {case_id}")  # agencies never learn a case exists
     with transaction(session):
         case = get_case(session, case_id)
         # Every view of a case's personal data by a person is written to the audit log.
-        record_event(session, actor=actor_name(current_user()), action="view_pii", case_id=case.id)
+        record_pii_view(session, current_user(), case.id, via="api")
     return present_case(case)
 
 
@@ -120,4 +125,6 @@ def present_case(case: Case) -> dict[str, Any]:
         "referrals": case.referrals,
         "events": events,
         "messages": case.messages,
+        "allowed_events": allowed_case_events(case),
+        "overdue": is_overdue(case.deadline, utcnow()),
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from workflows.db import Base, utcnow
@@ -32,9 +32,12 @@ class Notification(Base):
     """An SMS or e-mail the service sends; written before sending so a retry never repeats it."""
 
     __tablename__ = "notifications"
+    # One row per outbox message, channel and recipient: a retried job finds its rows
+    # and never sends the same message to the same person twice.
+    __table_args__ = (UniqueConstraint("outbox_id", "channel", "recipient_hash"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    outbox_id: Mapped[int | None] = mapped_column(Integer, unique=True)
+    outbox_id: Mapped[int | None] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(32))
     channel: Mapped[str] = mapped_column(String(8))  # sms | email
     recipient: Mapped[str] = mapped_column(EncryptedText)
@@ -47,3 +50,17 @@ class Notification(Base):
     referral_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DeadlineBreach(Base):
+    """A deadline seen passed; the unique key makes the watch notify once per breach."""
+
+    __tablename__ = "deadline_breaches"
+    __table_args__ = (UniqueConstraint("subject", "subject_id", "deadline"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(16))  # case | referral
+    subject_id: Mapped[int] = mapped_column(Integer)
+    case_id: Mapped[int] = mapped_column(Integer, index=True)
+    deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -142,6 +142,31 @@ def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture
+def make_app(app, settings: Settings) -> Iterator[Callable[..., object]]:  # type: ignore[no-untyped-def]
+    """Another app on the test database with some settings changed (``make_app(x=1)``).
+
+    Building an app sets the process's PII keys and current runtime; both are put back
+    to the session app's afterwards, so later tests in this process are unaffected.
+    """
+    import config.runtime
+    from workflows.pii import keyring
+
+    built = []
+
+    def _make(**overrides: object):  # type: ignore[no-untyped-def]
+        other = create_app(settings.with_overrides(**overrides))
+        other.config["TESTING"] = True
+        built.append(other)
+        return other
+
+    yield _make
+    for other in built:
+        other.extensions["runtime"].engine.dispose()
+    keyring.configure(settings.pii_encryption_keys, settings.pii_lookup_key)
+    config.runtime._current = app.extensions["runtime"]
+
+
+@pytest.fixture
 def client(app):  # type: ignore[no-untyped-def]
     """A test client for the app."""
     return app.test_client()

@@ -6,6 +6,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workflows.audit import record_event
+from workflows.db import utcnow
+from workflows.deadlines import DEFAULT_CASE_DEADLINES
 from workflows.errors import NotFound
 from workflows.models import PRIORITY_RANK, Case, Priority
 
@@ -25,7 +27,9 @@ def open_case(
     passphrase_hash: str | None = None,
 ) -> Case:
     """Create a case in ``received`` with its reference and its first audit event."""
+    # Every open case has a deadline from birth, so queues sort and "late" is one range scan.
     case = Case(
+        deadline=utcnow() + DEFAULT_CASE_DEADLINES[priority.value],
         state="received",
         priority=priority.value,
         priority_rank=PRIORITY_RANK[priority],
@@ -49,7 +53,7 @@ def open_case(
 def get_case(session: Session, case_id: int) -> Case:
     """The case, or NotFound."""
     case = session.get(Case, case_id)
-    if case is None or (case.purged_at is not None and case.state == "purged"):
+    if case is None or case.purged_at is not None:  # a purged case is a statistics shell
         raise NotFound(f"no case {case_id}")
     return case
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from workflows.db import Base, utcnow
+from workflows.pii import EncryptedText
 
 
 class Role(enum.StrEnum):
@@ -55,8 +56,9 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     agency_code: Mapped[str | None] = mapped_column(String(32))
     password_hash: Mapped[str | None] = mapped_column(String(255))
-    phone: Mapped[str | None] = mapped_column(String(32))
-    email: Mapped[str | None] = mapped_column(String(255))
+    # Staff contact details are personal data too: encrypted like a tipster's.
+    phone: Mapped[str | None] = mapped_column(EncryptedText)
+    email: Mapped[str | None] = mapped_column(EncryptedText)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -88,6 +90,10 @@ class Case(Base):
     __table_args__ = (
         Index("ix_cases_queue", "state", "priority_rank", "deadline", "created_at"),
         Index("ix_cases_open_deadline", "deadline"),
+        # The supervisor's queue: keyset pages in (deadline, created_at, id) order,
+        # with and without a state filter (workflows/queues.py).
+        Index("ix_cases_deadline_order", "deadline", "created_at", "id"),
+        Index("ix_cases_state_deadline_order", "state", "deadline", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -27,9 +27,11 @@ class _KeyRing:
 
     def __init__(self) -> None:
         self._fernet: MultiFernet | None = None
+        self._newest: Fernet | None = None
         self._hash_key: bytes = b""
 
-    def configure(self, keys: tuple[str, ...] | list[str]) -> None:
+    def configure(self, keys: tuple[str, ...] | list[str], lookup_key: str | None = None) -> None:
+        """Set the keys: the first encrypts, all decrypt; look-ups use ``lookup_key``."""
         if not keys:
             raise PiiKeyError("no PII encryption key configured")
         fernets = []
@@ -41,9 +43,12 @@ class _KeyRing:
                     "PII_ENCRYPTION_KEYS holds a key that is not a Fernet key"
                 ) from None
         self._fernet = MultiFernet(fernets)
-        # The look-up key is derived from the *last* key, which stays stable while new
-        # keys are prepended for rotation, so hashes written before remain findable.
-        self._hash_key = hashlib.sha256(b"hotline-lookup:" + keys[-1].encode()).digest()
+        self._newest = fernets[0]
+        # Look-up hashes cannot be re-computed for rows that keep only the hash (opt-outs),
+        # so their key must outlive encryption keys: PII_LOOKUP_KEY when set, else the
+        # *last* encryption key, which stays put while new keys are prepended.
+        source = lookup_key or keys[-1]
+        self._hash_key = hashlib.sha256(b"hotline-lookup:" + source.encode()).digest()
 
     @property
     def fernet(self) -> MultiFernet:
@@ -62,9 +67,25 @@ class _KeyRing:
         except InvalidToken:
             raise PiiKeyError("no configured key decrypts this value") from None
 
+    def is_current(self, stored: str) -> bool:
+        """True when the newest key alone decrypts the value (nothing to rotate)."""
+        if self._newest is None:
+            raise PiiKeyError("PII keys are not configured")
+        try:
+            self._newest.decrypt(stored[len(PREFIX) :].encode("ascii"))
+        except InvalidToken:
+            return False
+        return True
+
     def rotate(self, stored: str) -> str:
-        """Re-encrypt a stored value under the newest key."""
-        return PREFIX + self.fernet.rotate(stored[len(PREFIX) :].encode("ascii")).decode("ascii")
+        """Re-encrypt a stored value under the newest key (plaintext left behind is encrypted)."""
+        if not stored.startswith(PREFIX):
+            return self.encrypt(stored)
+        try:
+            token = self.fernet.rotate(stored[len(PREFIX) :].encode("ascii"))
+        except InvalidToken:
+            raise PiiKeyError("no configured key decrypts this value") from None
+        return PREFIX + token.decode("ascii")
 
     def lookup_hash(self, value: str) -> str:
         if not self._hash_key:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 05:23:09.988277
+Create Date: 2026-11-23 05:33:02.609360
 """
 
 from collections.abc import Sequence
@@ -47,6 +47,19 @@ def upgrade() -> None:
     sa.Column('last_hash', sa.String(length=64), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_head'))
     )
+    op.create_table('deadline_breaches',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('subject', sa.String(length=16), nullable=False),
+    sa.Column('subject_id', sa.Integer(), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('deadline', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_deadline_breaches')),
+    sa.UniqueConstraint('subject', 'subject_id', 'deadline', name=op.f('uq_deadline_breaches_subject_subject_id_deadline'))
+    )
+    with op.batch_alter_table('deadline_breaches', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_deadline_breaches_case_id'), ['case_id'], unique=False)
+
     op.create_table('notifications',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('outbox_id', sa.Integer(), nullable=True),
@@ -63,7 +76,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications')),
-    sa.UniqueConstraint('outbox_id', name=op.f('uq_notifications_outbox_id'))
+    sa.UniqueConstraint('outbox_id', 'channel', 'recipient_hash', name=op.f('uq_notifications_outbox_id_channel_recipient_hash'))
     )
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_notifications_case_id'), ['case_id'], unique=False)
@@ -98,8 +111,8 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=16), nullable=False),
     sa.Column('agency_code', sa.String(length=32), nullable=True),
     sa.Column('password_hash', sa.String(length=255), nullable=True),
-    sa.Column('phone', sa.String(length=32), nullable=True),
-    sa.Column('email', sa.String(length=255), nullable=True),
+    sa.Column('phone', workflows.pii.EncryptedText(), nullable=True),
+    sa.Column('email', workflows.pii.EncryptedText(), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('failed_logins', sa.Integer(), nullable=False),
     sa.Column('locked_until', sa.DateTime(timezone=True), nullable=True),
@@ -151,8 +164,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_cases_assignee_id'), ['assignee_id'], unique=False)
+        batch_op.create_index('ix_cases_deadline_order', ['deadline', 'created_at', 'id'], unique=False)
         batch_op.create_index('ix_cases_open_deadline', ['deadline'], unique=False)
         batch_op.create_index('ix_cases_queue', ['state', 'priority_rank', 'deadline', 'created_at'], unique=False)
+        batch_op.create_index('ix_cases_state_deadline_order', ['state', 'deadline', 'created_at', 'id'], unique=False)
 
     op.create_table('referrals',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -301,8 +316,10 @@ def downgrade() -> None:
 
     op.drop_table('referrals')
     with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.drop_index('ix_cases_state_deadline_order')
         batch_op.drop_index('ix_cases_queue')
         batch_op.drop_index('ix_cases_open_deadline')
+        batch_op.drop_index('ix_cases_deadline_order')
         batch_op.drop_index(batch_op.f('ix_cases_assignee_id'))
 
     op.drop_table('cases')
@@ -321,6 +338,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_notifications_case_id'))
 
     op.drop_table('notifications')
+    with op.batch_alter_table('deadline_breaches', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_deadline_breaches_case_id'))
+
+    op.drop_table('deadline_breaches')
     op.drop_table('audit_head')
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_events_referral_id'))

@@ -1,0 +1,1 @@
+"""Benchmarks of the service as deployed: ``python -m bench`` (see BENCHMARKS.md)."""

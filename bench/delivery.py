@@ -1,0 +1,193 @@
+"""Delivery: referrals per second to a local agency server with 1, 2 and 4 workers, and
+latency from a supervisor's approval to the agency's receipt with one idle worker.
+
+Workers are the real command (``flask --app wsgi worker``: RQ worker + outbox relay),
+the agency is a separate process answering 200 (``bench.agency_server``). The backlog
+is written the way approval writes it (a queued referral and its outbox row), in bulk.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import statistics
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from bench.environment import BenchEnv, free_port, wait_http
+from bench.load import percentile
+from bench.report import Report, Row
+from bench.sizes import Sizes
+from bench.workflow import _in_process_app
+
+AGENCIES = ("FBI", "ICE", "HHS", "DOL_WHD")
+SECRET = "bench-agency-webhook-secret"  # noqa: S105 - a fixture value
+
+
+@contextmanager
+def agency(env: BenchEnv) -> Iterator[str]:
+    """The stand-in agency server; yields its base URL."""
+    port = free_port()
+    proc = env.start([sys.executable, "-m", "bench.agency_server", str(port)])
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(base + "/stats", proc)
+        yield base
+    finally:
+        env.stop(proc)
+
+
+def agency_env(base: str) -> dict[str, str]:
+    out = {}
+    for code in AGENCIES:
+        out[f"AGENCY_{code}_WEBHOOK_URL"] = f"{base}/hook/{code}"
+        out[f"AGENCY_{code}_WEBHOOK_SECRET"] = SECRET
+    return out
+
+
+def arrivals(base: str) -> dict[int, float]:
+    with urllib.request.urlopen(base + "/stats", timeout=10) as resp:  # noqa: S310 - local
+        data = json.loads(resp.read())
+    return {int(k): v for k, v in data["arrivals"].items()}
+
+
+def start_workers(env: BenchEnv, count: int, base: str) -> list[Any]:
+    """``flask --app wsgi worker`` ``count`` times, pointed at the agency server."""
+    return [
+        env.start([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], **agency_env(base))
+        for _ in range(count)
+    ]
+
+
+def _make_case(session: Any, state: str, referral_state: str) -> Any:
+    from intake.models import Signal
+    from workflows.models import Case, Referral
+
+    case = Case(state=state, priority="urgent", priority_rank=1, level="high", score=12,
+                case_type="labor", screening={"facts": {"trafficking_type": "labor"},
+                                              "indicators": [], "consent": {}})
+    session.add(case)
+    session.flush()
+    case.reference = f"HT-BENCH-{case.id:07d}"
+    session.add(Signal(case_id=case.id, channel="web", narrative="Workers kept at a farm.",
+                       location="Springfield", anonymous=True))
+    referral = Referral(
+        case_id=case.id, agency_code=random.choice(AGENCIES[:3]), state=referral_state,
+        mandatory=True, rule="bench", reason="bench referral",
+        legal_basis={"type": "mandatory", "rule": "bench"},
+        idempotency_key=f"bench-{uuid.uuid4().hex}",
+    )
+    session.add(referral)
+    session.flush()
+    return case, referral
+
+
+def queued_backlog(env: BenchEnv, count: int) -> list[int]:
+    """``count`` queued referrals with their outbox rows, as approval leaves them."""
+    from workflows.db import transaction
+    from workflows.outbox import add_outbox_message
+
+    app = _in_process_app(env)
+    runtime = app.extensions["runtime"]
+    ids = []
+    with app.app_context():
+        session = runtime.session()
+        for start in range(0, count, 500):
+            with transaction(session):
+                for _ in range(min(500, count - start)):
+                    _case, referral = _make_case(session, "referred", "queued")
+                    add_outbox_message(session, "deliver_referral", ref_id=referral.id)
+                    ids.append(referral.id)
+            session.expunge_all()
+        session.close()
+    runtime.engine.dispose()
+    return ids
+
+
+def wait_for(base: str, ids: list[int], timeout: float) -> dict[int, float]:
+    wanted = set(ids)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = arrivals(base)
+        if wanted <= got.keys():
+            return {i: got[i] for i in ids}
+        time.sleep(0.2)
+    got = arrivals(base)
+    missing = len(wanted - got.keys())
+    raise RuntimeError(f"{missing} of {len(ids)} referrals not delivered within {timeout:.0f} s")
+
+
+def throughput(env: BenchEnv, workers: int, count: int) -> tuple[float, float]:
+    """Deliveries/s from first to last receipt, and the wall time to drain the backlog."""
+    ids = queued_backlog(env, count)
+    with agency(env) as base:
+        started = time.time()
+        procs = start_workers(env, workers, base)
+        got = wait_for(base, ids, timeout=120 + count / 5)
+        for proc in procs:
+            env.stop(proc)
+    times = sorted(got.values())
+    span = times[-1] - times[0]
+    return ((len(times) - 1) / span if span > 0 else float("inf")), times[-1] - started
+
+
+def approval_latency(env: BenchEnv, count: int) -> list[float]:
+    """Seconds from an approval's commit to the agency's receipt, one idle worker."""
+    from sqlalchemy import select
+
+    from workflows.accounts import create_user
+    from workflows.db import transaction
+    from workflows.lifecycle import fire_case_event
+    from workflows.models import User
+
+    app = _in_process_app(env)
+    runtime = app.extensions["runtime"]
+    approved: dict[int, float] = {}
+    with agency(env) as base:
+        procs = start_workers(env, 1, base)
+        with app.app_context():
+            session = runtime.session()
+            with transaction(session):
+                boss = session.scalar(select(User).where(User.username == "bench-boss"))
+                boss = boss or create_user(session, "bench-boss", "supervisor")
+            cases = []
+            with transaction(session):
+                for _ in range(count):
+                    cases.append(_make_case(session, "pending_approval", "pending"))
+            time.sleep(3)  # the worker is up and idle
+            for case, referral in cases:
+                with transaction(session):
+                    fire_case_event(session, case.id, "approve", boss, version=case.version)
+                approved[referral.id] = time.time()
+                time.sleep(random.uniform(0.2, 0.6))  # idle between approvals
+            session.close()
+        got = wait_for(base, list(approved), timeout=60)
+        for proc in procs:
+            env.stop(proc)
+    runtime.engine.dispose()
+    return [got[i] - approved[i] for i in approved]
+
+
+def run(env: BenchEnv, report: Report, sizes: Sizes) -> None:
+    latencies = approval_latency(env, sizes.idle_deliveries)
+    report.add(Row("delivery", f"approve -> agency receipt, 1 idle worker (n={len(latencies)})",
+                   statistics.median(latencies) * 1000, "ms p50",
+                   statistics.median(latencies) * 1000, percentile(latencies, 99) * 1000,
+                   target="p99 < 1 s", ok=percentile(latencies, 99) < 1.0,
+                   note="relay polls every RELAY_POLL_MS (500 ms default)"))
+    rates = {}
+    for workers in sizes.delivery_workers:
+        rate, drain = throughput(env, workers, sizes.deliveries)
+        rates[workers] = rate
+        base_rate = rates[sizes.delivery_workers[0]]
+        report.add(Row(
+            "delivery", f"{sizes.deliveries} referrals, {workers} worker(s)", rate,
+            "deliveries/s", ratio=rate / base_rate, ratio_to="of 1 worker",
+            target=">= 300/s" if workers == 4 else "", ok=(rate >= 300) if workers == 4 else None,
+            note=f"backlog drained {drain:.1f} s after start",
+        ))

@@ -1,0 +1,248 @@
+"""``flask --app wsgi seed --cases N``: bulk-load realistic cases for the queue benchmarks.
+
+Rows look like a hotline's history: most cases closed, the rest spread over the open
+states, priorities and deadlines (some overdue), one signal per case, referrals for the
+cases that reached approval. No real personal data: the encrypted columns hold valid
+ciphertext of made-up text (a small pool, encrypted with the configured keys, so a
+page or the agency API can open a seeded case) or NULL. No audit events are written (the
+chain stays valid: it simply starts later). On PostgreSQL rows go in with ``COPY``; on
+SQLite with ``executemany``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import Table, func, select, text
+from sqlalchemy.engine import Connection
+
+from config.database import runtime
+from workflows.db import Base
+from workflows.pii import keyring
+
+CASE_STATES = [  # (state, share of all cases)
+    ("received", 0.06), ("screening", 0.06), ("awaiting_info", 0.03),
+    ("pending_approval", 0.03), ("referred", 0.17), ("closed", 0.65),
+]
+PRIORITIES = [("emergency", 0, 0.02), ("urgent", 1, 0.18), ("routine", 2, 0.80)]
+DEADLINE_HOURS = {"emergency": 0.25, "urgent": 24, "routine": 72}
+AGENCIES = [("FBI", "minor_commercial_sex"), ("ICE", "cross_border"), ("HHS", "foreign_adult")]
+REFERRAL_STATES_BY_CASE = {
+    "pending_approval": [("pending", 1.0)],
+    "referred": [("queued", 0.05), ("sent", 0.25), ("acknowledged", 0.25), ("accepted", 0.3),
+                 ("declined", 0.1), ("failed", 0.05)],
+    "closed": [("accepted", 0.7), ("declined", 0.2), ("withdrawn", 0.1)],
+}
+RESOLUTIONS = ["information_only", "no_indicators", "duplicate", "referred", "services_provided"]
+NARRATIVES = [
+    "Workers at a farm say the crew boss holds their passports and they owe him for travel.",
+    "A teenager was seen being dropped off at a motel by different adults every night.",
+    "Restaurant staff live above the kitchen and are never paid; the owner drives them.",
+    "Caller's cousin was promised a hotel job but is cleaning houses for no wages.",
+    "Massage parlor with covered windows, women never leave, men come and go all night.",
+]
+LOCATIONS = ["Springfield", "Riverside", "Fairview", "Madison", "Georgetown", "Clinton"]
+CHANNELS = [("web", 0.4), ("voice", 0.35), ("sms", 0.15), ("operator", 0.10)]
+
+
+def _pick(rng: random.Random, weighted: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    roll = rng.random()
+    for item in weighted:
+        roll -= item[-1]
+        if roll <= 0:
+            return item
+    return weighted[-1]
+
+
+class Seeder:
+    """Generates the rows; ``encrypted`` says whether to hand over ciphertext (COPY)."""
+
+    def __init__(self, seed: int, encrypted: bool, start_id: int, ref_start_id: int,
+                 users: list[int]) -> None:
+        self.rng = random.Random(seed)
+        self.now = datetime.now(UTC)
+        self.next_case = start_id
+        self.next_referral = ref_start_id
+        self.users = users
+        protect = keyring.encrypt if encrypted else (lambda s: s)
+        self.narratives = [protect(n) for n in NARRATIVES]
+        self.locations = [protect(loc) for loc in LOCATIONS]
+
+    def batch(self, count: int) -> tuple[list[dict], list[dict], list[dict]]:
+        cases, signals, referrals = [], [], []
+        rng = self.rng
+        for _ in range(count):
+            case_id = self.next_case
+            self.next_case += 1
+            state = _pick(rng, CASE_STATES)[0]
+            priority, rank, _share = _pick(rng, PRIORITIES)
+            age = timedelta(days=730 * rng.random() ** 2)  # denser towards today
+            if state not in ("referred", "closed"):
+                age = timedelta(hours=240 * rng.random())  # open cases are recent
+            created = self.now - age
+            deadline = created + timedelta(hours=DEADLINE_HOURS[priority])
+            closed = state == "closed"
+            screened = state != "received"
+            cases.append({
+                "id": case_id, "reference": f"HT-{created.year}-{case_id:07d}", "state": state,
+                "priority": priority, "priority_rank": rank,
+                "level": rng.choice(["high", "moderate", "none"]) if screened else None,
+                "score": rng.randrange(0, 40) if screened else 0,
+                "case_type": rng.choice(["sex", "labor", "both", "unknown"]),
+                "assignee_id": rng.choice(self.users) if screened and self.users else None,
+                "deadline": deadline,
+                "screening": {"facts": {"imminent_danger": priority == "emergency"},
+                              "indicators": []} if screened else None,
+                "resolution_code": rng.choice(RESOLUTIONS) if closed else None,
+                "anonymous": rng.random() < 0.6, "passphrase_hash": None,
+                "created_at": created, "updated_at": created + (self.now - created) / 2,
+                "referred_at": created + timedelta(hours=2) if state == "referred" else None,
+                "closed_at": created + timedelta(days=3) if closed else None,
+                "purged_at": None, "version": 1,
+            })
+            channel = _pick(rng, CHANNELS)[0]
+            signals.append({
+                "case_id": case_id, "channel": channel, "status_sequence": -1,
+                "language": "es" if rng.random() < 0.2 else "en",
+                "narrative": rng.choice(self.narratives),
+                "location": rng.choice(self.locations) if rng.random() < 0.7 else None,
+                "anonymous": cases[-1]["anonymous"], "created_at": created,
+                "updated_at": created,
+            })
+            if state in REFERRAL_STATES_BY_CASE and (not closed or rng.random() < 0.3):
+                for agency, rule in rng.sample(AGENCIES, rng.choice([1, 1, 2])):
+                    ref_state = _pick(rng, REFERRAL_STATES_BY_CASE[state])[0]
+                    referral_id = self.next_referral
+                    self.next_referral += 1
+                    referrals.append({
+                        "id": referral_id, "case_id": case_id, "agency_code": agency,
+                        "state": ref_state, "mandatory": rule == "minor_commercial_sex",
+                        "deadline": created + timedelta(hours=24 if rank < 2 else 72),
+                        "rule": rule, "reason": f"{agency}: {rule.replace('_', ' ')}",
+                        "legal_basis": json.dumps(
+                            {"type": "mandatory", "rule": rule}
+                            if rule == "minor_commercial_sex"
+                            else {"type": "consent", "scope": "law_enforcement",
+                                  "given_by": "victim", "recorded_by": "seed-operator-1"}
+                        ),
+                        "idempotency_key": f"seed-{referral_id}",
+                        "attempts": 1 if ref_state != "pending" else 0,
+                        "created_at": created, "updated_at": created,
+                        "queued_at": created if ref_state != "pending" else None,
+                        "version": 1,
+                    })
+        return cases, signals, referrals
+
+
+def _complete(columns: list[Any], row: dict[str, Any]) -> list[Any]:
+    """Values for ``columns``; a column others add later gets its scalar default."""
+    out = []
+    for column in columns:
+        if column.name in row:
+            value = row[column.name]
+            out.append(json.dumps(value) if isinstance(value, dict) else value)
+            continue
+        default = column.default
+        if default is not None and default.is_scalar:
+            out.append(default.arg)
+        elif default is not None and not column.nullable:
+            out.append(row.get("created_at") or datetime.now(UTC))
+        else:
+            out.append(None)
+    return out
+
+
+def _copy(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    columns = [c for c in table.columns if c.name != "id" or "id" in rows[0]]
+    names = ", ".join(f'"{c.name}"' for c in columns)
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    with raw.cursor() as cur, cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+        for row in rows:
+            copy.write_row(_complete(columns, row))
+
+
+def _executemany(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(table.insert(), [
+            {**r, **{k: json.loads(v) for k, v in r.items() if k == "legal_basis"}} for r in rows
+        ])
+
+
+def _seed_users(conn: Connection, users: Table, count: int = 5) -> list[int]:
+    now = datetime.now(UTC)
+    found = list(conn.scalars(select(users.c.id).where(users.c.username.like("seed-operator-%"))))
+    if found:
+        return found
+    conn.execute(users.insert(), [
+        {"username": f"seed-operator-{i}", "role": "operator", "active": True,
+         "failed_logins": 0, "created_at": now}
+        for i in range(1, count + 1)
+    ])
+    return list(conn.scalars(select(users.c.id).where(users.c.username.like("seed-operator-%"))))
+
+
+def seed_cases(count: int, batch: int = 20_000, seed: int = 7) -> dict[str, int]:
+    """Add ``count`` cases (with signals and referrals); returns what was written."""
+    engine = runtime().engine
+    tables = Base.metadata.tables
+    cases, signals, referrals = tables["cases"], tables["signals"], tables["referrals"]
+    postgres = engine.dialect.name == "postgresql"
+    write = _copy if postgres else _executemany
+    written = {"cases": 0, "signals": 0, "referrals": 0}
+    with engine.begin() as conn:
+        users = _seed_users(conn, tables["users"])
+        start = (conn.scalar(select(func.max(cases.c.id))) or 0) + 1
+        ref_start = (conn.scalar(select(func.max(referrals.c.id))) or 0) + 1
+    seeder = Seeder(seed + start, postgres, start, ref_start, users)
+    for size in _chunks(count, batch):
+        case_rows, signal_rows, referral_rows = seeder.batch(size)
+        with engine.begin() as conn:
+            write(conn, cases, case_rows)
+            write(conn, signals, signal_rows)
+            write(conn, referrals, referral_rows)
+        written["cases"] += len(case_rows)
+        written["signals"] += len(signal_rows)
+        written["referrals"] += len(referral_rows)
+    if postgres:
+        with engine.begin() as conn:
+            for table in ("cases", "referrals"):
+                conn.execute(text(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                    f"(SELECT max(id) FROM {table}))"
+                ))
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE cases, signals, referrals"))
+    return written
+
+
+def _chunks(total: int, size: int) -> Iterator[int]:
+    while total > 0:
+        yield min(size, total)
+        total -= size
+
+
+@click.command("seed")
+@click.option("--cases", "count", type=click.IntRange(min=1), required=True,
+              help="How many cases to add.")
+@click.option("--batch", type=click.IntRange(min=100), default=20_000, show_default=True)
+@with_appcontext
+def seed_command(count: int, batch: int) -> None:
+    """Bulk-load made-up cases, signals and referrals (for benchmarks and demos)."""
+    started = time.perf_counter()
+    written = seed_cases(count, batch)
+    elapsed = time.perf_counter() - started
+    click.echo(
+        f"seeded {written['cases']} cases, {written['signals']} signals, "
+        f"{written['referrals']} referrals in {elapsed:.1f} s "
+        f"({written['cases'] / elapsed:,.0f} cases/s)"
+    )

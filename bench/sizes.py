@@ -1,0 +1,42 @@
+"""How big each benchmark is: the full run and the smoke run (tiny, to check it works)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Sizes:
+    concurrency: tuple[int, ...] = (1, 8, 32, 128)
+    seconds: float = 8.0
+    repeats: int = 3
+    paced_rate: float = 100.0
+    paced_seconds: float = 15.0
+    raw_insert_seconds: float = 5.0
+    transitions: int = 400
+    deliveries: int = 1500
+    delivery_workers: tuple[int, ...] = (1, 2, 4)
+    idle_deliveries: int = 50
+    cases: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+    query_repeats: int = 50
+    memory_requests: int = 100_000
+    memory_jobs: int = 3_000
+
+
+FULL = Sizes()
+SMOKE = Sizes(
+    concurrency=(4,),
+    seconds=1.0,
+    repeats=1,
+    paced_rate=20.0,
+    paced_seconds=1.0,
+    raw_insert_seconds=0.5,
+    transitions=10,
+    deliveries=10,
+    delivery_workers=(1,),
+    idle_deliveries=3,
+    cases=(300, 1_000),
+    query_repeats=5,
+    memory_requests=300,
+    memory_jobs=20,
+)

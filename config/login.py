@@ -1,0 +1,83 @@
+"""Login and logout for the pages, and each role's start page.
+
+Sessions are Flask's signed cookies (Secure, HttpOnly, SameSite=Lax, short lifetime:
+config/app.py); the password check and the lock-out live in ``workflows.logins``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+
+from config.auth import current_user, login_required
+from config.database import db_session
+from workflows.db import transaction
+from workflows.logins import LoginFailed, authenticate
+
+bp = Blueprint("login", __name__)
+
+# Where each role lands after logging in.
+START_PAGES = {
+    "operator": "operator_pages.start",
+    "supervisor": "supervisor_pages.queues",
+    "agency": "agency_pages.inbox",
+    "admin": "admin_pages.start",
+}
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path on this site, never another host (an open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    return target
+
+
+def start_url(role: str) -> str:
+    """The start page of a role."""
+    return url_for(START_PAGES.get(role, "public_pages.home"))
+
+
+@bp.get("/login")
+def login() -> Any:
+    user = current_user()
+    if user is not None:
+        return redirect(start_url(user.role))
+    return render_template("login/login.html", error=None, next=request.args.get("next", ""))
+
+
+@bp.post("/login")
+def login_submit() -> Any:
+    username = request.form.get("username", "")[:64]
+    password = request.form.get("password", "")[:1024]
+    target = _safe_next(request.form.get("next"))
+    db = db_session()
+    with transaction(db):  # commits a counted failure too
+        try:
+            user = authenticate(db, username, password)
+        except LoginFailed:
+            user = None
+    if user is None:
+        return (
+            render_template("login/login.html", error=LoginFailed.message, next=target or ""),
+            401,
+        )
+    # A fresh session on login: nothing from before it (fixation) survives.
+    session.clear()
+    session["user_id"] = user.id
+    session.permanent = True
+    return redirect(target or start_url(user.role))
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    session.clear()
+    return redirect(url_for("login.login"))
+
+
+@bp.get("/start")
+@login_required()
+def start() -> Any:
+    user = current_user()
+    assert user is not None
+    return redirect(start_url(user.role))

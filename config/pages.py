@@ -1,0 +1,97 @@
+"""What every server-rendered page shares: CSRF on every form, the template helpers,
+and the page blueprints of each package.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, request
+from flask_wtf.csrf import CSRFProtect
+
+from config.auth import current_user
+from workflows.db import utcnow
+
+csrf = CSRFProtect()
+
+# Answered with bearer tokens or Twilio signatures, never a session cookie: a forged
+# cross-site request carries neither, so these paths need no CSRF token.
+CSRF_FREE_PREFIXES = ("/api/", "/twilio/")
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Stored times are UTC; SQLite hands them back without a zone."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def age(since: datetime | None, now: datetime | None = None) -> str:
+    """How long ago, in the largest unit that reads well ("3 h 20 min", "2 d 4 h")."""
+    if since is None:
+        return "—"
+    seconds = int(((now or utcnow()) - as_utc(since)).total_seconds())  # type: ignore[operator]
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{sign}{days} d {hours} h"
+    if hours:
+        return f"{sign}{hours} h {minutes} min"
+    return f"{sign}{minutes} min"
+
+
+def plain(value: Any) -> str:
+    """A stored value as a person reads it: yes/no, lists joined, nothing as a dash."""
+    if value is None or value == []:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return "; ".join(plain(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{str(k).replace('_', ' ')}: {plain(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _protect_forms() -> Any:
+    if request.method in {"POST", "PUT", "PATCH", "DELETE"} and not request.path.startswith(
+        CSRF_FREE_PREFIXES
+    ):
+        csrf.protect()
+
+
+def register(app: Flask) -> None:
+    """CSRF, template helpers and every page blueprint."""
+    from config import admin_pages, login
+    from intake import case_pages, operator_pages, public_pages, supervisor_pages
+    from referrals import agency_pages, dashboard_pages
+
+    # Tokens live as long as the session (30 minutes idle), not one hour from page
+    # load: an operator on a long call must not lose the form.
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    # With Referrer-Policy: no-referrer browsers send no Referer, which Flask-WTF's
+    # strict HTTPS check demands; the token and SameSite cookies already bind the form.
+    app.config.setdefault("WTF_CSRF_SSL_STRICT", False)
+    # Checked in our own before_request, so the exemption is by path and does not
+    # depend on the order in which blueprints are registered.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    csrf.init_app(app)
+    app.before_request(_protect_forms)
+    app.jinja_env.globals.update(current_user=current_user, now=utcnow, as_utc=as_utc, age=age)
+    app.jinja_env.filters["dictsum"] = lambda values: sum(values.values())
+    app.jinja_env.filters["plain"] = plain
+    for blueprint in (
+        login.bp,
+        admin_pages.bp,
+        public_pages.bp,
+        operator_pages.bp,
+        case_pages.bp,
+        supervisor_pages.bp,
+        dashboard_pages.bp,
+        agency_pages.bp,
+    ):
+        app.register_blueprint(blueprint)

@@ -1,0 +1,162 @@
+"""Response headers, body limits and rate limits: what every answer and public route gets.
+
+Headers are set by hand in one ``after_request`` (errors pass through it too). Rate
+limits use Flask-Limiter, one limiter per app so that test apps with different settings
+never share state; storage is Redis when ``REDIS_URL`` is set (one budget across every
+gunicorn worker and machine), memory on the embedded default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, current_app, request
+from flask_limiter import Limit, Limiter
+from flask_limiter.util import get_remote_address
+from limits import parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from config.settings import Settings
+from workflows.errors import DomainError, NotFound
+from workflows.models import Case
+
+MAX_BODY_BYTES = 1024 * 1024
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; frame-ancestors 'none'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'"
+)
+HSTS = "max-age=63072000; includeSubDomains"
+
+# Public routes, limited per client address: (endpoint, method) -> limit.
+# Twilio's routes are deliberately absent: all their requests come from Twilio's
+# addresses, and the signature is their gate (ENGINEERING.md, Flask security).
+PUBLIC_LIMITS: dict[tuple[str, str], str] = {
+    ("intake_api.submit_tip", "POST"): "10 per minute;100 per hour",
+    ("intake_api.read_tip", "GET"): "30 per minute",
+    ("intake_api.add_tip_message", "POST"): "20 per minute",
+    ("login.login_submit", "POST"): "10 per minute;50 per hour",
+}
+
+# A wrong passphrase counts against the reference itself: after this many within the
+# window, the reference answers 429 (even to the right passphrase) until the window
+# has moved on. 63 bits of passphrase cannot be guessed at 5 tries per 15 minutes.
+PASSPHRASE_ATTEMPTS = parse("5 per 15 minutes")
+
+
+class TooManyAttempts(DomainError):
+    """Too many wrong passphrases for one reference; try later."""
+
+    status = 429
+
+
+def _public_limit() -> str:
+    # An empty string means "no limit" to Flask-Limiter: every other route is exempt.
+    return PUBLIC_LIMITS.get((request.endpoint or "", request.method), "")
+
+
+def _storage_uri(settings: Settings) -> str:
+    return settings.redis_url or "memory://"
+
+
+def _storage_options(settings: Settings) -> dict[str, Any]:
+    # Every Redis key starts with the namespace, so test runs side by side never meet.
+    if settings.redis_url:
+        return {"key_prefix": f"{settings.redis_namespace}limits"}
+    return {}
+
+
+class PassphraseThrottle:
+    """Counts wrong passphrases per reference in the limiter's storage (shared by processes)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.enabled = settings.rate_limits_enabled
+        self._limiter = MovingWindowRateLimiter(
+            storage_from_string(_storage_uri(settings), **_storage_options(settings))
+        )
+
+    @staticmethod
+    def _key(reference: str) -> str:
+        return "passphrase:" + reference.strip().upper()[:40]
+
+    def check(self, reference: str) -> None:
+        """Refuse with 429 while the reference has used up its wrong tries."""
+        if self.enabled and not self._limiter.test(PASSPHRASE_ATTEMPTS, self._key(reference)):
+            raise TooManyAttempts(
+                "too many wrong passphrases for this reference; try again in 15 minutes"
+            )
+
+    def wrong(self, reference: str) -> None:
+        """Count one wrong passphrase."""
+        if self.enabled:
+            self._limiter.hit(PASSPHRASE_ATTEMPTS, self._key(reference))
+
+
+def open_tip_throttled(session: Session, reference: str, passphrase: str) -> Case:
+    """``intake.services.open_tip`` behind the per-reference throttle (API and web page)."""
+    from intake.services import open_tip
+
+    throttle: PassphraseThrottle = current_app.extensions["passphrase_throttle"]
+    throttle.check(reference)
+    try:
+        return open_tip(session, reference, passphrase)
+    except NotFound:
+        throttle.wrong(reference)
+        raise
+
+
+def _security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if request.endpoint != "static":
+        # Case pages and API answers hold personal data: no shared or disk caches.
+        headers.setdefault("Cache-Control", "no-store")
+    if request.is_secure:
+        headers.setdefault("Strict-Transport-Security", HSTS)
+    return response
+
+
+def _refuse_oversized_bodies() -> None:
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge("the request body is larger than 1 MB")
+    if length is None and "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+        # A chunked body has no length to check up front. Werkzeug wraps it in a stream
+        # capped at MAX_CONTENT_LENGTH, but reading it *all* stops quietly at the cap, so
+        # a parser would see a truncated body (a 400, or worse a shortened tip). Read it
+        # once (cached for the view), then one byte more: past the cap that raises 413.
+        request.get_data(cache=True)
+        request.stream.read(1)
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.before_request(_refuse_oversized_bodies)
+    app.after_request(_security_headers)
+    limiter = Limiter(
+        get_remote_address,
+        default_limits=[
+            Limit(
+                _public_limit,
+                per_method=True,
+                error_message="too many requests; try again later",
+            )
+        ],
+        storage_uri=_storage_uri(settings),
+        storage_options=_storage_options(settings),
+        strategy="moving-window",
+        headers_enabled=True,
+        key_prefix="hotline",
+        enabled=settings.rate_limits_enabled,
+    )
+    limiter.init_app(app)
+    app.extensions["hotline_limiter"] = limiter
+    app.extensions["passphrase_throttle"] = PassphraseThrottle(settings)

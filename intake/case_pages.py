@@ -1,0 +1,236 @@
+"""A case's whole story for staff, and the actions on it: case events, assignment,
+referral re-routing and retries, replies to an anonymous tipster.
+
+Every action calls the lifecycle functions the JSON API calls
+(``workflows.lifecycle.fire_case_event`` / ``fire_referral_event``); a refused action
+comes back as a message on the case page, and nothing changes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from config.auth import current_user, login_required
+from config.database import db_session, runtime
+from intake import screening_form, services
+from intake.forms import FormErrors, load
+from intake.schemas import TipMessageIn
+from workflows.access import record_pii_view
+from workflows.cases import get_case
+from workflows.db import transaction
+from workflows.errors import DomainError, InvalidInput
+from workflows.machines import RESOLUTION_CODES, allowed_events, case_machine
+from workflows.models import AuditEvent, Case, Referral, Role, User
+from workflows.outbox import add_outbox_message
+
+bp = Blueprint("case_pages", __name__, template_folder="templates")
+
+STAFF = (Role.OPERATOR.value, Role.SUPERVISOR.value, Role.ADMIN.value)
+CALLERS = (Role.OPERATOR.value, Role.SUPERVISOR.value)
+# Buttons offered per role; the lifecycle decides whether each is allowed right now.
+CASE_EVENTS = {
+    "operator": ("start_screening", "request_info", "info_received", "submit_for_approval",
+                 "escalate", "close", "reopen"),
+    "supervisor": ("start_screening", "request_info", "info_received", "submit_for_approval",
+                   "approve", "reject", "escalate", "close", "reopen"),
+}
+EVENT_LABELS = {
+    "start_screening": "Start screening",
+    "request_info": "Ask for more information",
+    "info_received": "Information received",
+    "submit_for_approval": "Submit for approval",
+    "approve": "Approve the referrals",
+    "reject": "Reject (back to screening)",
+    "escalate": "Escalate as an emergency",
+    "close": "Close",
+    "reopen": "Reopen",
+}
+NEEDS_REASON = {"reject", "request_info", "close", "reopen", "escalate"}
+
+
+def _me() -> User:
+    user = current_user()
+    assert user is not None  # login_required guarantees it
+    return user
+
+
+def allowed_case_events(case: Case, user: User) -> list[str]:
+    """The events this user may try on this case now, from the lifecycle's own machine."""
+    allowed = set(allowed_events(case_machine, case.state))
+    return [event for event in CASE_EVENTS.get(user.role, ()) if event in allowed]
+
+
+def _events(case: Case) -> list[AuditEvent]:
+    return list(
+        db_session().scalars(
+            select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.id)
+        )
+    )
+
+
+def _safe_contact(raw: str | None) -> dict[str, Any]:
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return {"notes": raw}
+    return value if isinstance(value, dict) else {}
+
+
+@bp.get("/cases/<int:case_id>")
+@login_required(STAFF)
+def show(case_id: int) -> Any:
+    session = db_session()
+    me = _me()
+    with transaction(session):
+        case = get_case(session, case_id)
+        # Every view of a case's personal data by a person goes to the audit log.
+        record_pii_view(session, me, case.id, via="page")
+    catalog = runtime().catalogs.get("indicators")
+    questions = {
+        item.code: item.question
+        for _, items in screening_form.checklist(catalog or {})
+        for item in items
+    }
+    agencies = runtime().catalogs.get("agencies") or {}
+    return render_template(
+        "cases/show.html",
+        case=case,
+        me=me,
+        screening=case.screening or {},
+        questions=questions,
+        signals=[(s, _safe_contact(s.safe_contact)) for s in case.signals],
+        events=_events(case),
+        messages=services.tip_messages(session, case),
+        allowed=allowed_case_events(case, me),
+        labels=EVENT_LABELS,
+        resolution_codes=RESOLUTION_CODES,
+        needs_reason=NEEDS_REASON,
+        agencies=agencies,
+        staff=session.scalars(
+            select(User)
+            .where(User.role.in_(CALLERS), User.active.is_(True))
+            .order_by(User.username)
+        ).all(),
+    )
+
+
+def _back(case_id: int) -> Any:
+    return redirect(url_for("case_pages.show", case_id=case_id), 303)
+
+
+def _refused(case_id: int, error: DomainError) -> Any:
+    allowed = (error.extra or {}).get("allowed")
+    message = error.message + (f" (allowed now: {', '.join(allowed)})" if allowed else "")
+    flash(message, "error")
+    return _back(case_id)
+
+
+def _version() -> int | None:
+    raw = request.form.get("version", "")
+    return int(raw) if raw.isdigit() else None
+
+
+@bp.post("/cases/<int:case_id>/events")
+@login_required(CALLERS)
+def case_event(case_id: int) -> Any:
+    from workflows.lifecycle import fire_case_event
+
+    event = request.form.get("event", "")
+    reason = (request.form.get("reason") or "").strip() or None
+    data: dict[str, Any] = {}
+    if request.form.get("resolution_code"):
+        data["resolution_code"] = request.form["resolution_code"]
+    session = db_session()
+    try:
+        if event not in EVENT_LABELS:
+            raise InvalidInput(f"unknown event {event!r}", field="event")
+        with transaction(session):
+            fire_case_event(
+                session, case_id, event, _me(), version=_version(), reason=reason,
+                data=data or None,
+            )
+    except DomainError as exc:
+        return _refused(case_id, exc)
+    flash(f"{EVENT_LABELS[event]}: done.", "ok")
+    return _back(case_id)
+
+
+@bp.post("/cases/<int:case_id>/assign")
+@login_required([Role.SUPERVISOR.value])
+def assign(case_id: int) -> Any:
+    from workflows.casework import assign_case
+
+    assignee = (request.form.get("assignee") or "").strip() or None
+    session = db_session()
+    try:
+        with transaction(session):
+            assign_case(session, case_id, _me(), assignee, version=_version())
+    except DomainError as exc:
+        return _refused(case_id, exc)
+    flash("Assignment saved.", "ok")
+    return _back(case_id)
+
+
+@bp.post("/cases/<int:case_id>/reply")
+@login_required(CALLERS)
+def reply(case_id: int) -> Any:
+    session = db_session()
+    try:
+        data = load(TipMessageIn(), {"body": request.form.get("body") or ""})
+        with transaction(session):
+            reply_to_tipster(session, get_case(session, case_id), data["body"], _me())
+    except FormErrors as exc:
+        flash(f"Reply not sent: {exc}", "error")
+        return _back(case_id)
+    except DomainError as exc:
+        return _refused(case_id, exc)
+    flash("Reply sent to the tipster.", "ok")
+    return _back(case_id)
+
+
+def reply_to_tipster(session: Any, case: Case, body: str, user: User) -> None:
+    """The reply joins the follow-up thread; a notify row texts it where consent allows."""
+    message = services.add_tip_message(session, case, body, direction="out", author=user.username)
+    add_outbox_message(
+        session,
+        "notify",
+        payload={"kind": "tipster_reply", "case_id": case.id, "referral_id": None,
+                 "message_id": message.id},
+    )
+
+
+@bp.post("/referrals/<int:referral_id>/events")
+@login_required([Role.SUPERVISOR.value])
+def referral_event(referral_id: int) -> Any:
+    from workflows.lifecycle import fire_referral_event
+
+    session = db_session()
+    referral = session.get(Referral, referral_id)
+    if referral is None:
+        flash("No such referral.", "error")
+        return redirect(url_for("supervisor_pages.queues"), 303)
+    case_id = referral.case_id
+    event = request.form.get("event", "")
+    data: dict[str, Any] = {}
+    if request.form.get("agency"):
+        data["agency"] = request.form["agency"]
+    try:
+        if event not in {"reroute", "retry", "withdraw"}:
+            raise InvalidInput(f"unknown event {event!r}", field="event")
+        with transaction(session):
+            fire_referral_event(
+                session, referral_id, event, _me(),
+                reason=(request.form.get("reason") or "").strip() or None, data=data or None,
+            )
+    except DomainError as exc:
+        return _refused(case_id, exc)
+    flash(f"Referral {event}: done.", "ok")
+    if request.form.get("back") == "failed":
+        return redirect(url_for("supervisor_pages.failed"), 303)
+    return _back(case_id)

@@ -1,0 +1,148 @@
+"""Schemas of the staff case API: screening, events, queues, assignment, replies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import Schema
+from apiflask.fields import Boolean, DateTime, Dict, Float, Integer, List, Nested, String
+from apiflask.validators import Length, OneOf, Range
+from marshmallow import ValidationError
+
+from intake.schemas import StrictSchema, Text
+from workflows.machines import CASE_STATES
+from workflows.screening import CALLER_TYPES, REQUEST_TYPES, TRAFFICKING_TYPES
+
+
+class StrictBoolean(Boolean):
+    """true or false only: ``"yes"``, ``1`` and ``"true"`` are wrong types here."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError("must be true, false or null")
+        return value
+
+
+def _fact_bool() -> StrictBoolean:
+    return StrictBoolean(allow_none=True, load_default=None)
+
+
+class FactsIn(StrictSchema):
+    trafficking_type = String(allow_none=True, validate=OneOf(TRAFFICKING_TYPES))
+    victim_age = Integer(allow_none=True, strict=True, validate=Range(0, 120))
+    victim_minor = _fact_bool()
+    foreign_national = _fact_bool()
+    imminent_danger = _fact_bool()
+    cross_border = _fact_bool()
+    documents_confiscated = _fact_bool()
+    force_fraud_coercion = _fact_bool()
+    commercial_sex = _fact_bool()
+    wage_violations = _fact_bool()
+    request_type = String(allow_none=True, validate=OneOf(REQUEST_TYPES))
+    venue = String(allow_none=True, validate=Length(max=64), metadata={
+        "description": "A venue code of the typology in config/indicators.yaml."})
+    caller_type = String(allow_none=True, validate=OneOf(CALLER_TYPES))
+
+
+class ConsentIn(StrictSchema):
+    law_enforcement = _fact_bool()
+    services = _fact_bool()
+    callback = _fact_bool()
+
+
+class ScreeningIn(StrictSchema):
+    facts = Nested(FactsIn, allow_none=True)
+    indicators = List(String(validate=Length(min=1, max=64)), allow_none=True,
+                      validate=Length(max=100),
+                      metadata={"description": "Indicator codes from config/indicators.yaml."})
+    consent = Nested(ConsentIn, allow_none=True)
+
+
+class RecommendationOut(Schema):
+    agency = String()
+    mandatory = Boolean()
+    deadline_hours = Float()
+    rule = String()
+    reason = String(metadata={"example": "FBI: minor in commercial sex — mandatory, 24 h"})
+    legal_basis = Dict()
+    emergency = Boolean()
+
+
+class ScreeningOut(Schema):
+    case_id = Integer()
+    state = String()
+    version = Integer()
+    score = Integer()
+    level = String(metadata={"description": "high_indicators | moderate_indicators | "
+                                            "high_risk | none"})
+    priority = String(metadata={"description": "emergency | urgent | routine"})
+    triggers = List(String())
+    recommended_referrals = List(Nested(RecommendationOut))
+    withheld_referrals = List(Dict())
+    recommended_action = String()
+    close_as = String(allow_none=True)
+    deadline = DateTime(allow_none=True)
+
+
+class CaseEventIn(StrictSchema):
+    event = String(required=True, validate=Length(min=1, max=32))
+    version = Integer(required=True, strict=True)
+    reason = Text(2000, allow_none=True)
+    resolution_code = String(allow_none=True, validate=Length(max=32))
+
+
+class ReferralEventIn(StrictSchema):
+    event = String(required=True, validate=OneOf(("retry", "withdraw", "reroute")))
+    reason = Text(2000, allow_none=True)
+    agency = String(allow_none=True, validate=Length(min=2, max=32))
+
+
+class AssignIn(StrictSchema):
+    assignee = String(required=True, allow_none=True, validate=Length(min=1, max=64))
+    version = Integer(required=True, strict=True)
+
+
+class ReplyIn(StrictSchema):
+    body = Text(5000, required=True)
+
+
+class CaseQuery(StrictSchema):
+    state = List(String(validate=OneOf(CASE_STATES)), load_default=None)
+    priority = String(validate=OneOf(("emergency", "urgent", "routine")))
+    assignee = String(validate=Length(min=1, max=64),
+                      metadata={"description": "a username, or `none` for unassigned"})
+    agency = String(validate=Length(min=2, max=32))
+    overdue = Boolean()
+    reference = String(validate=Length(min=1, max=32))
+    limit = Integer(load_default=50, validate=Range(1, 200))
+    cursor = String(validate=Length(max=400))
+
+
+class ReferralBrief(Schema):
+    id = Integer()
+    agency = String(attribute="agency_code")
+    state = String()
+    mandatory = Boolean()
+    deadline = DateTime(allow_none=True)
+    rule = String()
+    reason = String()
+
+
+class CaseSummary(Schema):
+    id = Integer()
+    reference = String()
+    state = String()
+    priority = String()
+    level = String(allow_none=True)
+    score = Integer()
+    version = Integer()
+    deadline = DateTime(allow_none=True)
+    overdue = Boolean()
+    created_at = DateTime()
+    assignee = String(allow_none=True)
+    referrals = List(Nested(ReferralBrief))
+
+
+class CasePage(Schema):
+    items = List(Nested(CaseSummary))
+    next = String(allow_none=True, metadata={"description": "cursor of the next page"})

@@ -1,0 +1,163 @@
+"""Staff case API: screening, lifecycle events, queues, assignment, replies to tipsters.
+
+Thin: each view validates, calls one domain function inside one transaction, answers.
+Agency users get 404 here, as if no case existed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import APIBlueprint
+
+from config.auth import current_user, token_auth
+from config.database import db_session, runtime
+from intake import case_schemas as s
+from intake.replies import reply_to_tipster
+from intake.schemas import CaseOut, TipMessageOut
+from intake.views import present_case
+from workflows.casework import assign_case, record_screening, staff_case
+from workflows.db import transaction, utcnow
+from workflows.deadlines import is_overdue
+from workflows.errors import NotFound
+from workflows.lifecycle import fire_case_event, fire_referral_event
+from workflows.machines import STAFF
+from workflows.models import Referral, Role, User
+from workflows.queues import QueueFilter, case_queue
+
+api = APIBlueprint("case_api", __name__, url_prefix="/api/v1", tag="cases")
+
+# Agencies pass authentication so that the domain can answer 404 (existence never leaks).
+ANYONE = [r.value for r in Role]
+
+
+def _user() -> User:
+    user = current_user()
+    assert user is not None  # auth_required guarantees it
+    return user
+
+
+@api.put("/cases/<int:case_id>/screening")
+@api.auth_required(token_auth, roles=ANYONE)
+@api.input(s.ScreeningIn, arg_name="body")
+@api.output(s.ScreeningOut)
+@api.doc(summary="Record facts, indicators and consent; get score, level, priority and "
+         "recommended referrals", responses=[200, 401, 403, 404, 409, 422])
+def put_screening(case_id: int, body: dict[str, Any]) -> Any:
+    session = db_session()
+    with transaction(session):
+        return record_screening(
+            session, case_id, _user(), body, catalogs=runtime().catalogs
+        )
+
+
+@api.post("/cases/<int:case_id>/events")
+@api.auth_required(token_auth, roles=ANYONE)
+@api.input(s.CaseEventIn, arg_name="body")
+@api.output(CaseOut)
+@api.doc(summary="Fire a lifecycle event (409 lists the allowed ones)",
+         responses=[200, 401, 403, 404, 409, 422])
+def post_event(case_id: int, body: dict[str, Any]) -> Any:
+    session = db_session()
+    with transaction(session):
+        case = fire_case_event(
+            session,
+            case_id,
+            body["event"],
+            _user(),
+            version=body["version"],
+            reason=body.get("reason"),
+            data={"resolution_code": body.get("resolution_code")},
+            catalogs=runtime().catalogs,
+        )
+    return present_case(case)
+
+
+@api.post("/cases/<int:case_id>/referrals/<int:referral_id>/events")
+@api.auth_required(token_auth, roles=ANYONE)
+@api.input(s.ReferralEventIn, arg_name="body")
+@api.output(CaseOut)
+@api.doc(summary="Supervisor: retry a failed referral, withdraw one, re-route a declined one",
+         responses=[200, 401, 403, 404, 409, 422])
+def post_referral_event(case_id: int, referral_id: int, body: dict[str, Any]) -> Any:
+    session = db_session()
+    user = _user()
+    with transaction(session):
+        case = staff_case(session, case_id, user, frozenset(STAFF))
+        referral = session.get(Referral, referral_id)
+        if referral is None or referral.case_id != case.id:
+            raise NotFound("no such referral")
+        fire_referral_event(
+            session, referral_id, body["event"], user, reason=body.get("reason"),
+            data={"agency": body.get("agency")} if body.get("agency") else {},
+            catalogs=runtime().catalogs,
+        )
+    return present_case(case)
+
+
+@api.get("/cases")
+@api.auth_required(token_auth, roles=ANYONE)
+@api.input(s.CaseQuery, location="query", arg_name="query")
+@api.output(s.CasePage)
+@api.doc(summary="The queues: filter, sorted by deadline then age, keyset pages",
+         responses=[200, 401, 404, 422])
+def list_cases(query: dict[str, Any]) -> Any:
+    user = _user()
+    if user.role not in STAFF:
+        raise NotFound("not found")
+    session = db_session()
+    now = utcnow()
+    filters = QueueFilter(
+        states=tuple(query.get("state") or ()),
+        priority=query.get("priority"),
+        assignee=user.username if query.get("assignee") == "me" else query.get("assignee"),
+        agency=query.get("agency"),
+        overdue=query.get("overdue"),
+        reference=query.get("reference"),
+    )
+    cases, cursor = case_queue(
+        session, filters, limit=query["limit"], cursor=query.get("cursor"), now=now
+    )
+    items = [
+        {
+            "id": c.id,
+            "reference": c.reference,
+            "state": c.state,
+            "priority": c.priority,
+            "level": c.level,
+            "score": c.score,
+            "version": c.version,
+            "deadline": c.deadline,
+            "overdue": is_overdue(c.deadline, now),
+            "created_at": c.created_at,
+            "assignee": c.assignee.username if c.assignee else None,
+            "referrals": c.referrals,
+        }
+        for c in cases
+    ]
+    return {"items": items, "next": cursor}
+
+
+@api.post("/cases/<int:case_id>/assign")
+@api.auth_required(token_auth, roles=ANYONE)
+@api.input(s.AssignIn, arg_name="body")
+@api.output(CaseOut)
+@api.doc(summary="Assign a case (supervisor), or take it (operator)",
+         responses=[200, 401, 403, 404, 409, 422])
+def assign(case_id: int, body: dict[str, Any]) -> Any:
+    session = db_session()
+    with transaction(session):
+        case = assign_case(session, case_id, _user(), body["assignee"], version=body["version"])
+    return present_case(case)
+
+
+@api.post("/cases/<int:case_id>/messages")
+@api.auth_required(token_auth, roles=ANYONE)
+@api.input(s.ReplyIn, arg_name="body")
+@api.output(TipMessageOut, status_code=201)
+@api.doc(summary="Reply to the tipster (texted only with call-back consent)",
+         responses=[201, 401, 403, 404, 422])
+def reply(case_id: int, body: dict[str, Any]) -> Any:
+    session = db_session()
+    with transaction(session):
+        return reply_to_tipster(session, case_id, _user(), body["body"])

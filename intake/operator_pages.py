@@ -1,0 +1,150 @@
+"""Operator pages: the start page (my calls, my cases) and the one-form call log with the
+indicator checklist, victim facts, consent and safe-contact notes.
+
+The form is validated by the API's own schemas and saved by the same services the API
+uses (``intake.services.log_call`` and B's screening), in one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from config.auth import current_user, login_required
+from config.database import db_session, runtime
+from intake import schemas, screening_form, services
+from intake.forms import FormErrors, load, text_or_none, tri_state
+from intake.models import CALLER_TYPES, LANGUAGES, Signal
+from workflows.db import transaction
+from workflows.errors import DomainError
+from workflows.models import Case, User
+
+bp = Blueprint("operator_pages", __name__, template_folder="templates")
+
+CALLERS = ("operator", "supervisor")
+SAFE_FLAGS = (
+    ("safe_to_call", "Safe to call"),
+    ("safe_to_text", "Safe to text"),
+    ("safe_for_voicemail", "Safe to leave a voicemail"),
+)
+SAFE_TEXTS = (
+    ("safe_hours", "Safe hours"),
+    ("safe_word", "Code word for “safe”"),
+    ("unsafe_word", "Code word for “not safe”"),
+)
+
+
+@bp.get("/operator/")
+@login_required(CALLERS)
+def start() -> Any:
+    me = _me()
+    session = db_session()
+    my_calls = session.scalars(
+        select(Case)
+        .join(Signal, Signal.case_id == Case.id)
+        .where(Signal.operator_id == me.id, Case.purged_at.is_(None))
+        .order_by(Case.created_at.desc())
+        .limit(25)
+    ).all()
+    assigned = session.scalars(
+        select(Case)
+        .where(Case.assignee_id == me.id, Case.state.notin_(("closed", "purged")))
+        .order_by(Case.priority_rank, Case.deadline, Case.created_at)
+        .limit(50)
+    ).all()
+    return render_template("operator/start.html", my_calls=my_calls, assigned=assigned)
+
+
+def _me() -> User:
+    user = current_user()
+    assert user is not None  # login_required guarantees it
+    return user
+
+
+def _catalog() -> Any:
+    return runtime().catalogs.get("indicators") or {}
+
+
+def _form_page(form: Any, errors: dict[str, str], status: int = 200) -> Any:
+    catalog = _catalog()
+    page = render_template(
+        "operator/call_form.html",
+        form=form,
+        checked=set(form.getlist("indicators")) if hasattr(form, "getlist") else set(),
+        errors=errors,
+        caller_types=CALLER_TYPES,
+        languages=LANGUAGES,
+        checklist=screening_form.checklist(catalog),
+        venues=screening_form.venues(catalog),
+        facts=screening_form.YES_NO_FACTS,
+        consents=screening_form.CONSENTS,
+        trafficking_types=screening_form.TRAFFICKING_TYPES,
+        request_types=screening_form.REQUEST_TYPES,
+        safe_flags=SAFE_FLAGS,
+        safe_texts=SAFE_TEXTS,
+    )
+    return page, status
+
+
+@bp.get("/operator/calls/new")
+@login_required(CALLERS)
+def new_call() -> Any:
+    return _form_page({}, {})
+
+
+def call_from_form(form: Any) -> dict[str, Any]:
+    """The form as the JSON body ``POST /api/v1/calls`` takes."""
+    safe: dict[str, Any] = {name: tri_state(form, name) for name, _ in SAFE_FLAGS}
+    safe.update({name: text_or_none(form, name) for name, _ in SAFE_TEXTS})
+    safe["notes"] = text_or_none(form, "safe_notes")
+    narrative = form.get("narrative") or ""
+    return {
+        "caller_type": form.get("caller_type") or None,
+        "language": form.get("language") or "en",
+        "location": text_or_none(form, "location"),
+        "narrative": narrative if narrative.strip() else "",
+        "caller_name": text_or_none(form, "caller_name"),
+        "caller_phone": text_or_none(form, "caller_phone"),
+        "anonymous": form.get("anonymous") == "on",
+        "safe_contact": safe if any(v is not None for v in safe.values()) else None,
+    }
+
+
+@bp.post("/operator/calls/new")
+@login_required(CALLERS)
+def create_call() -> Any:
+    form = request.form
+    try:
+        call = load(schemas.CallIn(), call_from_form(form))
+    except FormErrors as exc:
+        return _form_page(form, exc.errors, 422)
+    session = db_session()
+    try:
+        body = screening_form.screening_body(form, form.getlist("indicators"))
+        with transaction(session):
+            case = services.log_call(session, _me(), call)
+            record_screening(session, case, body, _me())
+    except FormErrors as exc:
+        return _form_page(form, exc.errors, 422)
+    except DomainError as exc:
+        return _form_page(form, {exc.field or "_form": exc.message}, exc.status)
+    return redirect(url_for("case_pages.show", case_id=case.id), 303)
+
+
+def record_screening(session: Any, case: Case, body: dict[str, Any], user: User) -> None:
+    """Screen the new case exactly as ``PUT /api/v1/cases/<id>/screening`` does."""
+    from workflows.casework import record_screening as screen
+
+    schema = _screening_schema()
+    screen(session, case.id, user, load(schema(), body) if schema else body)
+
+
+def _screening_schema() -> Any:
+    """The screening API's request schema, so the page validates the same way."""
+    try:
+        from intake import case_views
+    except ImportError:
+        return None
+    return getattr(case_views, "ScreeningIn", None)

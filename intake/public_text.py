@@ -1,0 +1,101 @@
+"""The public pages' words in English and Spanish (tipsters choose; nothing is guessed)."""
+
+from __future__ import annotations
+
+from intake.models import LANGUAGES
+
+HOTLINE_PHONE = "1-888-373-7888"
+HOTLINE_TEXT = "233733"
+
+TEXT: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "Report human trafficking",
+        "intro": "Tell us what you saw or what is happening to you. You do not have to give "
+        "your name.",
+        "call_us": "Call the hotline",
+        "text_us": "Text",
+        "emergency": "In immediate danger? Call 911.",
+        "warning": "We may report to law enforcement where someone is in danger or a minor is "
+        "involved.",
+        "quick_exit": "Quick exit",
+        "quick_exit_hint": "Leaves this site at once (or press Escape).",
+        "tip_link": "Send a tip online",
+        "follow_link": "Follow up on a tip you sent",
+        "narrative": "What happened?",
+        "narrative_hint": "Who, what, when, where. Please do not put yourself at risk.",
+        "location": "Where? (city, address or place)",
+        "anonymous": "Keep me anonymous: do not share my name or contact details with agencies",
+        "contact": "How we could reach you (optional)",
+        "phone": "Phone number",
+        "email": "E-mail address",
+        "send": "Send the tip",
+        "errors": "Please check the fields marked below.",
+        "received_title": "Thank you. Your tip was received.",
+        "received_keep": "Write these down now. They are shown only once, and we cannot "
+        "show them again.",
+        "reference": "Reference",
+        "passphrase": "Passphrase",
+        "received_next": "With both you can read our replies and add information later:",
+        "follow_title": "Follow up on your tip",
+        "open": "Open",
+        "not_found": "No tip matches that reference and passphrase.",
+        "status": "Status",
+        "replies": "Messages",
+        "no_messages": "No messages yet.",
+        "from_you": "You",
+        "from_hotline": "Hotline",
+        "add_info": "Add information",
+        "add": "Send",
+        "added": "Thank you, your information was added.",
+        "other_language": "Español",
+    },
+    "es": {
+        "title": "Denuncie la trata de personas",
+        "intro": "Cuéntenos lo que vio o lo que le está pasando. No tiene que dar su nombre.",
+        "call_us": "Llame a la línea directa",
+        "text_us": "Envíe un mensaje de texto al",
+        "emergency": "¿Peligro inmediato? Llame al 911.",
+        "warning": "Podemos informar a las autoridades si alguien está en peligro o si hay un "
+        "menor involucrado.",
+        "quick_exit": "Salida rápida",
+        "quick_exit_hint": "Sale de este sitio de inmediato (o pulse Escape).",
+        "tip_link": "Enviar una denuncia en línea",
+        "follow_link": "Dar seguimiento a una denuncia enviada",
+        "narrative": "¿Qué pasó?",
+        "narrative_hint": "Quién, qué, cuándo, dónde. No se ponga en riesgo.",
+        "location": "¿Dónde? (ciudad, dirección o lugar)",
+        "anonymous": "Mantenerme anónimo: no compartir mi nombre ni mis datos con las agencias",
+        "contact": "Cómo podríamos contactarle (opcional)",
+        "phone": "Número de teléfono",
+        "email": "Correo electrónico",
+        "send": "Enviar la denuncia",
+        "errors": "Revise los campos marcados abajo.",
+        "received_title": "Gracias. Recibimos su denuncia.",
+        "received_keep": "Anótelos ahora. Solo se muestran una vez y no podemos mostrarlos "
+        "de nuevo.",
+        "reference": "Referencia",
+        "passphrase": "Frase de acceso",
+        "received_next": "Con ambos puede leer nuestras respuestas y agregar información:",
+        "follow_title": "Seguimiento de su denuncia",
+        "open": "Abrir",
+        "not_found": "Ninguna denuncia coincide con esa referencia y frase de acceso.",
+        "status": "Estado",
+        "replies": "Mensajes",
+        "no_messages": "Todavía no hay mensajes.",
+        "from_you": "Usted",
+        "from_hotline": "Línea directa",
+        "add_info": "Agregar información",
+        "add": "Enviar",
+        "added": "Gracias, su información fue agregada.",
+        "other_language": "English",
+    },
+}
+STATUS_WORDS = {
+    "en": {"received": "received", "in review": "in review", "closed": "closed"},
+    "es": {"received": "recibida", "in review": "en revisión", "closed": "cerrada"},
+}
+
+
+def pick_language(raw: str | None) -> str:
+    """A supported language code; anything else is English."""
+    return raw if raw in LANGUAGES else "en"

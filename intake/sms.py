@@ -1,0 +1,253 @@
+"""SMS intake: a short conversation per sender, STOP/START/HELP, our own opt-out list.
+
+A sender is known only by the keyed hash of their E.164 number. The first text opens
+a case (state ``received``) and is answered with the reference and the passphrase;
+then the questions of config/intake.yaml, one per reply. Every inbound text is a
+``TipMessage`` (encrypted), unique by ``MessageSid``, so a Twilio retry stores nothing
+twice. After STOP nothing more is sent to the number until START (ENGINEERING.md).
+Language: English unless the first text holds a Spanish word from the catalog
+("HOLA", "AYUDA", …); "ESPAÑOL"/"ENGLISH" switch at any point.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from intake.calls import e164_or_none
+from intake.catalog import IntakeCatalog, SmsQuestion
+from intake.emergency import page_emergency
+from intake.models import OptOut, Signal, SmsConversation, TipMessage
+from intake.passphrase import new_passphrase
+from workflows.accounts import hash_secret
+from workflows.audit import record_event
+from workflows.cases import open_case
+from workflows.db import utcnow
+from workflows.models import Case
+from workflows.pii import lookup_hash
+
+# The carrier and Twilio's opt-out handling answer these keywords themselves.
+STOP_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
+START_WORDS = frozenset({"START", "UNSTOP", "YES"})
+HELP_WORDS = frozenset({"HELP", "INFO"})
+CALLBACK_CONSENT_VALID = timedelta(days=365)
+_WORD = re.compile(r"[^\w]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class SmsIn:
+    message_sid: str
+    sender: str
+    body: str
+
+
+def phone_key(number: str) -> str:
+    """The number as we hash it: E.164 when it parses, else as Twilio wrote it."""
+    return e164_or_none(number) or number.strip()
+
+
+def is_opted_out(session: Session, e164: str) -> bool:
+    """True if this number texted STOP and not START since: send it nothing."""
+    row = session.get(OptOut, lookup_hash(phone_key(e164)))
+    return bool(row and row.opted_out)
+
+
+def set_opt_out(session: Session, phone_hash: str, opted_out: bool) -> None:
+    """Record STOP (True) or START (False) for a number's hash."""
+    row = session.get(OptOut, phone_hash)
+    if row is None:
+        session.add(OptOut(phone_hash=phone_hash, opted_out=opted_out))
+    else:
+        row.opted_out = opted_out
+    session.flush()  # two STOPs at once: the loser fails here and is run again
+
+
+def _keyword(body: str) -> str:
+    """The whole text as a keyword: trimmed, upper case, without punctuation."""
+    return _WORD.sub("", body).upper()
+
+
+def _tokens(body: str) -> list[str]:
+    return [t for t in _WORD.split(body.upper()) if t]
+
+
+def _yes_no(catalog: IntakeCatalog, body: str, language: str) -> bool | None:
+    """YES → True, NO → False, anything else → None (by the first word)."""
+    tokens = _tokens(body)
+    if not tokens:
+        return None
+    first = tokens[0]
+    if first in catalog.yes_words[language] or first in catalog.yes_words["en"]:
+        return True
+    if first in catalog.no_words[language] or first in catalog.no_words["en"]:
+        return False
+    return None
+
+
+def _open_conversation(
+    session: Session, catalog: IntakeCatalog, phone_hash: str
+) -> SmsConversation | None:
+    since = utcnow() - timedelta(hours=catalog.conversation_hours)
+    return session.scalar(
+        select(SmsConversation)
+        .where(
+            SmsConversation.phone_hash == phone_hash,
+            SmsConversation.open.is_(True),
+            SmsConversation.updated_at >= since,
+        )
+        .order_by(SmsConversation.id.desc())
+        .limit(1)
+    )
+
+
+def _store(session: Session, conversation: SmsConversation, sms: SmsIn) -> TipMessage:
+    message = TipMessage(
+        case_id=conversation.case_id,
+        signal_id=conversation.signal_id,
+        direction="in",
+        author="tipster",
+        body=sms.body,
+        message_sid=sms.message_sid,
+    )
+    session.add(message)
+    session.flush()  # a concurrent duplicate MessageSid fails here
+    record_event(session, actor="tipster", action="sms_in", case_id=conversation.case_id)
+    return message
+
+
+def _record_answer(
+    session: Session, conversation: SmsConversation, question: SmsQuestion, answer: Any
+) -> None:
+    signal = session.get(Signal, conversation.signal_id)
+    assert signal is not None
+    path = dict(signal.ivr_path or {})
+    path["answers"] = {**path.get("answers", {}), question.key: answer}
+    signal.ivr_path = path
+    if question.key == "location" and isinstance(answer, str):
+        signal.location = answer[:500]
+    if question.consent and isinstance(answer, bool):
+        case = session.get(Case, conversation.case_id)
+        assert case is not None
+        now = utcnow()
+        screening = dict(case.screening or {})
+        # The shape of workflows.screening.consent_records, so referrals can check it.
+        screening["consent"] = {
+            **screening.get("consent", {}),
+            question.consent: {
+                "scope": question.consent,
+                "given": answer,
+                "given_by": "tipster",
+                "recorded_by": "sms",
+                "recorded_at": now.isoformat(),
+                "expires_at": (now + CALLBACK_CONSENT_VALID).isoformat(),
+            },
+        }
+        case.screening = screening
+
+
+def _start(
+    session: Session, catalog: IntakeCatalog, sms: SmsIn, phone_hash: str
+) -> tuple[SmsConversation, str]:
+    """A new case, signal and conversation; the welcome carries reference and passphrase."""
+    tokens = set(_tokens(sms.body))
+    language = "es" if tokens & catalog.spanish_words else "en"
+    passphrase = new_passphrase()
+    case = open_case(
+        session,
+        actor="tipster",
+        channel="sms",
+        anonymous=True,
+        passphrase_hash=hash_secret(passphrase),
+    )
+    phone = e164_or_none(sms.sender)
+    signal = Signal(
+        case_id=case.id,
+        channel="sms",
+        language=language,
+        anonymous=True,
+        from_phone=phone or sms.sender[:32],
+        from_phone_hash=phone_hash,
+        ivr_path={"answers": {}},
+    )
+    session.add(signal)
+    session.flush()
+    conversation = SmsConversation(
+        phone_hash=phone_hash, case_id=case.id, signal_id=signal.id, step=0, language=language
+    )
+    session.add(conversation)
+    session.flush()
+    welcome = catalog.message(
+        "welcome", language, reference=case.reference or "", passphrase=passphrase
+    )
+    return conversation, f"{welcome} {catalog.questions[0].text[language]}"
+
+
+def _continue(
+    session: Session, catalog: IntakeCatalog, conversation: SmsConversation, sms: SmsIn
+) -> str:
+    """Record the answer to the pending question and ask the next one."""
+    case = session.get(Case, conversation.case_id)
+    assert case is not None
+    reference = case.reference or ""
+    words = set(_tokens(sms.body))
+    switch = None
+    if len(words) == 1:  # a text that is only "ESPAÑOL" or "ENGLISH" switches language
+        switch = "es" if words & catalog.spanish_words else None
+        switch = "en" if words & catalog.english_words else switch
+    if switch:
+        conversation.language = switch
+        session.get(Signal, conversation.signal_id).language = switch  # type: ignore[union-attr]
+        if conversation.step < len(catalog.questions):
+            return catalog.questions[conversation.step].text[switch]
+        return catalog.message("received", switch, reference=reference)
+    language = conversation.language
+    if conversation.step >= len(catalog.questions):
+        return catalog.message("received", language, reference=reference)
+    question = catalog.questions[conversation.step]
+    answer: Any = sms.body if question.kind == "text" else _yes_no(catalog, sms.body, language)
+    _record_answer(session, conversation, question, answer)
+    conversation.step += 1
+    reply = []
+    if question.emergency_on and answer is (question.emergency_on == "yes"):
+        page_emergency(session, case, channel="sms")
+        reply.append(catalog.message("emergency", language))
+    if conversation.step < len(catalog.questions):
+        reply.append(catalog.questions[conversation.step].text[language])
+    else:
+        reply.append(catalog.message("done", language, reference=reference))
+    return " ".join(reply)
+
+
+def receive_sms(session: Session, catalog: IntakeCatalog, sms: SmsIn) -> str | None:
+    """Handle one inbound text; the reply to send, or None to send nothing at all."""
+    phone_hash = lookup_hash(phone_key(sms.sender))
+    if session.scalar(select(TipMessage.id).where(TipMessage.message_sid == sms.message_sid)):
+        return None  # Twilio retried a text we already hold
+    keyword = _keyword(sms.body)
+    opted_out = session.get(OptOut, phone_hash)
+    suppressed = bool(opted_out and opted_out.opted_out)
+    if keyword in STOP_WORDS:
+        set_opt_out(session, phone_hash, True)
+        return None  # the carrier has already confirmed the opt-out
+    if keyword in START_WORDS and (suppressed or keyword != "YES"):
+        if suppressed:
+            set_opt_out(session, phone_hash, False)
+        return None  # the carrier confirms START itself
+    conversation = _open_conversation(session, catalog, phone_hash)
+    if keyword in HELP_WORDS:
+        language = conversation.language if conversation else "en"
+        return None if suppressed else catalog.message("help", language)
+    if conversation is None:
+        conversation, reply = _start(session, catalog, sms, phone_hash)
+        _store(session, conversation, sms)
+    else:
+        _store(session, conversation, sms)
+        reply = _continue(session, catalog, conversation, sms)
+    conversation.updated_at = utcnow()
+    # An opted-out texter's words are kept (they may matter), but nothing is sent back.
+    return None if suppressed else reply

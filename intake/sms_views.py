@@ -1,0 +1,34 @@
+"""The SMS webhook: ``POST /twilio/sms`` answers with TwiML ``<Message>`` (or nothing)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, request
+from sqlalchemy.orm import Session
+from twilio.twiml.messaging_response import MessagingResponse
+
+from config.database import runtime
+from intake.sms import SmsIn, receive_sms
+from intake.twilio import in_transaction, param, twilio, twilio_signed, twiml
+
+MAX_BODY = 1600  # Twilio's limit for one message, concatenated segments included
+
+
+@twilio.post("/sms")
+@twilio_signed
+def sms_incoming() -> Any:
+    message_sid, sender = param("MessageSid"), param("From")
+    if message_sid is None or sender is None:
+        abort(400, "MessageSid and From are required")
+    sms = SmsIn(message_sid, sender, (request.form.get("Body") or "")[:MAX_BODY])
+    catalog = runtime().catalogs["intake"]
+
+    def work(session: Session) -> str | None:
+        return receive_sms(session, catalog, sms)
+
+    reply = in_transaction(work)  # stored and committed before Twilio gets the answer
+    response = MessagingResponse()
+    if reply:
+        response.message(reply)
+    return twiml(response)

@@ -1,0 +1,295 @@
+"""The voice IVR: TwiML for each step of a call, every step a signed follow-up URL.
+
+greeting + language (1 English, 2 Spanish) → menu (emergency, advocate, message) →
+``<Dial>``/``<Enqueue>`` → voicemail (``<Record>``) → reference and passphrase.
+A ``<Gather>`` without input falls through to a ``<Redirect>`` to its own action, so a
+caller who presses nothing hears the menu once more and is then offered voicemail.
+Each step commits its change before the TwiML is answered; nothing here touches Redis.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, request
+from sqlalchemy.orm import Session
+from twilio.twiml.voice_response import VoiceResponse
+
+from config.database import runtime
+from intake import calls
+from intake.catalog import LANGUAGES, IntakeCatalog
+from intake.emergency import page_emergency
+from intake.twilio import (
+    callback_url,
+    in_transaction,
+    param,
+    settings,
+    twilio,
+    twilio_signed,
+    twiml,
+)
+
+# How Twilio reports a caller who did reach a person (<Dial> and <Enqueue> actions);
+# any other outcome (busy, no-answer, failed, canceled, queue-full, leave, error…)
+# goes to voicemail.
+CONNECTED = frozenset({"completed", "answered", "bridged"})
+
+
+def catalog() -> IntakeCatalog:
+    """The prompts of config/intake.yaml."""
+    return runtime().catalogs["intake"]  # type: ignore[no-any-return]
+
+
+def _language() -> str:
+    lang = request.args.get("lang", "en")
+    return lang if lang in LANGUAGES else "en"
+
+
+def _attempt() -> int:
+    return 1 if request.args.get("attempt") == "1" else 0
+
+
+def _call_sid() -> str:
+    call_sid = param("CallSid")
+    if call_sid is None:
+        abort(400, "CallSid is missing")
+    return call_sid
+
+
+def _say(response: Any, key: str, lang: str, **values: str) -> None:
+    response.say(catalog().prompt(key, lang, **values), language=catalog().say_language[lang])
+
+
+def _gather(action: str) -> tuple[VoiceResponse, Any]:
+    """A one-digit <Gather> whose silence falls through to a redirect to the same action."""
+    response = VoiceResponse()
+    gather = response.gather(
+        num_digits=1, action=action, method="POST", timeout=catalog().gather_timeout_seconds
+    )
+    return response, gather
+
+
+def _fallthrough(response: VoiceResponse, action: str) -> VoiceResponse:
+    response.redirect(action, method="POST")
+    return response
+
+
+def language_menu(attempt: int) -> VoiceResponse:
+    """Greeting (danger and minors may be reported) and the language choice, in both."""
+    action = callback_url("twilio.voice_language", attempt=attempt)
+    response, gather = _gather(action)
+    for lang in LANGUAGES:
+        _say(gather, "greeting" if attempt == 0 else "no_input", lang)
+    for lang in LANGUAGES:
+        _say(gather, "language_menu", lang)
+    return _fallthrough(response, action)
+
+
+def main_menu(lang: str, attempt: int) -> VoiceResponse:
+    """Emergency, an advocate, or a message, in the caller's language."""
+    action = callback_url("twilio.voice_menu", lang=lang, attempt=attempt)
+    response, gather = _gather(action)
+    if attempt:
+        _say(gather, "no_input", lang)
+    _say(gather, "main_menu", lang)
+    return _fallthrough(response, action)
+
+
+def voicemail(lang: str | None, response: VoiceResponse | None = None) -> VoiceResponse:
+    """<Record> a message (≤120 s so Twilio transcribes it); both languages if none chosen."""
+    response = response or VoiceResponse()
+    for spoken in (lang,) if lang else LANGUAGES:
+        _say(response, "voicemail", spoken)
+    done = callback_url("twilio.voice_recorded", lang=lang or "en")
+    response.record(
+        action=done,
+        method="POST",
+        max_length=catalog().voicemail_max_seconds,
+        timeout=10,
+        finish_on_key="#",
+        play_beep=True,
+        transcribe=True,
+        transcribe_callback=callback_url("twilio.voice_transcription"),
+        recording_status_callback=callback_url("twilio.voice_recording"),
+        recording_status_callback_event="completed",
+    )
+    # Silence makes no recording, and Twilio then skips the action: go there anyway.
+    response.redirect(done, method="POST")
+    return response
+
+
+def connect_operator(lang: str, response: VoiceResponse) -> VoiceResponse:
+    """<Enqueue> or <Dial> an advocate; their action sends unanswered calls to voicemail."""
+    config = settings()
+    action = callback_url("twilio.voice_connected", lang=lang)
+    if config.operator_queue:
+        _say(response, "connecting", lang)
+        response.enqueue(config.operator_queue, action=action, method="POST")
+    elif config.operator_numbers:
+        _say(response, "connecting", lang)
+        dial = response.dial(action=action, method="POST", timeout=catalog().dial_timeout_seconds)
+        for number in config.operator_numbers:
+            dial.number(number)
+    else:
+        voicemail(lang, response)
+    return response
+
+
+@twilio.post("/voice")
+@twilio_signed
+def voice_incoming() -> Any:
+    call_sid, caller, status = _call_sid(), param("From"), param("CallStatus", 24)
+
+    def work(session: Session) -> None:
+        signal = calls.call_signal(session, call_sid, caller)
+        calls.apply_call_status(signal, status, None)
+
+    in_transaction(work)  # the case exists, committed, before the caller hears a word
+    return twiml(language_menu(0))
+
+
+@twilio.post("/voice/language")
+@twilio_signed
+def voice_language() -> Any:
+    call_sid, digits, attempt = _call_sid(), param("Digits", 8), _attempt()
+    chosen = {"1": "en", "2": "es"}.get(digits or "")
+
+    def work(session: Session) -> None:
+        signal = calls.call_signal(session, call_sid)
+        if chosen:
+            calls.choose_language(signal, chosen)
+        else:
+            calls.note_step(signal, "language", no_input=attempt)
+
+    in_transaction(work)
+    if chosen:
+        return twiml(main_menu(chosen, 0))
+    if attempt == 0:
+        return twiml(language_menu(1))
+    return twiml(voicemail(None))
+
+
+@twilio.post("/voice/menu")
+@twilio_signed
+def voice_menu() -> Any:
+    call_sid, digits, lang, attempt = _call_sid(), param("Digits", 8), _language(), _attempt()
+    digit_choice = {digit: choice for choice, digit in catalog().menu_digits.items()}
+    choice = digit_choice.get(digits or "")
+
+    def work(session: Session) -> None:
+        signal = calls.call_signal(session, call_sid)
+        calls.note_step(signal, "menu", choice=choice or "none")
+        if choice == "emergency":
+            page_emergency(session, signal.case, channel="voice")
+
+    in_transaction(work)
+    if choice == "emergency":
+        response = VoiceResponse()
+        _say(response, "emergency", lang)
+        return twiml(connect_operator(lang, response))
+    if choice == "operator":
+        return twiml(connect_operator(lang, VoiceResponse()))
+    if choice == "voicemail" or attempt == 1:
+        return twiml(voicemail(lang))
+    return twiml(main_menu(lang, 1))
+
+
+@twilio.post("/voice/connected")
+@twilio_signed
+def voice_connected() -> Any:
+    call_sid, lang = _call_sid(), _language()
+    outcome = param("DialCallStatus", 24) or param("QueueResult", 24) or "unknown"
+
+    def work(session: Session) -> None:
+        calls.note_step(calls.call_signal(session, call_sid), "operator", outcome=outcome)
+
+    in_transaction(work)
+    if outcome in CONNECTED:
+        response = VoiceResponse()
+        _say(response, "goodbye", lang)
+        response.hangup()
+        return twiml(response)
+    return twiml(voicemail(lang))
+
+
+def spoken_reference(reference: str) -> str:
+    """``HT-2026-000123`` read out character by character: ``H T, 2 0 2 6, 0 0 0 1 2 3``."""
+    return ", ".join(" ".join(part) for part in reference.split("-"))
+
+
+def spoken_passphrase(passphrase: str) -> str:
+    """Words with pauses, digits one by one: ``orbit, maple, …, 4 8 2``."""
+    *words, digits = passphrase.split("-")
+    return ", ".join([*words, " ".join(digits)])
+
+
+@twilio.post("/voice/recorded")
+@twilio_signed
+def voice_recorded() -> Any:
+    call_sid, lang = _call_sid(), _language()
+    recording_sid = param("RecordingSid")
+    url, duration = param("RecordingUrl", 500), calls.whole_number(param("RecordingDuration"))
+
+    def work(session: Session) -> tuple[str, str]:
+        signal = calls.call_signal(session, call_sid)
+        calls.attach_recording(session, signal, recording_sid, url, duration)
+        passphrase = calls.finish_voicemail(session, signal)
+        return signal.case.reference or "", passphrase
+
+    reference, passphrase = in_transaction(work)
+    response = VoiceResponse()
+    if recording_sid is None:
+        _say(response, "no_recording", lang)
+    for time in range(2):
+        if time:
+            _say(response, "repeat", lang)
+        _say(response, "reference", lang, reference=spoken_reference(reference))
+        _say(response, "passphrase", lang, passphrase=spoken_passphrase(passphrase))
+    _say(response, "goodbye", lang)
+    response.hangup()
+    return twiml(response)
+
+
+@twilio.post("/voice/recording")
+@twilio_signed
+def voice_recording() -> Any:
+    call_sid, recording_sid = _call_sid(), param("RecordingSid")
+    url, duration = param("RecordingUrl", 500), calls.whole_number(param("RecordingDuration"))
+
+    def work(session: Session) -> None:
+        signal = calls.call_signal(session, call_sid)
+        calls.attach_recording(session, signal, recording_sid, url, duration)
+
+    in_transaction(work)
+    return twiml(VoiceResponse())
+
+
+@twilio.post("/voice/transcription")
+@twilio_signed
+def voice_transcription() -> Any:
+    call_sid = _call_sid()
+    transcription_sid, recording_sid = param("TranscriptionSid"), param("RecordingSid")
+    status = param("TranscriptionStatus", 24)
+    text = (request.form.get("TranscriptionText") or "").strip()[:20000] or None
+
+    def work(session: Session) -> None:
+        signal = calls.call_signal(session, call_sid)
+        calls.attach_transcription(session, signal, transcription_sid, recording_sid, text, status)
+
+    in_transaction(work)
+    return twiml(VoiceResponse())
+
+
+@twilio.post("/voice/status")
+@twilio_signed
+def voice_status() -> Any:
+    call_sid, status = _call_sid(), param("CallStatus", 24)
+    sequence = calls.whole_number(param("SequenceNumber", 12))
+    duration = calls.whole_number(param("CallDuration", 12))
+
+    def work(session: Session) -> None:
+        signal = calls.call_signal(session, call_sid, param("From"))
+        calls.apply_call_status(signal, status, sequence, duration)
+
+    in_transaction(work)
+    return twiml(VoiceResponse())

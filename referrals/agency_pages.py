@@ -1,0 +1,131 @@
+"""Agency pages: the inbox of the agency's own referrals with their deadlines, one
+referral (the same packet the webhook carries), and the agency's answers.
+
+Another agency's referral, or one not yet approved, is a 404 page: existence does
+not leak (the agency API's own ``own_referral``). Answers are validated by the agency
+API's schema and go through ``workflows.lifecycle.fire_referral_event``, which checks
+the agency again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from config.auth import current_user, login_required
+from config.database import db_session, runtime
+from intake.forms import FormErrors, load
+from referrals.packets import build_packet
+from referrals.schemas import INVESTIGATION_STATUSES, AgencyEventIn
+from referrals.views import HIDDEN_FROM_AGENCIES, own_referral
+from workflows.access import record_pii_view
+from workflows.db import transaction
+from workflows.errors import DomainError
+from workflows.lifecycle import fire_referral_event
+from workflows.models import Referral, Role, User
+
+bp = Blueprint("agency_pages", __name__, template_folder="templates")
+
+AGENCY = [Role.AGENCY.value]
+ANSWERS = {
+    "acknowledge": "Acknowledge",
+    "accept": "Accept",
+    "decline": "Decline",
+    "request_info": "Ask for more information",
+    "record_outcome": "Record the outcome",
+}
+OPEN_STATES = ("queued", "sent", "acknowledged")
+
+
+def _me() -> User:
+    user = current_user()
+    assert user is not None  # login_required guarantees it
+    return user
+
+
+@bp.get("/agency/")
+@login_required(AGENCY)
+def inbox() -> Any:
+    me = _me()
+    referrals = db_session().scalars(
+        select(Referral)
+        .where(Referral.agency_code == me.agency_code, Referral.state.notin_(HIDDEN_FROM_AGENCIES))
+        .order_by(Referral.deadline.is_(None), Referral.deadline, Referral.id)
+    ).all()
+    agency = (runtime().catalogs.get("agencies") or {}).get(me.agency_code)
+    return render_template(
+        "agency/inbox.html",
+        agency=agency,
+        open_referrals=[r for r in referrals if r.state in OPEN_STATES],
+        answered=[r for r in referrals if r.state not in OPEN_STATES],
+    )
+
+
+@bp.get("/agency/referrals/<int:referral_id>")
+@login_required(AGENCY)
+def show(referral_id: int) -> Any:
+    me = _me()
+    session = db_session()
+    referral = own_referral(session, me, referral_id)
+    with transaction(session):
+        record_pii_view(session, me, referral.case_id, via="page", referral_id=referral.id)
+    others = [
+        r for r in referral.case.referrals
+        if r.id != referral.id and r.state not in HIDDEN_FROM_AGENCIES
+    ]
+    return render_template(
+        "agency/show.html",
+        referral=referral,
+        packet=build_packet(referral),
+        others=others,
+        answers=ANSWERS,
+        statuses=INVESTIGATION_STATUSES,
+    )
+
+
+def answer_from_form(form: Any) -> dict[str, Any]:
+    """The form as the body ``POST /api/v1/agency/referrals/<id>/events`` takes."""
+    body: dict[str, Any] = {
+        "event": form.get("event") or "",
+        "reason": (form.get("reason") or "").strip() or None,
+    }
+    if body["event"] == "record_outcome":
+        outcome: dict[str, Any] = {
+            "investigation_status": form.get("investigation_status") or None,
+            "charges": _lines(form.get("charges")),
+            "convictions": _lines(form.get("convictions")),
+            "notes": (form.get("notes") or "").strip() or None,
+        }
+        for name in ("restitution_ordered", "restitution_paid"):
+            raw = (form.get(name) or "").strip()
+            outcome[name] = raw or None
+        body["outcome"] = outcome
+    return body
+
+
+def _lines(raw: str | None) -> list[str]:
+    return [line.strip() for line in (raw or "").splitlines() if line.strip()]
+
+
+@bp.post("/agency/referrals/<int:referral_id>/events")
+@login_required(AGENCY)
+def answer(referral_id: int) -> Any:
+    me = _me()
+    session = db_session()
+    own_referral(session, me, referral_id)
+    try:
+        data = load(AgencyEventIn(), answer_from_form(request.form))
+        with transaction(session):
+            fire_referral_event(
+                session, referral_id, data["event"], me, reason=data.get("reason"),
+                data={"outcome": data["outcome"]} if data.get("outcome") else None,
+            )
+    except FormErrors as exc:
+        flash("Not saved: " + "; ".join(f"{k}: {v}" for k, v in exc.errors.items()), "error")
+    except DomainError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(f"{ANSWERS[data['event']]}: done.", "ok")
+    return redirect(url_for("agency_pages.show", referral_id=referral_id), 303)

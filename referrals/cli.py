@@ -1,0 +1,118 @@
+"""``flask --app wsgi worker``: the one command that runs delivery.
+
+With ``REDIS_URL`` it runs a real RQ worker (with its scheduler) on the ``referrals``,
+``notifications`` and ``default`` queues, plus the outbox relay and the per-minute
+deadline watch in a child process. Start it as many times, on as many machines, as
+throughput needs: claims and leases in the database keep any row from being delivered
+twice. Without ``REDIS_URL`` the same jobs run in-process in the foreground.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+
+import click
+from flask.cli import AppGroup, with_appcontext
+from sqlalchemy.orm import configure_mappers
+
+from config.database import runtime as app_runtime
+from config.runtime import Runtime
+from referrals.relay import PURPOSES, EmbeddedWorker, queue_name, run_relay_loop
+from referrals.tasks import JobIdFilter, run_deadline_check
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s job=%(job_id)s %(message)s"
+
+def _stamp_job_ids() -> None:
+    """Every log line of the worker names its job (never the tip's text)."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(JobIdFilter())
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+
+
+def _relay_main(runtime: Runtime, parent_pid: int) -> None:
+    """The relay child: leaves when the worker stops or dies (it must not outlive it)."""
+    runtime.engine.dispose(close=False)  # never share the parent's pooled connections
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def watch_parent() -> None:
+        while not stop.wait(1):
+            if os.getppid() != parent_pid:
+                stop.set()
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+    run_relay_loop(runtime, stop)
+
+
+def run_rq_worker(runtime: Runtime, burst: bool = False) -> None:
+    """Relay child + RQ worker with scheduler, until SIGTERM/SIGINT."""
+    from redis import Redis
+    from rq import Queue, Worker
+    from rq.serializers import JSONSerializer
+
+    settings = runtime.settings
+    assert settings.redis_url
+    # Map every model once here, not in each forked work-horse (Redash does the same),
+    # and fork with no open database connections.
+    configure_mappers()
+    runtime.engine.dispose()
+    connection = Redis.from_url(settings.redis_url)
+    queues = [
+        Queue(queue_name(runtime, p), connection=connection, serializer=JSONSerializer)
+        for p in PURPOSES
+    ]
+    relay = multiprocessing.get_context("fork").Process(
+        target=_relay_main, args=(runtime, os.getpid()), name="outbox-relay", daemon=True
+    )
+    relay.start()
+    try:
+        worker = Worker(queues, connection=connection, serializer=JSONSerializer)
+        worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)
+    finally:
+        relay.terminate()
+        relay.join(5)
+
+
+def run_in_process(runtime: Runtime) -> None:
+    """The embedded default: the same jobs, run here, until interrupted."""
+    worker = EmbeddedWorker(runtime)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop.set())
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.5)
+    except KeyboardInterrupt:
+        worker.stop.set()
+        worker.join(5)
+
+
+def _start(burst: bool) -> None:
+    runtime = app_runtime()
+    _stamp_job_ids()
+    if runtime.settings.uses_redis:
+        click.echo(f"delivery worker on {', '.join(queue_name(runtime, p) for p in PURPOSES)}")
+        run_rq_worker(runtime, burst=burst)
+    else:
+        click.echo("no REDIS_URL: running queued jobs in-process (embedded default)")
+        run_in_process(runtime)
+
+
+@click.group("worker", cls=AppGroup, invoke_without_command=True)
+@click.option("--burst", is_flag=True, help="Quit when the queues are empty (RQ only).")
+@click.pass_context
+@with_appcontext
+def worker_cli(ctx: click.Context, burst: bool) -> None:
+    """Run delivery: an RQ worker + outbox relay with REDIS_URL, in-process without."""
+    if ctx.invoked_subcommand is None:
+        _start(burst)
+
+
+@worker_cli.command("deadlines")
+def deadlines() -> None:
+    """Run the deadline watch once and say how many new breaches it notified."""
+    click.echo(f"{run_deadline_check()} new deadline breach(es)")

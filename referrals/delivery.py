@@ -1,0 +1,209 @@
+"""Delivering one referral to its agency, and what happens when a try fails.
+
+Delivery is at least once: a worker can die after the agency answered and before we
+wrote it down, so the same packet may arrive again. The agency dedupes on the
+``Idempotency-Key`` (stable per referral); we never change the key between tries.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+import requests
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from config.runtime import Runtime, current_runtime
+from referrals import messaging
+from referrals.agencies import Agency
+from referrals.models import DeliveryAttempt
+from referrals.packets import build_packet, encode_packet, sign
+from workflows.db import is_postgres, transaction, utcnow
+from workflows.errors import DomainError
+from workflows.lifecycle import fire_referral_event
+from workflows.models import Referral
+from workflows.outbox import OutboxMessage, add_outbox_message
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = timedelta(hours=1)
+USER_AGENT = "hotline-referrals/1.0"
+
+
+class DeliveryFailed(Exception):
+    """This try did not reach the agency; the message says why, without personal data."""
+
+
+def backoff(settings_backoff: int, attempt: int) -> timedelta:
+    """Exponential backoff: base, twice that, four times … capped at an hour."""
+    return min(timedelta(seconds=settings_backoff * 2 ** max(attempt - 1, 0)), MAX_BACKOFF)
+
+
+def _load_for_delivery(session: Session, referral_id: int) -> Referral | None:
+    stmt = select(Referral).where(Referral.id == referral_id)
+    if is_postgres(session):
+        # Two workers holding the same referral (a lease ran out while the first was
+        # still busy) queue up here; the second then sees ``sent`` and stops.
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).one_or_none()
+
+
+def _post_webhook(runtime: Runtime, agency: Agency, referral: Referral, body: bytes) -> int:
+    assert agency.webhook_url and agency.webhook_secret
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Hotline-Signature": sign(body, agency.webhook_secret),
+        "Idempotency-Key": referral.idempotency_key,
+    }
+    timeout = runtime.settings.delivery_timeout_seconds
+    try:
+        answer = requests.post(
+            agency.webhook_url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+        )
+    except requests.Timeout:
+        raise DeliveryFailed(f"{agency.code} webhook timed out after {timeout}s") from None
+    except requests.RequestException as exc:
+        raise DeliveryFailed(f"{agency.code} webhook unreachable: {type(exc).__name__}") from None
+    return answer.status_code
+
+
+def _notice(referral: Referral) -> str:
+    # No personal data in notices: the agency reads the referral in its inbox or the API.
+    return (
+        f"New {referral.case.priority} referral {referral.id} (case {referral.case.reference}) "
+        f"for {referral.agency_code}. Read it in the agency inbox or through the API."
+    )
+
+
+def _try_channels(runtime: Runtime, agency: Agency, referral: Referral) -> tuple[str, int | None]:
+    """Reach the agency over its first configured channel; returns (channel, status)."""
+    channels = agency.ready_channels
+    if not channels:
+        raise DeliveryFailed(f"{agency.code} has no delivery channel configured")
+    channel = channels[0]
+    if channel == "webhook":
+        body = encode_packet(build_packet(referral))
+        status = _post_webhook(runtime, agency, referral, body)
+        if not 200 <= status < 300:
+            raise DeliveryFailed(f"{agency.code} webhook answered {status}")
+        return channel, status
+    try:
+        if channel == "email":
+            assert agency.email
+            messaging.send_email(
+                runtime.settings, agency.email, f"Referral {referral.id}", _notice(referral)
+            )
+        else:
+            assert agency.sms
+            messaging.send_sms(runtime.settings, agency.sms, _notice(referral))
+    except (messaging.SendFailed, messaging.ChannelNotConfigured) as exc:
+        raise DeliveryFailed(f"{agency.code} {channel}: {exc}") from None
+    except messaging.RecipientOptedOut:
+        raise DeliveryFailed(f"{agency.code} sms number is unsubscribed") from None
+    return channel, None
+
+
+def deliver_referral(session: Session, referral: Referral, runtime: Runtime | None = None) -> bool:
+    """Send a queued referral to its agency; True when it is (now or already) delivered.
+
+    Raises DeliveryFailed after recording the try, so the caller schedules a retry.
+    """
+    runtime = runtime or current_runtime()
+    with transaction(session):
+        current = _load_for_delivery(session, referral.id)
+        if current is None or current.state != "queued":
+            return current is not None and current.state != "withdrawn"
+        agency = runtime.catalogs.get("agencies", {}).get(current.agency_code)
+        started = time.monotonic()
+        channel, status, error = "webhook", None, None
+        try:
+            if agency is None:
+                raise DeliveryFailed(f"agency {current.agency_code} is not in agencies.yaml")
+            channel, status = _try_channels(runtime, agency, current)
+        except DeliveryFailed as exc:
+            error = str(exc)
+        current.attempts = (current.attempts or 0) + 1
+        current.last_error = error
+        session.add(
+            DeliveryAttempt(
+                referral_id=current.id,
+                channel=channel,
+                attempt=current.attempts,
+                status_code=status,
+                error=error,
+                duration_ms=int((time.monotonic() - started) * 1000),
+            )
+        )
+        if error is None:
+            fire_referral_event(
+                session, current.id, "mark_sent", None,
+                data={"channel": channel}, catalogs=runtime.catalogs,
+            )
+    if error is not None:
+        raise DeliveryFailed(error)
+    log.info("referral %s delivered to %s by %s", referral.id, referral.agency_code, channel)
+    return True
+
+
+def after_failed_attempt(runtime: Runtime, outbox_id: int, dispatch: int, error: str) -> str:
+    """Schedule the next try with backoff, or give up after the last one.
+
+    Runs on every failed attempt (RQ's on_failure, or the embedded runner): it only acts
+    for the current dispatch of a message that is not done, so a stale or repeated call
+    changes nothing. Returns what it did: ``ignored``, ``retry`` or ``gave_up``.
+    """
+    settings = runtime.settings
+    session = runtime.session()
+    try:
+        with transaction(session):
+            stmt = select(OutboxMessage).where(OutboxMessage.id == outbox_id)
+            if is_postgres(session):
+                stmt = stmt.with_for_update()
+            message = session.scalars(stmt).one_or_none()
+            if message is None or message.done_at is not None or message.attempts != dispatch:
+                return "ignored"
+            message.last_error = error[:500]
+            message.lease_until = None
+            if message.attempts < settings.delivery_max_attempts:
+                message.available_at = utcnow() + backoff(
+                    settings.delivery_backoff_seconds, message.attempts
+                )
+                log.warning(
+                    "outbox %s attempt %s/%s failed (%s); retrying",
+                    outbox_id, message.attempts, settings.delivery_max_attempts, error,
+                )
+                return "retry"
+            message.done_at = utcnow()
+            log.error("outbox %s gave up after %s attempts: %s", outbox_id, message.attempts, error)
+            if message.kind == "deliver_referral" and message.ref_id is not None:
+                _declare_failed(session, runtime, message.ref_id, error)
+            return "gave_up"
+    finally:
+        session.close()
+
+
+def _declare_failed(session: Session, runtime: Runtime, referral_id: int, error: str) -> None:
+    referral = session.get(Referral, referral_id)
+    if referral is None or referral.state != "queued":
+        return
+    try:
+        fire_referral_event(
+            session, referral_id, "fail", None, reason=error[:500],
+            data={"error": error}, catalogs=runtime.catalogs,
+        )
+    except DomainError as exc:
+        log.warning("referral %s could not be marked failed: %s", referral_id, exc.message)
+        return
+    add_outbox_message(
+        session,
+        "notify",
+        payload={
+            "kind": "referral_failed",
+            "case_id": referral.case_id,
+            "referral_id": referral_id,
+            "message_id": None,
+        },
+    )

@@ -1,0 +1,286 @@
+"""Notifications: pages, breaches, declined or failed referrals, replies to tipsters.
+
+Each ``notify`` outbox message becomes one ``Notification`` row per recipient and
+channel, written before anything is sent, so a retried job sends only what is still
+unsent. Supervisors get at least once (a page must arrive); a tipster gets at most once
+(a second text to a victim's phone is a risk), and only with call-back consent, a number
+that has not opted out and no "not safe to text" on record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from config.runtime import Runtime
+from intake.models import TipMessage
+from intake.sms import is_opted_out, phone_key, set_opt_out
+from referrals import messaging
+from referrals.models import DeadlineBreach, Notification
+from referrals.packets import consent_given
+from workflows.db import transaction, utcnow
+from workflows.machines import AWAITING_AGENCY, OPEN_CASE_STATES
+from workflows.models import Case, Referral, Role, User
+from workflows.outbox import OutboxMessage, add_outbox_message
+from workflows.pii import lookup_hash
+
+log = logging.getLogger(__name__)
+
+SUPERVISOR_KINDS = ("emergency_page", "deadline_breach", "referral_declined", "referral_failed")
+KINDS = (*SUPERVISOR_KINDS, "tipster_reply")
+
+
+class NotifyFailed(Exception):
+    """Some recipients could not be reached yet; the job retries the unsent ones."""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    channel: str  # sms | email
+    address: str
+
+
+def record_opt_out(session: Session, e164: str) -> None:
+    """Twilio said 21610 (unsubscribed): suppress the number as if it had texted STOP."""
+    set_opt_out(session, lookup_hash(phone_key(e164)), True)
+
+
+def _supervisors(session: Session, runtime: Runtime) -> list[Recipient]:
+    settings = runtime.settings
+    people = session.scalars(
+        select(User).where(User.role == Role.SUPERVISOR.value, User.active.is_(True))
+    ).all()
+    phones = (
+        [settings.oncall_supervisor_phone]
+        if settings.oncall_supervisor_phone
+        else [p.phone for p in people if p.phone]
+    )
+    emails = list(settings.supervisor_emails) + [p.email for p in people if p.email]
+    found = [Recipient("sms", p) for p in phones] + [Recipient("email", e) for e in emails]
+    return list(dict.fromkeys(found))
+
+
+def _tipster_phone(case: Case) -> str | None:
+    """The number the tipster can be called back on, unless a signal says not safe."""
+    phone = None
+    for signal in case.signals:
+        if signal.safe_contact:
+            try:
+                safe = json.loads(signal.safe_contact)
+            except ValueError:
+                safe = {}
+            if safe.get("safe_to_text") is False:
+                return None
+        phone = phone or signal.contact_phone or signal.from_phone
+    return phone
+
+
+def _tipster(session: Session, case: Case) -> list[Recipient]:
+    if not consent_given(case.screening, "callback"):
+        log.info("case %s: no call-back consent, tipster not contacted", case.id)
+        return []
+    phone = _tipster_phone(case)
+    if phone is None:
+        return []
+    if is_opted_out(session, phone):
+        log.info("case %s: tipster number opted out, not texted", case.id)
+        return []
+    return [Recipient("sms", phone)]
+
+
+def _text(session: Session, kind: str, case: Case, payload: dict[str, Any]) -> tuple[str, str]:
+    """Subject and body; supervisors' texts carry references, never the tip itself."""
+    referral = session.get(Referral, payload["referral_id"]) if payload.get("referral_id") else None
+    agency = referral.agency_code if referral else "the agency"
+    ref = case.reference
+    if kind == "emergency_page":
+        return f"EMERGENCY case {ref}", f"EMERGENCY: case {ref} reports imminent danger. Act now."
+    if kind == "deadline_breach":
+        what = f"referral to {agency} ({referral.state})" if referral else f"case ({case.state})"
+        return f"Deadline passed: {ref}", f"Deadline passed for case {ref}: {what}."
+    if kind == "referral_declined":
+        return (
+            f"{agency} declined {ref}",
+            f"{agency} declined the referral for case {ref}. Re-route or close it.",
+        )
+    if kind == "referral_failed":
+        return (
+            f"Delivery failed: {ref}",
+            f"Delivery to {agency} failed for case {ref} after every retry. Retry or re-route.",
+        )
+    message_id = payload.get("message_id")
+    message = session.get(TipMessage, message_id) if message_id else None
+    body = message.body if message is not None else "The hotline has replied to your tip."
+    return "Hotline reply", f"{body}\n(Ref {ref}. Reply STOP to stop texts.)"
+
+
+def _plan(session: Session, runtime: Runtime, message: OutboxMessage) -> list[Notification]:
+    """Write (or find) the Notification rows of this message before anything is sent."""
+    payload = message.payload or {}
+    kind = payload.get("kind")
+    case = session.get(Case, payload.get("case_id")) if payload.get("case_id") else None
+    if kind not in KINDS or case is None:
+        log.warning("outbox %s: notify of kind %r for case %r dropped", message.id, kind, case)
+        return []
+    existing = {
+        (n.channel, n.recipient_hash): n
+        for n in session.scalars(select(Notification).where(Notification.outbox_id == message.id))
+    }
+    recipients = _tipster(session, case) if kind == "tipster_reply" else _supervisors(
+        session, runtime
+    )
+    subject, body = _text(session, kind, case, payload)
+    rows = []
+    for recipient in recipients:
+        key = (recipient.channel, lookup_hash(recipient.address))
+        row = existing.get(key)
+        if row is None:
+            row = Notification(
+                outbox_id=message.id,
+                kind=kind,
+                channel=recipient.channel,
+                recipient=recipient.address,
+                recipient_hash=key[1],
+                body=body if recipient.channel == "sms" else f"{subject}\n\n{body}",
+                case_id=case.id,
+                referral_id=payload.get("referral_id"),
+            )
+            session.add(row)
+        rows.append(row)
+    session.flush()
+    return rows
+
+
+def _send_one(session: Session, runtime: Runtime, row: Notification) -> str | None:
+    """Send one row; returns an error text when it should be retried."""
+    settings = runtime.settings
+    try:
+        if row.channel == "sms":
+            if is_opted_out(session, row.recipient):
+                row.state = "opted_out"
+                return None
+            row.provider_id = messaging.send_sms(settings, row.recipient, row.body)
+        else:
+            subject, _, text = row.body.partition("\n\n")
+            row.provider_id = messaging.send_email(settings, row.recipient, subject, text)
+        row.state, row.sent_at, row.error = "sent", utcnow(), None
+    except messaging.RecipientOptedOut:
+        row.state, row.error = "opted_out", "unsubscribed (twilio 21610)"
+        record_opt_out(session, row.recipient)
+    except messaging.ChannelNotConfigured as exc:
+        row.state, row.error = "skipped", str(exc)
+        log.warning("notification %s skipped: %s", row.id, exc)
+    except messaging.SendFailed as exc:
+        row.state, row.error = "failed", str(exc)
+        return str(exc)
+    return None
+
+
+def send_notifications(session: Session, message: OutboxMessage, runtime: Runtime) -> int:
+    """Send what this ``notify`` message still owes; raises NotifyFailed to be retried."""
+    with transaction(session):
+        rows = _plan(session, runtime, message)
+    errors, sent = [], 0
+    for row in rows:
+        if row.state in {"sent", "opted_out", "skipped", "unknown"}:
+            continue
+        if row.kind == "tipster_reply":
+            if row.state == "sending":
+                # An earlier try may have sent it; at most once to a tipster's phone.
+                with transaction(session):
+                    row.state = "unknown"
+                continue
+            with transaction(session):
+                row.state = "sending"
+        with transaction(session):
+            error = _send_one(session, runtime, row)
+        if error:
+            errors.append(error)
+        elif row.state == "sent":
+            sent += 1
+    if errors:
+        raise NotifyFailed("; ".join(sorted(set(errors))))
+    return sent
+
+
+def check_deadlines(session: Session, now: datetime | None = None) -> int:
+    """Record each newly passed deadline once and queue one notification for it."""
+    now = now or utcnow()
+    count = 0
+    with transaction(session):
+        late_referrals = session.execute(
+            select(Referral.id, Referral.case_id, Referral.deadline)
+            .outerjoin(
+                DeadlineBreach,
+                and_(
+                    DeadlineBreach.subject == "referral",
+                    DeadlineBreach.subject_id == Referral.id,
+                    DeadlineBreach.deadline == Referral.deadline,
+                ),
+            )
+            .where(
+                Referral.deadline < now,
+                Referral.state.in_(AWAITING_AGENCY),
+                DeadlineBreach.id.is_(None),
+            )
+        ).all()
+        late_cases = session.execute(
+            select(Case.id, Case.id, Case.deadline)
+            .outerjoin(
+                DeadlineBreach,
+                and_(
+                    DeadlineBreach.subject == "case",
+                    DeadlineBreach.subject_id == Case.id,
+                    DeadlineBreach.deadline == Case.deadline,
+                ),
+            )
+            .where(
+                Case.deadline < now,
+                Case.state.in_(OPEN_CASE_STATES),
+                DeadlineBreach.id.is_(None),
+            )
+        ).all()
+        for subject, rows in (("referral", late_referrals), ("case", late_cases)):
+            for subject_id, case_id, deadline in rows:
+                if _record_breach(session, subject, subject_id, case_id, deadline):
+                    add_outbox_message(
+                        session,
+                        "notify",
+                        payload={
+                            "kind": "deadline_breach",
+                            "case_id": case_id,
+                            "referral_id": subject_id if subject == "referral" else None,
+                            "message_id": None,
+                        },
+                    )
+                    count += 1
+    return count
+
+
+def _record_breach(
+    session: Session, subject: str, subject_id: int, case_id: int, deadline: datetime
+) -> bool:
+    """Insert the breach unless another watcher already did (unique key, no error)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = (
+        insert(DeadlineBreach)
+        .values(
+            subject=subject,
+            subject_id=subject_id,
+            case_id=case_id,
+            deadline=deadline,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing()
+    )
+    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,119 @@
+"""The referral packet: what an agency receives, versioned, least data first.
+
+Who the tipster or victim is goes out only with the matching consent and never for an
+anonymous signal; immigration-relief details (T-visa, U-visa, VAWA) never leave the
+system (8 U.S.C. 1367), neither as screening facts nor inside a narrative.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+from workflows.db import utcnow
+from workflows.models import Case, Referral
+from workflows.screening import consent_state
+
+SCHEMA_VERSION = "1.0"
+SERVICES_AGENCIES = frozenset({"HHS"})  # receive under services consent, not law enforcement
+MAX_SUMMARY = 8000
+
+# Facts about immigration relief applications are protected by 8 U.S.C. 1367.
+_PROTECTED_KEY = re.compile(r"visa|vawa|immigration|continued_presence|i_?914|i_?918|i_?360", re.I)
+_PROTECTED_TEXT = re.compile(
+    r"[^.!?\n]*\b(?:[TU][- ]?visas?|VAWA|I-?914|I-?918|I-?360|continued presence|"
+    r"self[- ]petition\w*)\b[^.!?\n]*[.!?]?",
+    re.I,
+)
+REDACTED = "[withheld: protected immigration information]"
+
+
+def consent_given(screening: dict[str, Any] | None, scope: str) -> bool:
+    """Whether consent of this scope (law_enforcement, services, callback) holds now."""
+    record = ((screening or {}).get("consent") or {}).get(scope)
+    if isinstance(record, bool):
+        return record
+    return consent_state(record if isinstance(record, dict) else None, utcnow()) == "given"
+
+
+def redact_protected(text: str) -> str:
+    """Remove every sentence that mentions an immigration-relief application."""
+    return _PROTECTED_TEXT.sub(REDACTED, text)
+
+
+def _facts(screening: dict[str, Any]) -> dict[str, Any]:
+    facts = screening.get("facts") or {}
+    return {k: v for k, v in facts.items() if not _PROTECTED_KEY.search(k)}
+
+
+def _people(case: Case, referral: Referral, screening: dict[str, Any]) -> dict[str, Any]:
+    """Contact details of the people behind the signals, as far as consent allows."""
+    scope = "services" if referral.agency_code in SERVICES_AGENCIES else "law_enforcement"
+    allowed = consent_given(screening, scope) and not case.anonymous
+    contacts: list[dict[str, Any]] = []
+    for signal in case.signals:
+        if signal.anonymous or not allowed:
+            continue
+        person = {
+            "caller_type": signal.caller_type,
+            "name": signal.caller_name,
+            "phone": signal.contact_phone or signal.from_phone,
+            "email": signal.contact_email,
+            "language": signal.language,
+        }
+        if any(person[k] for k in ("name", "phone", "email")):
+            contacts.append(person)
+    return {
+        "anonymous": case.anonymous or all(s.anonymous for s in case.signals),
+        "consent_scope": scope,
+        "contact_shared": bool(contacts),
+        "contacts": contacts,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def build_packet(referral: Referral) -> dict[str, Any]:
+    """The versioned packet for this referral (the same for webhook and agency API)."""
+    case = referral.case
+    screening = case.screening or {}
+    narratives = [redact_protected(s.narrative) for s in case.signals if s.narrative]
+    transcripts = [redact_protected(s.transcript) for s in case.signals if s.transcript]
+    summary = "\n\n".join(narratives + transcripts)[:MAX_SUMMARY]
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "referral_id": referral.id,
+        "idempotency_key": referral.idempotency_key,
+        "agency": referral.agency_code,
+        "case_reference": case.reference,
+        "priority": case.priority,
+        "level": case.level,
+        "mandatory": referral.mandatory,
+        "deadline": _iso(referral.deadline),
+        "reason": referral.reason,
+        "rule": referral.rule,
+        "legal_basis": referral.legal_basis,
+        "summary": summary,
+        "indicators": list(screening.get("indicators") or []),
+        "facts": _facts(screening),
+        "location": [s.location for s in case.signals if s.location],
+        "people": _people(case, referral, screening),
+        "created_at": _iso(referral.created_at),
+    }
+
+
+def encode_packet(packet: dict[str, Any]) -> bytes:
+    """The exact bytes that are signed and sent."""
+    return json.dumps(packet, separators=(",", ":"), sort_keys=True, default=str).encode("utf-8")
+
+
+def sign(body: bytes, secret: str) -> str:
+    """``sha256=<hex HMAC-SHA256 of the raw body>``, the X-Hotline-Signature value."""
+    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"

@@ -1,0 +1,135 @@
+"""Queued jobs: thin wrappers that take ids, open their own session and call a core.
+
+The same functions run under an RQ worker (``flask --app wsgi worker``) and in-process
+on the embedded default (``referrals.relay.run_embedded_once``).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from config.runtime import Runtime, current_runtime
+from referrals.delivery import DeliveryFailed, after_failed_attempt, deliver_referral
+from referrals.notifications import NotifyFailed, check_deadlines, send_notifications
+from workflows.db import is_postgres, transaction, utcnow
+from workflows.models import Referral
+from workflows.outbox import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+current_job_id: contextvars.ContextVar[str] = contextvars.ContextVar("job_id", default="-")
+
+
+class JobIdFilter(logging.Filter):
+    """Stamps ``job_id`` on every log record (Redash's CurrentJobFilter); never tip text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        job_id = current_job_id.get()
+        if job_id == "-":
+            try:
+                from rq import get_current_job
+
+                job = get_current_job()
+            except Exception:  # noqa: BLE001 - outside a job, or no connection
+                job = None
+            job_id = job.id if job is not None else "-"
+        record.job_id = job_id
+        return True
+
+
+def _begin(runtime: Runtime, outbox_id: int, dispatch: int) -> OutboxMessage | None:
+    """Renew the lease if this job is the message's current dispatch; else None."""
+    session = runtime.session()
+    try:
+        with transaction(session):
+            stmt = select(OutboxMessage).where(OutboxMessage.id == outbox_id)
+            if is_postgres(session):
+                stmt = stmt.with_for_update()
+            message = session.scalars(stmt).one_or_none()
+            if message is None or message.done_at is not None:
+                return None
+            if message.attempts != dispatch:
+                log.info("outbox %s dispatch %s superseded by %s", outbox_id, dispatch,
+                         message.attempts)
+                return None
+            message.lease_until = utcnow() + timedelta(
+                seconds=runtime.settings.delivery_lease_seconds
+            )
+        session.expunge(message)
+        return message
+    finally:
+        session.close()
+
+
+def _finish(runtime: Runtime, outbox_id: int) -> None:
+    session = runtime.session()
+    try:
+        with transaction(session):
+            message = session.get(OutboxMessage, outbox_id)
+            if message is not None and message.done_at is None:
+                message.done_at = utcnow()
+                message.lease_until = None
+                message.last_error = None
+    finally:
+        session.close()
+
+
+def execute_outbox_message(runtime: Runtime, outbox_id: int, dispatch: int) -> str:
+    """Do the work of one outbox message; raises when the try failed (to be retried)."""
+    message = _begin(runtime, outbox_id, dispatch)
+    if message is None:
+        return "skipped"
+    session = runtime.session()
+    try:
+        if message.kind == "deliver_referral":
+            referral = session.get(Referral, message.ref_id)
+            if referral is not None:
+                deliver_referral(session, referral, runtime)
+        elif message.kind == "notify":
+            send_notifications(session, message, runtime)
+        else:
+            log.warning("outbox %s: unknown kind %r, dropped", outbox_id, message.kind)
+    finally:
+        session.close()
+    _finish(runtime, outbox_id)
+    return "done"
+
+
+def run_outbox_message(outbox_id: int, dispatch: int) -> str:
+    """RQ job: deliver or notify for one outbox row.
+
+    Safe to run twice: it acts only while the row is not done and ``dispatch`` is the
+    row's current one; a delivery already ``sent`` is not sent again, notifications are
+    sent only for rows still unsent, and the agency dedupes on the Idempotency-Key.
+    """
+    return execute_outbox_message(current_runtime(), outbox_id, dispatch)
+
+
+def on_job_failure(job: Any, connection: Any, exc_type: Any, exc_value: Any, tb: Any) -> None:
+    """RQ on_failure: runs on every failed attempt; retries until the attempts run out.
+
+    Safe to run twice: ``after_failed_attempt`` ignores a dispatch that is not current.
+    """
+    outbox_id, dispatch = job.args[0], job.args[1]
+    error = str(exc_value) if isinstance(exc_value, DeliveryFailed | NotifyFailed) else (
+        f"job error: {getattr(exc_type, '__name__', exc_type)}"
+    )
+    after_failed_attempt(current_runtime(), outbox_id, dispatch, error)
+
+
+def run_deadline_check() -> int:
+    """RQ job: record passed deadlines and queue their notifications.
+
+    Safe to run twice: each breach is a unique row, so a breach is notified once.
+    """
+    runtime = current_runtime()
+    session = runtime.session()
+    try:
+        return check_deadlines(session)
+    finally:
+        session.close()

@@ -1,0 +1,156 @@
+"""The agency API (own referrals only; another agency's is a 404) and delivery retry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from apiflask import APIBlueprint
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from config.auth import current_user, token_auth
+from config.database import db_session
+from intake.schemas import ReferralOut
+from referrals import schemas
+from referrals.packets import build_packet
+from workflows.access import record_pii_view
+from workflows.db import transaction
+from workflows.errors import NotFound
+from workflows.lifecycle import fire_referral_event
+from workflows.models import Referral, Role, User
+
+api = APIBlueprint("referrals_api", __name__, url_prefix="/api/v1", tag="agency")
+
+HIDDEN_FROM_AGENCIES = ("pending",)  # not approved: nothing was disclosed yet
+
+
+def _agency_user() -> User:
+    user = current_user()
+    assert user is not None and user.agency_code  # auth_required(roles=["agency"])
+    return user
+
+
+def own_referral(session: Session, user: User, referral_id: int) -> Referral:
+    """The agency's own, disclosed referral; anything else is NotFound (nothing leaks)."""
+    referral = session.get(Referral, referral_id)
+    if (
+        referral is None
+        or referral.agency_code != user.agency_code
+        or referral.state in HIDDEN_FROM_AGENCIES
+        or referral.case.purged_at is not None
+    ):
+        raise NotFound(f"no referral {referral_id}")
+    return referral
+
+
+def present(referral: Referral, *, with_packet: bool) -> dict[str, Any]:
+    """A referral as its agency sees it: others on the case by agency and state only."""
+    others = [
+        {"agency": r.agency_code, "state": r.state}
+        for r in referral.case.referrals
+        if r.id != referral.id and r.state not in HIDDEN_FROM_AGENCIES
+    ]
+    packet = build_packet(referral) if with_packet and referral.state != "withdrawn" else None
+    return {
+        "id": referral.id,
+        "agency": referral.agency_code,
+        "state": referral.state,
+        "case_reference": referral.case.reference,
+        "priority": referral.case.priority,
+        "mandatory": referral.mandatory,
+        "deadline": referral.deadline,
+        "rule": referral.rule,
+        "reason": referral.reason,
+        "legal_basis": referral.legal_basis,
+        "decline_reason": referral.decline_reason,
+        "outcome": referral.outcome,
+        "created_at": referral.created_at,
+        "sent_at": referral.sent_at,
+        "acknowledged_at": referral.acknowledged_at,
+        "answered_at": referral.answered_at,
+        "other_agencies": others,
+        "packet": packet,
+    }
+
+
+@api.get("/agency/referrals")
+@api.auth_required(token_auth, roles=[Role.AGENCY.value])
+@api.input(schemas.ListQuery, location="query", arg_name="query")
+@api.output(schemas.AgencyReferralPage)
+@api.doc(summary="The agency's referrals, newest first", responses=[200, 401, 403, 422])
+def list_referrals(query: dict[str, Any]) -> Any:
+    session = db_session()
+    user = _agency_user()
+    stmt = (
+        select(Referral)
+        .where(
+            Referral.agency_code == user.agency_code,
+            Referral.state.not_in(HIDDEN_FROM_AGENCIES),
+        )
+        .order_by(Referral.id.desc())
+        .limit(query["limit"] + 1)
+    )
+    if query["state"]:
+        stmt = stmt.where(Referral.state == query["state"])
+    if query["after"] is not None:
+        stmt = stmt.where(Referral.id < query["after"])
+    rows = [r for r in session.scalars(stmt) if r.case.purged_at is None]
+    page = rows[: query["limit"]]
+    more = len(rows) > query["limit"]
+    return {
+        "items": [present(r, with_packet=False) for r in page],
+        "next": page[-1].id if more and page else None,
+    }
+
+
+@api.get("/agency/referrals/<int:referral_id>")
+@api.auth_required(token_auth, roles=[Role.AGENCY.value])
+@api.output(schemas.AgencyReferralOut)
+@api.doc(summary="One of the agency's referrals, with its packet", responses=[200, 401, 403, 404])
+def show_referral(referral_id: int) -> Any:
+    session = db_session()
+    user = _agency_user()
+    with transaction(session):
+        referral = own_referral(session, user, referral_id)
+        # The packet holds personal data: every read of it is on the audit log.
+        record_pii_view(session, user, referral.case_id, via="api", referral_id=referral.id)
+    return present(referral, with_packet=True)
+
+
+@api.post("/agency/referrals/<int:referral_id>/events")
+@api.auth_required(token_auth, roles=[Role.AGENCY.value])
+@api.input(schemas.AgencyEventIn, arg_name="data")
+@api.output(schemas.AgencyReferralOut)
+@api.doc(
+    summary="Acknowledge, accept, decline, ask for information or record the outcome",
+    responses=[200, 401, 403, 404, 409, 422],
+)
+def referral_event(referral_id: int, data: dict[str, Any]) -> Any:
+    session = db_session()
+    user = _agency_user()
+    outcome = data.get("outcome")
+    with transaction(session):
+        own_referral(session, user, referral_id)
+        referral = fire_referral_event(
+            session,
+            referral_id,
+            data["event"],
+            user,
+            reason=data.get("reason"),
+            data={"outcome": outcome} if outcome else None,
+        )
+    return present(referral, with_packet=False)
+
+
+@api.post("/referrals/<int:referral_id>/retry")
+@api.auth_required(token_auth, roles=[Role.SUPERVISOR.value, Role.ADMIN.value])
+@api.output(ReferralOut)
+@api.doc(summary="Queue a failed delivery again (supervisor)", responses=[200, 401, 403, 404, 409])
+def retry_referral(referral_id: int) -> Any:
+    session = db_session()
+    user = current_user()
+    with transaction(session):
+        if session.get(Referral, referral_id) is None:
+            raise NotFound(f"no referral {referral_id}")
+        referral = fire_referral_event(session, referral_id, "retry", user)
+    return referral

@@ -1,0 +1,50 @@
+"""The benchmark command works: a smoke run with tiny sizes prints its table with numbers.
+
+Figures from a smoke run mean nothing (speed belongs to ``make bench``); this only
+checks that every part runs against the real services and reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config.settings import ROOT
+
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        os.environ.get("TEST_BACKEND", "services" if os.environ.get("CI") == "true" else "")
+        != "services",
+        reason="the bench runs gunicorn, PostgreSQL, Redis and RQ workers (TEST_BACKEND=services)",
+    ),
+]
+
+PARTS = ("intake", "workflow", "delivery", "queues", "memory")
+
+
+def test_smoke_run_prints_a_table_with_numbers(tmp_path: Path) -> None:
+    rows_file = tmp_path / "rows.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--json", str(rows_file)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "| section" in result.stdout and "cores" in result.stdout
+    data = json.loads(rows_file.read_text())
+    sections = {row["section"] for row in data["rows"]}
+    assert sections == set(PARTS), data["notes"]
+    for row in data["rows"]:
+        assert row["value"] >= 0, row
+    assert any(r["section"] == "intake" and r["value"] > 0 for r in data["rows"])
+    assert any(r["section"] == "delivery" and r["value"] > 0 for r in data["rows"])

@@ -1,0 +1,197 @@
+"""Security headers on every answer, the 1 MB body limit, rate limits, passphrase throttle."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+import uuid
+
+import pytest
+from werkzeug.serving import make_server
+
+from config.security import CONTENT_SECURITY_POLICY, PUBLIC_LIMITS
+from tests.conftest import backend
+
+EXPECTED_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def _assert_security_headers(answer, https: bool = False) -> None:  # type: ignore[no-untyped-def]
+    for name, value in EXPECTED_HEADERS.items():
+        assert answer.headers.get(name) == value, name
+    assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in answer.headers["Content-Security-Policy"]
+    assert ("Strict-Transport-Security" in answer.headers) is https
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("GET", "/healthz", None, 200),
+        ("GET", "/api/v1/no-such-thing", None, 404),
+        ("GET", "/no-such-page", None, 404),
+        ("POST", "/api/v1/tips", {"narrative": 3}, 422),
+        ("GET", "/api/v1/cases/1", None, 401),
+        ("DELETE", "/api/v1/tips", None, 405),
+        ("POST", "/login", None, 400),  # no CSRF token
+    ],
+)
+def test_every_answer_carries_the_security_headers(client, method, path, body, status) -> None:
+    answer = client.open(path, method=method, json=body)
+    assert answer.status_code == status
+    _assert_security_headers(answer)
+
+
+def test_hsts_only_over_https(client) -> None:
+    answer = client.get("/healthz", base_url="https://hotline.example.org")
+    _assert_security_headers(answer, https=True)
+    assert "max-age=" in answer.headers["Strict-Transport-Security"]
+
+
+def test_an_unexpected_error_is_json_500_with_headers(make_app) -> None:
+    other = make_app()
+
+    @other.get("/api/v1/boom-for-test")
+    def _boom() -> None:
+        raise RuntimeError("boom")
+
+    answer = other.test_client().get("/api/v1/boom-for-test")
+    assert answer.status_code == 500
+    assert "boom" not in answer.get_data(as_text=True)
+    assert answer.get_json()["error"]
+    _assert_security_headers(answer)
+
+
+def test_a_body_over_one_megabyte_is_413_json_and_stores_nothing(client, db_session) -> None:
+    from sqlalchemy import func, select
+
+    from workflows.models import Case
+
+    big = {"narrative": "x" * (1024 * 1024 + 10)}
+    answer = client.post("/api/v1/tips", json=big)
+    assert answer.status_code == 413
+    assert answer.get_json()["error"]
+    _assert_security_headers(answer)
+    assert db_session.scalar(select(func.count()).select_from(Case)) == 0
+
+
+@pytest.fixture
+def live_server(app):  # type: ignore[no-untyped-def]
+    """The app behind werkzeug's real HTTP server (which terminates chunked bodies)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_port
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+def _post_chunked(port: int, path: str, chunks: list[bytes]) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.putrequest("POST", path)
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        try:
+            for chunk in chunks:
+                conn.send(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            conn.send(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may answer 413 and close before reading everything
+        answer = conn.getresponse()
+        return answer.status, answer.read()
+    finally:
+        conn.close()
+
+
+def test_a_chunked_body_over_one_megabyte_is_413(live_server) -> None:
+    opening = b'{"narrative": "'
+    filler = [b"y" * 65536] * 20  # 1.25 MB, no Content-Length
+    status, body = _post_chunked(live_server, "/api/v1/tips", [opening, *filler, b'"}'])
+    assert status == 413, body[:200]
+    assert b'"error"' in body
+
+
+def test_a_small_chunked_body_is_accepted(live_server) -> None:
+    status, body = _post_chunked(live_server, "/api/v1/tips", [b'{"narrative": ', b'"chunked"}'])
+    assert status == 201, body[:200]
+
+
+def _limited_app(make_app, settings):  # type: ignore[no-untyped-def]
+    # A namespace of its own, so no other test's hits from 127.0.0.1 count here.
+    namespace = f"{settings.redis_namespace}{uuid.uuid4().hex[:8]}-"
+    return make_app(rate_limits_enabled=True, redis_namespace=namespace), namespace
+
+
+def test_tips_are_limited_per_address_with_a_json_429(make_app, settings) -> None:
+    limited, _ = _limited_app(make_app, settings)
+    client = limited.test_client()
+    answers = [client.post("/api/v1/tips", json={"narrative": f"tip {i}"}) for i in range(11)]
+    assert [a.status_code for a in answers[:10]] == [201] * 10
+    refused = answers[10]
+    assert refused.status_code == 429
+    assert refused.get_json()["error"] == "too many requests; try again later"
+    assert int(refused.headers["Retry-After"]) > 0
+    _assert_security_headers(refused)
+    other_address = client.post(
+        "/api/v1/tips", json={"narrative": "x"}, environ_base={"REMOTE_ADDR": "10.9.8.7"}
+    )
+    assert other_address.status_code == 201
+
+
+def test_staff_routes_and_probes_are_not_limited_by_address(make_app, settings) -> None:
+    limited, _ = _limited_app(make_app, settings)
+    client = limited.test_client()
+    statuses = {client.get("/healthz").status_code for _ in range(40)}
+    assert statuses == {200}
+
+
+def test_twilio_routes_are_never_limited_by_address() -> None:
+    assert not [endpoint for endpoint, _ in PUBLIC_LIMITS if endpoint.startswith("twilio")]
+
+
+def test_a_wrong_passphrase_is_throttled_per_reference(make_app, settings) -> None:
+    limited, _ = _limited_app(make_app, settings)
+    client = limited.test_client()
+    tip = client.post("/api/v1/tips", json={"narrative": "x"}).get_json()
+    other = client.post("/api/v1/tips", json={"narrative": "y"}).get_json()
+    url = f"/api/v1/tips/{tip['reference']}"
+    # From different addresses, so only the per-reference count can be what refuses.
+    for i in range(5):
+        wrong = client.get(
+            url, headers={"X-Tip-Passphrase": "wrong"}, environ_base={"REMOTE_ADDR": f"10.0.0.{i}"}
+        )
+        assert wrong.status_code == 404
+    right = client.get(url, headers={"X-Tip-Passphrase": tip["passphrase"]})
+    assert right.status_code == 429
+    assert "passphrase" in right.get_json()["error"]
+    posted = client.post(
+        f"{url}/messages", json={"body": "more"}, headers={"X-Tip-Passphrase": tip["passphrase"]}
+    )
+    assert posted.status_code == 429
+    # Another reference is unaffected.
+    fine = client.get(
+        f"/api/v1/tips/{other['reference']}", headers={"X-Tip-Passphrase": other["passphrase"]}
+    )
+    assert fine.status_code == 200
+
+
+@pytest.mark.skipif(backend() != "services", reason="shared limits need Redis (services backend)")
+def test_the_limit_is_shared_by_two_app_instances_on_redis(make_app, settings) -> None:
+    first, namespace = _limited_app(make_app, settings)
+    second = make_app(rate_limits_enabled=True, redis_namespace=namespace)
+    clients = [first.test_client(), second.test_client()]
+    statuses = [
+        clients[i % 2].post("/api/v1/tips", json={"narrative": f"tip {i}"}).status_code
+        for i in range(11)
+    ]
+    # Ten in total between the two, not ten each.
+    assert statuses == [201] * 10 + [429]
+    from redis import Redis
+
+    keys = Redis.from_url(settings.redis_url).keys(f"{namespace}*")
+    assert keys, "the limiter keeps its counts under the run's namespace"

@@ -1,0 +1,268 @@
+"""The voice IVR, walked the way Twilio walks it: signed requests, TwiML, action URLs."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from intake.models import Signal
+from workflows.models import AuditEvent, Case
+from workflows.outbox import OutboxMessage
+
+from .twilio_caller import PUBLIC_BASE, Call, new_sid, spoken
+
+
+def _signal(db_session, call: Call) -> Signal:
+    db_session.expire_all()
+    signal = db_session.scalar(select(Signal).where(Signal.call_sid == call.call_sid))
+    assert signal is not None
+    return signal
+
+
+def _count(db_session, model) -> int:
+    return db_session.scalar(select(func.count()).select_from(model))
+
+
+@pytest.fixture
+def operators_dial(app, settings):
+    """The IVR connects callers by <Dial> to two advocates' numbers."""
+    original = app.config["HOTLINE_SETTINGS"]
+    app.config["HOTLINE_SETTINGS"] = settings.with_overrides(
+        operator_numbers=("+12025550100", "+12025550101")
+    )
+    yield
+    app.config["HOTLINE_SETTINGS"] = original
+
+
+@pytest.fixture
+def operators_queue(app, settings):
+    """The IVR connects callers by <Enqueue> to the advocates' queue."""
+    original = app.config["HOTLINE_SETTINGS"]
+    app.config["HOTLINE_SETTINGS"] = settings.with_overrides(operator_queue="advocates")
+    yield
+    app.config["HOTLINE_SETTINGS"] = original
+
+
+def test_incoming_call_opens_a_case_before_answering_and_warns_up_front(client, db_session) -> None:
+    call = Call(client)
+    doc = call.dial_in()
+    said = spoken(doc)
+    # The greeting, in both languages, says danger and minors may be reported.
+    assert "under 18" in said[0][1] and "danger" in said[0][1] and said[0][0] == "en-US"
+    assert "menor de 18" in said[1][1] and said[1][0] == "es-MX"
+    gather = doc.find("Gather")
+    assert gather is not None and gather.get("numDigits") == "1"
+    assert gather.get("action", "").startswith(PUBLIC_BASE + "/twilio/voice/language")
+    signal = _signal(db_session, call)
+    assert signal.channel == "voice" and signal.case.state == "received"
+    assert signal.from_phone == "+12025550143"
+    assert signal.case.reference.startswith("HT-")
+
+
+def test_english_caller_reaches_an_advocate_by_dial(client, db_session, operators_dial) -> None:
+    call = Call(client)
+    call.dial_in()
+    menu = call.press("1")
+    assert all(lang == "en-US" for lang, _ in spoken(menu))
+    doc = call.press("2")
+    dial = doc.find("Dial")
+    assert dial is not None
+    assert [n.text for n in dial.iter("Number")] == ["+12025550100", "+12025550101"]
+    goodbye = call.operator_outcome("completed")
+    assert goodbye.find("Hangup") is not None and goodbye.find("Record") is None
+    assert _signal(db_session, call).ivr_path["steps"][-1] == {
+        "step": "operator",
+        "outcome": "completed",
+    }
+
+
+@pytest.mark.parametrize("outcome", ["busy", "no-answer", "failed", "canceled"])
+def test_unanswered_dial_goes_to_voicemail(client, operators_dial, outcome) -> None:
+    call = Call(client)
+    call.dial_in()
+    call.press("1")
+    call.press("2")
+    doc = call.operator_outcome(outcome)
+    record = doc.find("Record")
+    assert record is not None
+    assert int(record.get("maxLength", "0")) <= 120
+    assert record.get("transcribe") == "true"
+    assert record.get("transcribeCallback") and record.get("recordingStatusCallback")
+
+
+@pytest.mark.parametrize("outcome", ["queue-full", "leave", "error", "system-error", "hangup"])
+def test_enqueue_without_an_advocate_goes_to_voicemail(client, operators_queue, outcome) -> None:
+    call = Call(client)
+    call.dial_in()
+    call.press("2")
+    doc = call.press("2")
+    enqueue = doc.find("Enqueue")
+    assert enqueue is not None and enqueue.text == "advocates"
+    assert call.operator_outcome(outcome).find("Record") is not None
+
+
+def test_spanish_caller_hears_spanish_and_ends_with_reference_and_passphrase(
+    client, db_session
+) -> None:
+    call = Call(client)
+    call.dial_in()
+    menu = call.press("2")
+    assert spoken(menu) and all(lang == "es-MX" for lang, _ in spoken(menu))
+    assert "oprima" in spoken(menu)[0][1]
+    doc = call.press("3")  # leave a message
+    assert all(lang == "es-MX" for lang, _ in spoken(doc))
+    call.record(new_sid("RE"))
+    end = spoken(call.doc)
+    assert all(lang == "es-MX" for lang, _ in end)
+    signal = _signal(db_session, call)
+    assert signal.language == "es"
+    reference = signal.case.reference
+    spoken_reference = ", ".join(" ".join(part) for part in reference.split("-"))
+    assert any(spoken_reference in text for _, text in end)
+    assert call.doc.find("Hangup") is not None
+
+
+def test_the_passphrase_heard_at_the_end_opens_the_follow_up(client, db_session) -> None:
+    call = Call(client)
+    call.dial_in()
+    call.press("1")
+    call.press("3")
+    call.record(new_sid("RE"))
+    text = " ".join(t for _, t in spoken(call.doc))
+    heard = text.split("Your passphrase is: ")[1].split(".")[0]
+    words = heard.split(", ")
+    passphrase = "-".join([*words[:-1], words[-1].replace(" ", "")])
+    reference = _signal(db_session, call).case.reference
+    answer = client.get(f"/api/v1/tips/{reference}", headers={"X-Tip-Passphrase": passphrase})
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["reference"] == reference
+
+
+def test_caller_who_presses_nothing_hears_the_menu_again_then_voicemail(client, db_session) -> None:
+    call = Call(client)
+    call.dial_in()
+    again = call.stay_silent()
+    assert again.find("Gather") is not None  # the language menu, once more
+    voicemail = call.stay_silent()
+    assert voicemail.find("Record") is not None  # not dropped: offered a message
+    said = spoken(voicemail)
+    assert {lang for lang, _ in said} == {"en-US", "es-MX"}  # no language chosen: both
+    # Silence into the recorder too: Twilio skips the action, the <Redirect> still ends well.
+    redirect = voicemail.find("Redirect")
+    assert redirect is not None
+    end = call._go(redirect.text or "")
+    assert any("did not receive" in text for _, text in spoken(end))
+    assert _count(db_session, Signal) == 1
+
+
+def test_silence_at_the_main_menu_repeats_once_then_offers_voicemail(client) -> None:
+    call = Call(client)
+    call.dial_in()
+    call.press("1")
+    repeated = call.stay_silent()
+    assert "did not get" in spoken(repeated)[0][1]
+    assert call.stay_silent().find("Record") is not None
+
+
+def test_emergency_option_says_911_pages_the_supervisor_and_marks_the_case(
+    client, db_session, operators_dial
+) -> None:
+    call = Call(client)
+    call.dial_in()
+    call.press("1")
+    doc = call.press("1")
+    assert "9 1 1" in spoken(doc)[0][1]
+    assert doc.find("Dial") is not None  # and the caller may stay on for an advocate
+    case = _signal(db_session, call).case
+    assert case.priority == "emergency" and case.state == "received"
+    pages = db_session.scalars(select(OutboxMessage).where(OutboxMessage.kind == "notify")).all()
+    assert [p.payload for p in pages] == [
+        {"kind": "emergency_page", "case_id": case.id, "referral_id": None, "message_id": None}
+    ]
+    # Twilio retries the step (or the caller presses 1 again): nobody is paged twice.
+    call.url = call.url.replace("attempt=1", "attempt=0")
+    call._go(call.url, Digits="1")
+    assert _count(db_session, OutboxMessage) == 1
+
+
+@pytest.mark.parametrize("transcription_first", [False, True])
+def test_recording_and_transcription_attach_to_the_call_in_either_order(
+    client, db_session, operators_dial, transcription_first
+) -> None:
+    call = Call(client)
+    call.dial_in()
+    call.press("1")
+    call.press("2")
+    call.operator_outcome("no-answer")
+    recording_sid, transcription_sid = new_sid("RE"), new_sid("TR")
+    recording_url = f"https://api.twilio.com/2010-04-01/Recordings/{recording_sid}"
+    callbacks = call.record(recording_sid, duration=37)
+    recording = {
+        "RecordingSid": recording_sid,
+        "RecordingUrl": recording_url,
+        "RecordingStatus": "completed",
+        "RecordingDuration": "37",
+    }
+    transcription = {
+        "TranscriptionSid": transcription_sid,
+        "TranscriptionText": "They took our passports at the farm on Route 9",
+        "TranscriptionStatus": "completed",
+        "RecordingSid": recording_sid,
+        "RecordingUrl": recording_url,
+    }
+    steps = [("transcription", transcription), ("recording", recording)]
+    if not transcription_first:
+        steps.reverse()
+    for _ in range(2):  # Twilio retries each callback: nothing is recorded twice
+        for name, params in steps:
+            assert call.callback(callbacks[name], **params).status_code == 200
+    signal = _signal(db_session, call)
+    assert signal.recording_sid == recording_sid and signal.recording_duration == 37
+    assert signal.recording_url == recording_url
+    assert signal.transcript == "They took our passports at the farm on Route 9"
+    assert signal.transcription_sid == transcription_sid
+    assert _count(db_session, Signal) == 1 and _count(db_session, Case) == 1
+    actions = db_session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+    assert actions.count("recording_attached") == 1
+    assert actions.count("transcription_attached") == 1
+
+
+def test_the_same_call_sid_posted_twice_makes_one_signal(client, db_session) -> None:
+    call = Call(client)
+    first = call.dial_in()
+    call.url = ""
+    second = call.dial_in()
+    assert [s for _, s in spoken(first)] == [s for _, s in spoken(second)]
+    assert _count(db_session, Signal) == 1 and _count(db_session, Case) == 1
+    assert db_session.scalar(select(func.count()).where(AuditEvent.action == "open")) == 1
+
+
+def test_status_callbacks_apply_only_forward_moves(client, db_session) -> None:
+    call = Call(client)
+    call.dial_in()
+    status_url = PUBLIC_BASE + "/twilio/voice/status"
+    for status, sequence in [("completed", "3"), ("in-progress", "1"), ("completed", "3")]:
+        answer = call.callback(
+            status_url, CallStatus=status, SequenceNumber=sequence, CallDuration="61"
+        )
+        assert answer.status_code == 200
+    signal = _signal(db_session, call)
+    assert signal.call_status == "completed" and signal.status_sequence == 3
+    # Without SequenceNumber, a status that would move the call back is ignored too.
+    call.callback(status_url, CallStatus="ringing")
+    assert _signal(db_session, call).call_status == "completed"
+
+
+def test_a_status_callback_that_arrives_first_still_makes_one_signal(client, db_session) -> None:
+    call = Call(client)
+    call.callback(PUBLIC_BASE + "/twilio/voice/status", CallStatus="ringing", SequenceNumber="0")
+    call.dial_in()
+    assert _count(db_session, Signal) == 1
+    assert _signal(db_session, call).case.state == "received"
+
+
+def test_unknown_digits_and_unknown_parameters_do_not_break_the_call(client) -> None:
+    call = Call(client)
+    call.dial_in()
+    doc = call._go(call._only("Gather").get("action", ""), Digits="7", BrandNewParam="x")
+    assert doc.find("Gather") is not None  # asked again, not a 500

@@ -1,0 +1,56 @@
+"""Cases driven through the same domain functions the API and pages use, for page tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from intake import services
+from workflows.casework import record_screening
+from workflows.db import transaction
+from workflows.lifecycle import fire_case_event, fire_referral_event
+from workflows.models import Referral, User
+
+# A minor in commercial sex: FBI, mandatory, 24 h (no consent needed).
+MINOR_IN_COMMERCIAL_SEX = {
+    "facts": {"victim_age": 16, "commercial_sex": True, "trafficking_type": "sex"},
+    "indicators": ["under_18_commercial_sex"],
+    "consent": {"law_enforcement": None, "services": None, "callback": None},
+}
+
+
+def _user(session: Any, role: str) -> User:
+    user = session.scalar(select(User).where(User.role == role))
+    if user is None:
+        user = User(username=f"flow-{role}", role=role)
+        session.add(user)
+        session.flush()
+    return user
+
+
+def screened_case(app: Any, narrative: str = "A girl of 16 advertised online") -> int:
+    """A logged call, screened as a minor in commercial sex; returns the case id."""
+    with app.extensions["runtime"].session() as session, transaction(session):
+        operator = _user(session, "operator")
+        case = services.log_call(
+            session, operator, {"caller_type": "community_member", "narrative": narrative}
+        )
+        record_screening(session, case.id, operator, MINOR_IN_COMMERCIAL_SEX)
+        return case.id
+
+
+def sent_referral(app: Any, narrative: str = "A girl of 16 advertised online") -> Referral:
+    """A screened case submitted, approved and delivered (as the worker marks it): FBI's."""
+    case_id = screened_case(app, narrative)
+    with app.extensions["runtime"].session() as session:
+        with transaction(session):
+            operator = _user(session, "operator")
+            fire_case_event(session, case_id, "submit_for_approval", operator, version=None)
+        with transaction(session):
+            supervisor = _user(session, "supervisor")
+            fire_case_event(session, case_id, "approve", supervisor, version=None)
+        referral = session.scalar(select(Referral).where(Referral.case_id == case_id))
+        with transaction(session):
+            fire_referral_event(session, referral.id, "mark_sent", None)
+        return referral

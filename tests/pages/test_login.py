@@ -1,0 +1,122 @@
+"""Logging in and out: argon2id passwords, a lock-out after repeated failures, each role's
+start page, and sessions that end."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from tests.pages.conftest import PASSWORD
+from workflows.accounts import MAX_FAILED_LOGINS
+from workflows.db import utcnow
+from workflows.models import User
+
+START = {
+    "operator": "/operator/",
+    "supervisor": "/supervisor/",
+    "agency": "/agency/",
+    "admin": "/admin/",
+}
+
+
+@pytest.mark.parametrize("role", sorted(START))
+def test_each_role_lands_on_its_own_start_page(pages, person, role) -> None:
+    actor = person(role, "FBI" if role == "agency" else None)
+    answer = pages.login(actor.username)
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == START[role]
+    assert pages.get(START[role]).status_code == 200
+
+
+def test_password_is_stored_as_argon2id(person, db_session) -> None:
+    actor = person("operator")
+    stored = db_session.scalar(select(User.password_hash).where(User.username == actor.username))
+    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+
+
+def test_wrong_password_and_unknown_user_answer_alike(pages, person) -> None:
+    actor = person("operator")
+    wrong = pages.login(actor.username, "not the password at all")
+    unknown = pages.login("nobody-here", "not the password at all")
+    assert wrong.status_code == unknown.status_code == 401
+    assert "Wrong user name or password" in wrong.get_data(as_text=True)
+    assert pages.get("/operator/").status_code == 302  # still not logged in
+
+
+def test_repeated_failures_lock_the_account_even_for_the_right_password(
+    pages, person, db_session
+) -> None:
+    actor = person("supervisor")
+    for _ in range(MAX_FAILED_LOGINS):
+        assert pages.login(actor.username, "guess guess guess").status_code == 401
+    locked = pages.login(actor.username)
+    assert locked.status_code == 401
+    user = db_session.scalar(select(User).where(User.username == actor.username))
+    assert user.locked_until is not None
+    # Once the lock-out has passed, the right password works again.
+    user.locked_until = utcnow() - timedelta(seconds=1)
+    db_session.commit()
+    assert pages.login(actor.username).status_code == 302
+
+
+def test_a_success_resets_the_failure_count(pages, person, db_session) -> None:
+    actor = person("operator")
+    for _ in range(MAX_FAILED_LOGINS - 1):
+        pages.login(actor.username, "guess guess guess")
+    assert pages.login(actor.username).status_code == 302
+    user = db_session.scalar(select(User).where(User.username == actor.username))
+    assert user.failed_logins == 0 and user.locked_until is None
+
+
+def test_logout_ends_the_session(logged_in) -> None:
+    client = logged_in("operator")
+    assert client.get("/operator/").status_code == 200
+    answer = client.submit("/operator/", "/logout", {})
+    assert answer.status_code == 302 and answer.headers["Location"] == "/login"
+    after = client.get("/operator/")
+    assert after.status_code == 302 and after.headers["Location"].startswith("/login")
+
+
+def test_pages_send_anonymous_visitors_to_login_and_back(pages, person) -> None:
+    answer = pages.get("/supervisor/failed")
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == "/login?next=/supervisor/failed"
+    actor = person("supervisor")
+    page = pages.get("/login?next=/supervisor/failed").get_data(as_text=True)
+    assert 'value="/supervisor/failed"' in page
+    back = pages.submit(
+        "/login", "/login",
+        {"username": actor.username, "password": PASSWORD, "next": "/supervisor/failed"},
+    )
+    assert back.headers["Location"] == "/supervisor/failed"
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example"])
+def test_login_never_redirects_off_site(pages, person, target) -> None:
+    actor = person("operator")
+    answer = pages.submit(
+        "/login", "/login", {"username": actor.username, "password": PASSWORD, "next": target}
+    )
+    assert answer.headers["Location"] == "/operator/"
+
+
+def test_session_cookie_is_httponly_and_samesite(pages, person) -> None:
+    actor = person("operator")
+    answer = pages.login(actor.username)
+    cookie = next(v for k, v in answer.headers.items() if k == "Set-Cookie" and "hotline_session" in v)
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_secure_cookie_when_configured(make_app, person) -> None:
+    app = make_app(session_cookie_secure=True)
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+
+
+def test_a_deactivated_user_loses_the_session(logged_in, db_session) -> None:
+    client = logged_in("operator")
+    user = db_session.scalar(select(User).where(User.username == client.actor.username))
+    user.active = False
+    db_session.commit()
+    assert client.get("/operator/").status_code == 302

@@ -1,0 +1,185 @@
+"""What staff do to a case besides lifecycle events: screen it and assign it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from workflows.audit import record_event
+from workflows.cases import get_case
+from workflows.db import utcnow
+from workflows.deadlines import refresh_case_deadline
+from workflows.errors import Conflict, Forbidden, InvalidInput, NotFound
+from workflows.lifecycle import (
+    _flush,
+    active_catalogs,
+    configured_agencies,
+    fire_case_event,
+)
+from workflows.machines import DESK, STAFF
+from workflows.models import PRIORITY_RANK, Case, User
+from workflows.routing import route
+from workflows.screening import FACT_NAMES, assess, check_input, consent_records
+
+SCREENABLE = ("received", "screening", "awaiting_info")
+
+
+def staff_case(session: Session, case_id: int, actor: User, roles: frozenset[str]) -> Case:
+    if actor is None or actor.role not in STAFF:
+        raise NotFound(f"no case {case_id}")  # agencies never learn a case exists
+    if actor.role not in roles:
+        raise Forbidden(f"only {' or '.join(sorted(roles))} may do this")
+    return get_case(session, case_id)
+
+
+def _signal_caller_type(case: Case) -> str | None:
+    for signal in case.signals:
+        if getattr(signal, "caller_type", None):
+            return str(signal.caller_type)
+    return None
+
+
+def record_screening(
+    session: Session,
+    case_id: int,
+    actor: User,
+    body: dict[str, Any],
+    *,
+    catalogs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Record facts, indicators and consent; answer score, level, priority and referrals."""
+    case = staff_case(session, case_id, actor, DESK)
+    if case.state not in SCREENABLE:
+        raise Conflict(
+            f"a case in {case.state} cannot be screened; "
+            + ("reject it first" if case.state == "pending_approval" else "reopen it first"),
+            field="state",
+            allowed=list(SCREENABLE),
+        )
+    cats = active_catalogs(catalogs)
+    facts = {k: v for k, v in (body.get("facts") or {}).items() if k in FACT_NAMES}
+    if facts.get("caller_type") is None:
+        facts["caller_type"] = _signal_caller_type(case)
+    indicators = list(body.get("indicators") or [])
+    check_input(cats["indicators"], facts, indicators)
+    if case.state == "received":
+        fire_case_event(
+            session, case.id, "start_screening", actor, version=None, catalogs=cats
+        )
+    now = utcnow()
+    previous = (case.screening or {}).get("consent")
+    given_by = facts.get("caller_type") or "caller"
+    config = cats["routing"]
+    consent = consent_records(
+        body.get("consent") or {},
+        previous,
+        given_by=given_by,
+        recorded_by=actor.username,
+        now=now,
+        valid_for=config.consent_valid_for,
+    )
+    assessment = assess(cats["indicators"], facts, indicators)
+    decision = route(config, assessment, consent, configured_agencies(cats), now)
+    recommended = [r.as_json() for r in decision.referrals]
+    deadlines = [config.case_deadlines[assessment.priority.value]]
+    deadlines += [r.deadline for r in decision.referrals]
+    if decision.emergency:
+        action = "escalate"
+    elif decision.referrals:
+        action = "submit_for_approval"
+    else:
+        action = "close"
+    case.screening = {
+        "facts": facts,
+        "indicators": list(assessment.indicators),
+        "consent": consent,
+        "derived": {k: assessment.facts[k] for k in
+                    ("minor", "adult", "sex", "labor", "signs", "third_party")},
+        "elements": assessment.elements,
+        "triggers": list(assessment.triggers),
+        "level": assessment.level,
+        "score": assessment.score,
+        "priority": assessment.priority.value,
+        "recommended_referrals": recommended,
+        "withheld_referrals": decision.withheld,
+        "recommended_action": action,
+        "close_as": decision.close_as,
+        "screened_by": actor.username,
+        "screened_at": now.isoformat(),
+        "deadline": (now + min(deadlines)).isoformat(),
+    }
+    case.level = assessment.level
+    case.score = assessment.score
+    case.priority = assessment.priority.value
+    case.priority_rank = PRIORITY_RANK[assessment.priority]
+    ttype = facts.get("trafficking_type")
+    sex, labor = assessment.facts["sex"], assessment.facts["labor"]
+    case.case_type = ttype if ttype and ttype != "unknown" else (
+        "both" if sex and labor else "sex" if sex else "labor" if labor else "unknown"
+    )
+    refresh_case_deadline(case, config.case_deadlines)
+    record_event(
+        session,
+        actor=actor.username,
+        action="screen",
+        case_id=case.id,
+        from_state=case.state,
+        to_state=case.state,
+        detail={
+            "level": assessment.level,
+            "score": assessment.score,
+            "priority": assessment.priority.value,
+            "triggers": list(assessment.triggers),
+            "recommended": [r.agency for r in decision.referrals],
+        },
+    )
+    _flush(session, "case")
+    return {
+        "case_id": case.id,
+        "state": case.state,
+        "version": case.version,
+        "score": assessment.score,
+        "level": assessment.level,
+        "priority": assessment.priority.value,
+        "triggers": list(assessment.triggers),
+        "recommended_referrals": recommended,
+        "withheld_referrals": decision.withheld,
+        "recommended_action": action,
+        "close_as": decision.close_as,
+        "deadline": case.deadline,
+    }
+
+
+def assign_case(
+    session: Session, case_id: int, actor: User, assignee: str | None, *, version: int | None
+) -> Case:
+    """Give a case to a person (or to nobody); supervisors assign, operators take their own."""
+    case = staff_case(session, case_id, actor, frozenset({"operator", "supervisor"}))
+    if version is not None and version != case.version:
+        raise Conflict(
+            f"case {case_id} is at version {case.version}, not {version}; reload it",
+            field="version",
+        )
+    user = None
+    if assignee is not None:
+        user = session.scalar(select(User).where(User.username == assignee))
+        if user is None or not user.active or user.role not in ("operator", "supervisor"):
+            raise InvalidInput(f"no operator or supervisor {assignee!r}", field="assignee")
+    if actor.role == "operator" and (user is None or user.id != actor.id):
+        raise Forbidden("operators may only take a case themselves")
+    before = case.assignee.username if case.assignee else None
+    case.assignee_id = user.id if user else None
+    case.assignee = user
+    record_event(
+        session,
+        actor=actor.username,
+        action="assign",
+        case_id=case.id,
+        from_state=case.state,
+        to_state=case.state,
+        detail={"from": before, "to": assignee},
+    )
+    _flush(session, "case")
+    return case
