@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     database = args.database or (f"hotline_bench_smoke_{os.getpid()}" if args.smoke
                                  else "hotline_bench")
     env = BenchEnv(database=database)
+    if args.smoke:
+        env.web_workers = 2
     report = Report(smoke=args.smoke)
     print(report.header(), flush=True)
     if not have_wrk():

@@ -109,7 +109,8 @@ def queued_backlog(env: BenchEnv, count: int) -> list[int]:
     return ids
 
 
-def wait_for(base: str, ids: list[int], timeout: float) -> dict[int, float]:
+def wait_for(base: str, ids: list[int], timeout: float, partial: bool = False) -> dict[int, float]:
+    """Receipt times of ``ids``; after ``timeout`` fail, or with ``partial`` return what came."""
     wanted = set(ids)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -118,22 +119,29 @@ def wait_for(base: str, ids: list[int], timeout: float) -> dict[int, float]:
             return {i: got[i] for i in ids}
         time.sleep(0.2)
     got = arrivals(base)
+    if partial:
+        return {i: got[i] for i in ids if i in got}
     missing = len(wanted - got.keys())
     raise RuntimeError(f"{missing} of {len(ids)} referrals not delivered within {timeout:.0f} s")
 
 
-def throughput(env: BenchEnv, workers: int, count: int) -> tuple[float, float]:
-    """Deliveries/s from first to last receipt, and the wall time to drain the backlog."""
+def throughput(env: BenchEnv, workers: int, count: int, cap: float) -> tuple[float, int, float]:
+    """Deliveries/s from first to last receipt, how many arrived, and the wall time taken.
+
+    The backlog is drained, or the run stops after ``cap`` seconds (slow machines).
+    """
     ids = queued_backlog(env, count)
     with agency(env) as base:
         started = time.time()
         procs = start_workers(env, workers, base)
-        got = wait_for(base, ids, timeout=120 + count / 5)
+        got = wait_for(base, ids, timeout=cap, partial=True)
         for proc in procs:
             env.stop(proc)
     times = sorted(got.values())
+    if len(times) < 2:
+        return 0.0, len(times), time.time() - started
     span = times[-1] - times[0]
-    return ((len(times) - 1) / span if span > 0 else float("inf")), times[-1] - started
+    return (len(times) - 1) / span, len(times), times[-1] - started
 
 
 def approval_latency(env: BenchEnv, count: int) -> list[float]:
@@ -159,7 +167,7 @@ def approval_latency(env: BenchEnv, count: int) -> list[float]:
             with transaction(session):
                 for _ in range(count):
                     cases.append(_make_case(session, "pending_approval", "pending"))
-            time.sleep(3)  # the worker is up and idle
+            time.sleep(1 if count < 10 else 5)  # the worker is up and idle
             for case, referral in cases:
                 with transaction(session):
                     fire_case_event(session, case.id, "approve", boss, version=case.version)
@@ -182,12 +190,12 @@ def run(env: BenchEnv, report: Report, sizes: Sizes) -> None:
                    note="relay polls every RELAY_POLL_MS (500 ms default)"))
     rates = {}
     for workers in sizes.delivery_workers:
-        rate, drain = throughput(env, workers, sizes.deliveries)
+        rate, done, drain = throughput(env, workers, sizes.deliveries, sizes.delivery_cap_seconds)
         rates[workers] = rate
         base_rate = rates[sizes.delivery_workers[0]]
         report.add(Row(
-            "delivery", f"{sizes.deliveries} referrals, {workers} worker(s)", rate,
+            "delivery", f"{done} referrals, {workers} worker(s)", rate,
             "deliveries/s", ratio=rate / base_rate, ratio_to="of 1 worker",
             target=">= 300/s" if workers == 4 else "", ok=(rate >= 300) if workers == 4 else None,
-            note=f"backlog drained {drain:.1f} s after start",
+            note=f"{done}/{sizes.deliveries} delivered {drain:.1f} s after start",
         ))

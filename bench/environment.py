@@ -186,7 +186,7 @@ class BenchEnv:
             self.stop(proc)
 
 
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
     """Wait until ``url`` answers 200, or fail with the process's stderr."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

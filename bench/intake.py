@@ -114,7 +114,8 @@ def run(env: BenchEnv, report: Report, sizes: Sizes) -> None:
             _row(report, f"bare Flask, c={conc}", bare[conc])
     best_bare = max(r.rate for r in bare.values())
     variants = [("POST /api/v1/tips", "wsgi:app")]
-    variants.append(("tips, passphrase HMAC (what-if)", "bench.variants:fast_passphrase_app"))
+    if not report.smoke:
+        variants.append(("tips, passphrase HMAC (what-if)", "bench.variants:fast_passphrase_app"))
     for label, target in variants:
         with env.gunicorn(target) as base:
             best = 0.0

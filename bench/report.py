@@ -105,6 +105,6 @@ def format_row(r: Row) -> str:
         bits.append(f"p50 {_num(r.p50_ms)} ms, p99 {_num(r.p99_ms)} ms")
     if r.ratio is not None:
         bits.append(f"{r.ratio:.2f}x {r.ratio_to}")
-    if r.target:
+    if r.target and r.ok is not None:
         bits.append(f"target {r.target}: {'met' if r.ok else 'MISSED'}")
     return "; ".join(bits)

@@ -17,6 +17,8 @@ class Sizes:
     deliveries: int = 1500
     delivery_workers: tuple[int, ...] = (1, 2, 4)
     idle_deliveries: int = 50
+    delivery_cap_seconds: float = 90.0
+    memory_cap_seconds: float = 300.0
     cases: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     query_repeats: int = 50
     memory_requests: int = 100_000
@@ -35,6 +37,8 @@ SMOKE = Sizes(
     deliveries=10,
     delivery_workers=(1,),
     idle_deliveries=3,
+    delivery_cap_seconds=60.0,
+    memory_cap_seconds=60.0,
     cases=(300, 1_000),
     query_repeats=5,
     memory_requests=300,

@@ -11,6 +11,7 @@ from typing import Any
 from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
 from flask import render_template_string, request
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from workflows.errors import DomainError
@@ -105,6 +106,13 @@ def init_app(app: APIFlask) -> None:
             # webargs' unparsable body: say so, not werkzeug's stock "could not understand".
             return error_answer(400, "the request body is not valid JSON", None, messages)
         return error_answer(error.code or 500, error.description or error.name)
+
+    @app.errorhandler(IntegrityError)
+    def _integrity(error: IntegrityError) -> Any:
+        # A unique key taken by a concurrent request (a retried webhook, a double submit):
+        # the transaction was rolled back, so the caller may reload and retry.
+        log.info("integrity conflict on %s %s", request.method, request.path)
+        return error_answer(409, "the request conflicts with a change stored meanwhile")
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Any:

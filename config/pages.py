@@ -84,6 +84,10 @@ def register(app: Flask) -> None:
     app.jinja_env.globals.update(current_user=current_user, now=utcnow, as_utc=as_utc, age=age)
     app.jinja_env.filters["dictsum"] = lambda values: sum(values.values())
     app.jinja_env.filters["plain"] = plain
+    # Browsers ask for /favicon.ico on pages without an icon link (the error pages).
+    app.add_url_rule(
+        "/favicon.ico", "favicon", lambda: app.send_static_file("favicon.svg"), methods=["GET"]
+    )
     for blueprint in (
         login.bp,
         admin_pages.bp,

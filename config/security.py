@@ -38,6 +38,9 @@ PUBLIC_LIMITS: dict[tuple[str, str], str] = {
     ("intake_api.submit_tip", "POST"): "10 per minute;100 per hour",
     ("intake_api.read_tip", "GET"): "30 per minute",
     ("intake_api.add_tip_message", "POST"): "20 per minute",
+    ("public_pages.tip_submit", "POST"): "10 per minute;100 per hour",
+    ("public_pages.follow_up_open", "POST"): "30 per minute",
+    ("public_pages.follow_up_add", "POST"): "20 per minute",
     ("login.login_submit", "POST"): "10 per minute;50 per hour",
 }
 

@@ -153,6 +153,10 @@ class SignalOut(Schema):
     contact_phone = String(allow_none=True)
     contact_email = String(allow_none=True)
     anonymous = Boolean()
+    ivr_path = Dict(
+        allow_none=True,
+        metadata={"description": "Voice: the IVR steps taken; SMS: the answers to its questions."},
+    )
 
 
 class EventOut(Schema):

@@ -18,7 +18,7 @@ from intake.passphrase import new_passphrase, normalise
 from workflows.accounts import hash_secret, verify_secret
 from workflows.audit import record_event
 from workflows.cases import find_by_reference, open_case
-from workflows.errors import NotFound
+from workflows.errors import Conflict, NotFound
 from workflows.models import Case, User
 from workflows.pii import lookup_hash
 
@@ -61,6 +61,13 @@ def submit_tip(session: Session, data: dict[str, Any]) -> NewTip:
 
 def log_call(session: Session, operator: User, data: dict[str, Any]) -> Case:
     """An operator's structured record of a call: a new case with one signal."""
+    call_sid = data.get("call_sid")
+    if call_sid:
+        existing = session.scalar(select(Signal).where(Signal.call_sid == call_sid))
+        if existing is not None:  # one signal per call: the IVR (or a colleague) has it
+            raise Conflict(
+                "this call is already recorded", field="call_sid", case_id=existing.case_id
+            )
     case = open_case(
         session, actor=operator.username, channel="operator", anonymous=data.get("anonymous", False)
     )

@@ -209,6 +209,8 @@ def _continue(
     if conversation.step >= len(catalog.questions):
         return catalog.message("received", language, reference=reference)
     question = catalog.questions[conversation.step]
+    if not sms.body.strip():  # a photo without words answers nothing: ask again
+        return question.text[language]
     answer: Any = sms.body if question.kind == "text" else _yes_no(catalog, sms.body, language)
     _record_answer(session, conversation, question, answer)
     conversation.step += 1

@@ -31,6 +31,8 @@ def _stamp_job_ids() -> None:
     for handler in logging.getLogger().handlers:
         handler.addFilter(JobIdFilter())
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    # transitions logs every state callback at INFO: one line per delivery is enough.
+    logging.getLogger("transitions").setLevel(logging.WARNING)
 
 
 def _relay_main(runtime: Runtime, parent_pid: int) -> None:

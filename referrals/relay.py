@@ -16,6 +16,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -54,14 +55,29 @@ def job_id(runtime: Runtime, claim: Claim) -> str:
     return f"{prefix}outbox-{claim.outbox_id}-{claim.dispatch}"
 
 
-def claim_due(session: Session, runtime: Runtime, limit: int = BATCH) -> list[Claim]:
-    """Claim due rows (not done, available, lease free or run out) for this relay."""
+def claim_due(
+    session: Session,
+    runtime: Runtime,
+    limit: int = BATCH,
+    still_waiting: Callable[[Claim], bool] | None = None,
+) -> list[Claim]:
+    """Claim due rows (not done, available, lease free or run out) for this relay.
+
+    A row whose lease ran out while its job still waits in the queue (a backlog longer
+    than the lease) only gets a longer lease: re-dispatching it would put a second job
+    behind the first and, under load, supersede every job before it runs.
+    """
     now = utcnow()
     lease = now + timedelta(seconds=runtime.settings.delivery_lease_seconds)
     claims: list[Claim] = []
     with transaction(session):
         stmt = (
-            select(OutboxMessage.id, OutboxMessage.attempts, OutboxMessage.kind)
+            select(
+                OutboxMessage.id,
+                OutboxMessage.attempts,
+                OutboxMessage.kind,
+                OutboxMessage.lease_until,
+            )
             .where(
                 OutboxMessage.done_at.is_(None),
                 OutboxMessage.available_at <= now,
@@ -72,7 +88,16 @@ def claim_due(session: Session, runtime: Runtime, limit: int = BATCH) -> list[Cl
         )
         if is_postgres(session):
             stmt = stmt.with_for_update(skip_locked=True)
-        for outbox_id, attempts, kind in session.execute(stmt).all():
+        for outbox_id, attempts, kind, leased in session.execute(stmt).all():
+            if leased is not None and still_waiting and still_waiting(
+                Claim(outbox_id, attempts, kind)
+            ):
+                session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id == outbox_id, OutboxMessage.attempts == attempts)
+                    .values(lease_until=lease)
+                )
+                continue
             done = session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == outbox_id, OutboxMessage.attempts == attempts)
@@ -123,6 +148,23 @@ def enqueue_claim(runtime: Runtime, queues: dict[str, Any], claim: Claim) -> Non
     )
 
 
+def job_waits_in_queue(runtime: Runtime, connection: Any, claim: Claim) -> bool:
+    """Whether this dispatch's RQ job still waits to start (not lost, not dead)."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+    from rq.serializers import JSONSerializer
+
+    try:
+        job = Job.fetch(job_id(runtime, claim), connection=connection, serializer=JSONSerializer)
+    except NoSuchJobError:
+        return False  # Redis lost it (restarted without persistence): dispatch again
+    # A started job renewed the lease when it began; still started after the lease ran out
+    # means its worker died (SIGKILL, lost machine): dispatch again.
+    return job.get_status(refresh=False) in {
+        JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED
+    }
+
+
 def relay_once(runtime: Runtime, connection: Any, queues: dict[str, Any] | None = None) -> int:
     """One pass: claim due rows and enqueue them; returns how many went to RQ."""
     from redis.exceptions import RedisError
@@ -130,7 +172,10 @@ def relay_once(runtime: Runtime, connection: Any, queues: dict[str, Any] | None 
     queues = queues or _queues(runtime, connection)
     session = runtime.session()
     try:
-        claims = claim_due(session, runtime)
+        claims = claim_due(
+            session, runtime,
+            still_waiting=lambda claim: job_waits_in_queue(runtime, connection, claim),
+        )
         for index, claim in enumerate(claims):
             try:
                 enqueue_claim(runtime, queues, claim)
@@ -162,6 +207,27 @@ def tick_deadline_check(runtime: Runtime, connection: Any, queues: dict[str, Any
     return True
 
 
+RETENTION_PERIOD = 3600  # the retention purge (workflows.retention) runs hourly
+
+
+def tick_retention_purge(runtime: Runtime, connection: Any, queues: dict[str, Any]) -> bool:
+    """Enqueue the retention purge once per hour across every relay (a Redis SET NX)."""
+    slot = int(time.time() // RETENTION_PERIOD)
+    ns = runtime.settings.redis_namespace
+    key = f"{ns}hotline:retention-purge:{slot}"
+    if not connection.set(key, "1", nx=True, ex=RETENTION_PERIOD * 2):
+        return False
+    prefix = re.sub(r"[^A-Za-z0-9_-]", "_", ns)
+    queues["default"].enqueue(
+        "referrals.tasks.run_retention_purge",
+        job_id=f"{prefix}retention-purge-{slot}",
+        result_ttl=RESULT_TTL,
+        failure_ttl=FAILURE_TTL,
+        description="retention purge",
+    )
+    return True
+
+
 def run_relay_loop(runtime: Runtime, stop: threading.Event | None = None) -> None:
     """Relay until stopped: the worker command runs this beside the RQ worker."""
     from redis import Redis
@@ -176,6 +242,7 @@ def run_relay_loop(runtime: Runtime, stop: threading.Event | None = None) -> Non
         try:
             moved = relay_once(runtime, connection, queues)
             tick_deadline_check(runtime, connection, queues)
+            tick_retention_purge(runtime, connection, queues)
         except RedisError as exc:
             log.warning("queue unreachable (%s); retrying", type(exc).__name__)
             moved = 0
@@ -210,11 +277,13 @@ def run_claims_in_process(runtime: Runtime, claims: list[Claim]) -> None:
 def run_embedded_once(runtime: Runtime, check_deadlines: bool = True) -> int:
     """The embedded default (no REDIS_URL): claim due rows and run them in-process."""
     from referrals.notifications import check_deadlines as watch
+    from workflows.retention import purge_expired
 
     session = runtime.session()
     try:
         if check_deadlines:
             watch(session)
+            purge_expired(session, utcnow(), runtime.catalogs["retention"])
         claims = claim_due(session, runtime)
     finally:
         session.close()

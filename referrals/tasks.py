@@ -133,3 +133,19 @@ def run_deadline_check() -> int:
         return check_deadlines(session)
     finally:
         session.close()
+
+
+def run_retention_purge() -> int:
+    """RQ job: de-identify closed cases past their retention period (workflows.retention).
+
+    Safe to run twice: each case is purged in its own transaction under a row lock, and
+    a purged case has ``purged_at`` and is never looked at again.
+    """
+    from workflows.retention import purge_expired
+
+    runtime = current_runtime()
+    session = runtime.session()
+    try:
+        return purge_expired(session, utcnow(), runtime.catalogs["retention"])
+    finally:
+        session.close()

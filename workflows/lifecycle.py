@@ -10,6 +10,8 @@ surfaces here as Conflict (409).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -61,11 +63,18 @@ def actor_label(actor: User | None) -> str:
     return actor.username if actor is not None else "system"
 
 
-def _flush(session: Session, what: str) -> None:
+@contextmanager
+def lost_race(what: str) -> Iterator[None]:
+    """The version column made our UPDATE match no row: someone else won; answer 409."""
     try:
-        session.flush()
+        yield
     except StaleDataError:
         raise Conflict(f"the {what} was changed by someone else meanwhile; reload it") from None
+
+
+def _flush(session: Session, what: str) -> None:
+    with lost_race(what):
+        session.flush()
 
 
 def plan_referrals(
@@ -108,12 +117,26 @@ def fire_case_event(
             allowed=_allowed(case_machine, case.state),
             version=case.version,
         )
+    with lost_race("case"):
+        return _fire_case(session, case, event, actor, reason, data, catalogs)
+
+
+def _fire_case(
+    session: Session,
+    case: Case,
+    event: str,
+    actor: User,
+    reason: str | None,
+    data: dict[str, Any] | None,
+    catalogs: dict[str, Any] | None,
+) -> Case:
     now = utcnow()
     ctx = Context(actor, (reason or "").strip() or None, dict(data or {}), now)
     cats = active_catalogs(catalogs)
     if event in ("submit_for_approval", "escalate") and event in _allowed(case_machine, case.state):
         ctx.plan = plan_referrals(case, cats, now, emergency=event == "escalate")
     from_state = fire(case_machine, case, event, ctx)
+    session.flush()  # the version check happens here: a lost race stops before any write
     record_event(
         session,
         actor=actor.username,
@@ -126,7 +149,7 @@ def fire_case_event(
     )
     _CASE_EFFECTS.get(event, _nothing)(session, case, ctx, cats)
     refresh_case_deadline(case, cats["routing"].case_deadlines)
-    _flush(session, "case")
+    session.flush()
     return case
 
 
@@ -263,10 +286,11 @@ def fire_referral_event(
         raise NotFound("no such referral")
     if actor is not None and actor.role == "agency" and actor.agency_code != referral.agency_code:
         raise NotFound("no such referral")  # existence never leaks to another agency
-    _fire_referral(session, referral, event, actor, reason, dict(data or {}), catalogs)
-    cats = active_catalogs(catalogs)
-    refresh_case_deadline(referral.case, cats["routing"].case_deadlines)
-    _flush(session, "referral")
+    with lost_race("referral"):
+        _fire_referral(session, referral, event, actor, reason, dict(data or {}), catalogs)
+        cats = active_catalogs(catalogs)
+        refresh_case_deadline(referral.case, cats["routing"].case_deadlines)
+        session.flush()
     return referral
 
 
@@ -292,6 +316,7 @@ def _fire_referral(
             field="consent",
         )
     from_state = fire(referral_machine, referral, event, ctx)
+    session.flush()  # the version check: a lost race stops before any write
     detail: dict[str, Any] = {"agency": referral.agency_code}
     if event == "reroute":
         new = _reroute(session, referral, ctx, active_catalogs(catalogs))

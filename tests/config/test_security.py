@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import http.client
-import threading
 import uuid
 
 import pytest
-from werkzeug.serving import make_server
 
 from config.security import CONTENT_SECURITY_POLICY, PUBLIC_LIMITS
 from tests.conftest import backend
@@ -76,17 +74,6 @@ def test_a_body_over_one_megabyte_is_413_json_and_stores_nothing(client, db_sess
     assert answer.get_json()["error"]
     _assert_security_headers(answer)
     assert db_session.scalar(select(func.count()).select_from(Case)) == 0
-
-
-@pytest.fixture
-def live_server(app):  # type: ignore[no-untyped-def]
-    """The app behind werkzeug's real HTTP server (which terminates chunked bodies)."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_port
-    server.shutdown()
-    thread.join(timeout=10)
 
 
 def _post_chunked(port: int, path: str, chunks: list[bytes]) -> tuple[int, bytes]:

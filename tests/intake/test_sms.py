@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
@@ -214,3 +215,31 @@ def test_missing_message_sid_is_a_clear_400_and_stores_nothing(client, db_sessio
     answer = post_signed(client, SMS_URL, params)
     assert answer.status_code == 400 and "MessageSid" in answer.get_json()["error"]
     assert _count(db_session, Case) == 0
+
+
+def test_a_text_after_a_long_silence_starts_a_new_conversation(client, db_session) -> None:
+    texter = Texter(client)
+    texter.send("first report")
+    conversation = db_session.scalars(select(SmsConversation)).one()
+    conversation.updated_at = datetime.now(UTC) - timedelta(hours=25)  # the catalog says 24
+    db_session.commit()
+    welcome = texter.send("a new thing happened")
+    assert "passphrase" in welcome
+    assert _count(db_session, Case) == 2 and _count(db_session, SmsConversation) == 2
+
+
+def test_a_text_within_the_window_continues_the_same_case(client, db_session) -> None:
+    texter = Texter(client)
+    texter.send("first report")
+    conversation = db_session.scalars(select(SmsConversation)).one()
+    conversation.updated_at = datetime.now(UTC) - timedelta(hours=23)
+    db_session.commit()
+    assert texter.send("Elm St").startswith("Is anyone involved under 18")
+    assert _count(db_session, Case) == 1
+
+
+def test_a_photo_without_words_is_kept_and_the_question_asked_again(client, db_session) -> None:
+    texter = Texter(client)
+    texter.send("look at this")
+    assert texter.send("") == "Where is this happening? (city, address or place)"
+    assert _count(db_session, TipMessage) == 2

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -69,3 +71,79 @@ def logged_in(app, person) -> Callable[..., PageClient]:  # type: ignore[no-unty
         return client
 
     return _make
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def live_server(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The app served by a real HTTP server on a free port, in a thread; yields its URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (no browser download); skips without it,
+    except with CI=true, where the browser tests must run."""
+    if not os.path.exists(CHROMIUM):
+        message = f"{CHROMIUM} is missing: apt-get install chromium (or run `make test`)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message + " — CI=true requires the browser tests")
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def browser_page(chromium, live_server, output_dir, request) -> Iterator[Callable[[], Any]]:  # type: ignore[no-untyped-def]
+    """New pages, each in its own context (its own cookies: one person each).
+
+    Every console error (a CSP violation, a script error) fails the test, and each page
+    is saved as a screenshot of where it ended, under test-output/, when the test ends.
+    """
+    contexts: list[Any] = []
+    pages: list[Any] = []
+    errors: list[str] = []
+
+    def _new() -> Any:
+        context = chromium.new_context(base_url=live_server)
+        context.set_default_timeout(15000)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        pages.append(page)
+        return page
+
+    _new.allowed_errors = []  # type: ignore[attr-defined]  # texts a test expects
+    yield _new
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", request.node.name)
+    for number, page in enumerate(pages, start=1):
+        suffix = "" if len(pages) == 1 else f"-{number}"
+        page.screenshot(path=str(output_dir / f"{name}{suffix}.png"), full_page=True)
+    for context in contexts:
+        context.close()
+    allowed = _new.allowed_errors  # type: ignore[attr-defined]
+    unexpected = [e for e in errors if not any(a in e for a in allowed)]
+    assert not unexpected, f"the browser reported errors: {unexpected}"

@@ -105,7 +105,8 @@ def test_login_never_redirects_off_site(pages, person, target) -> None:
 def test_session_cookie_is_httponly_and_samesite(pages, person) -> None:
     actor = person("operator")
     answer = pages.login(actor.username)
-    cookie = next(v for k, v in answer.headers.items() if k == "Set-Cookie" and "hotline_session" in v)
+    cookies = answer.headers.getlist("Set-Cookie")
+    cookie = next(c for c in cookies if c.startswith("hotline_session="))
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from config.catalogs import CatalogError
 from intake.models import Signal, SmsConversation, TipMessage
 from referrals.models import Notification
+from tests.conftest import backend
 from workflows.audit import verify_chain
 from workflows.db import utcnow
 from workflows.models import AuditEvent, Case, Referral
@@ -228,3 +229,41 @@ def test_a_broken_policy_names_file_and_line(tmp_path: Path, text, line, words) 
         load_retention_policy(path)
     message = str(raised.value)
     assert str(path) in message and f"line {line}" in message and words in message
+
+
+def test_the_scheduled_job_purges(client, db_session) -> None:
+    from referrals.tasks import run_retention_purge
+
+    case = _close(db_session, _tip(client)["reference"], 5000)
+    assert run_retention_purge() == 1
+    db_session.expire_all()
+    assert db_session.get(Case, case.id).purged_at is not None
+
+
+def test_the_embedded_worker_purges_with_its_deadline_watch(app, client, db_session) -> None:
+    from referrals.relay import run_embedded_once
+
+    case = _close(db_session, _tip(client)["reference"], 5000)
+    run_embedded_once(app.extensions["runtime"], check_deadlines=True)
+    db_session.expire_all()
+    assert db_session.get(Case, case.id).purged_at is not None
+
+
+@pytest.mark.skipif(backend() != "services", reason="the relay's schedule needs Redis")
+def test_the_relay_enqueues_the_purge_once_an_hour(app, settings) -> None:
+    from redis import Redis
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    from referrals.relay import _queues, tick_retention_purge
+
+    runtime = app.extensions["runtime"]
+    connection = Redis.from_url(settings.redis_url)
+    queues = _queues(runtime, connection)
+    first = tick_retention_purge(runtime, connection, queues)
+    again = tick_retention_purge(runtime, connection, queues)
+    assert again is False
+    queue = Queue(queues["default"].name, connection=connection, serializer=JSONSerializer)
+    jobs = [queue.fetch_job(job_id) for job_id in queue.job_ids]
+    purges = [job for job in jobs if job and job.func_name == "referrals.tasks.run_retention_purge"]
+    assert len(purges) == (1 if first else len(purges)) and purges
