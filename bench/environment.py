@@ -7,6 +7,7 @@ imported into the service.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import secrets
 import signal
@@ -28,6 +29,15 @@ PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PUBLIC_BASE_URL = "https://bench.hotline.test"
 TWILIO_TOKEN = "bench-twilio-auth-token"  # noqa: S105 - a fixture value, not a secret
+
+
+def _die_with_parent() -> None:
+    """In the child: receive SIGTERM when the bench dies, even by SIGKILL (Linux prctl)."""
+    os.setsid()
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # pragma: no cover - not Linux/glibc: stop_all() still cleans up
+        pass
 
 
 def cpu_count() -> int:
@@ -137,7 +147,7 @@ class BenchEnv:
             env=self.environ(**extra_env),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            start_new_session=True,
+            preexec_fn=_die_with_parent,  # called from the main thread only
         )
         self.processes.append(proc)
         return proc
@@ -217,3 +227,53 @@ def children(pid: int) -> list[int]:
         return [int(p) for p in path.read_text().split()]
     except OSError:
         return []
+
+
+def cpu_seconds(pid: int, reaped_children: bool = False) -> float:
+    """User + system CPU a process has used so far (0 when it is gone); with
+    ``reaped_children`` also that of its children that ended (RQ's work horses)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class CpuMeter:
+    """CPU used by a gunicorn (master + workers) and by the database's backends.
+
+    On a shared, noisy machine wall-clock rates move with everyone else's load; the CPU
+    a request costs moves far less, and cores / CPU-per-request is the ceiling.
+    """
+
+    env: BenchEnv
+    master: int
+    start_app: dict[int, float] = field(default_factory=dict)
+    start_db: dict[int, float] = field(default_factory=dict)
+
+    def _app_pids(self) -> list[int]:
+        return [self.master, *children(self.master)]
+
+    def _db_pids(self) -> list[int]:
+        import psycopg
+
+        with psycopg.connect(self.env.psycopg_dsn, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (self.env.database,),
+            ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def start(self) -> None:
+        self.start_app = {p: cpu_seconds(p) for p in self._app_pids()}
+        self.start_db = {p: cpu_seconds(p) for p in self._db_pids()}
+
+    def stop(self) -> tuple[float, float]:
+        """CPU seconds used since ``start`` by the app and by PostgreSQL."""
+        app = sum(cpu_seconds(p) - self.start_app.get(p, 0.0) for p in self._app_pids())
+        db = sum(cpu_seconds(p) - self.start_db.get(p, 0.0) for p in self._db_pids())
+        return max(app, 0.0), max(db, 0.0)

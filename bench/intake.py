@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 import psycopg
 
-from bench.environment import PUBLIC_BASE_URL, TWILIO_TOKEN, BenchEnv
+from bench.environment import PUBLIC_BASE_URL, TWILIO_TOKEN, BenchEnv, CpuMeter, cpu_count
 from bench.load import LoadResult, Request, percentile, run_closed, run_paced
 from bench.report import Report, Row
 from bench.sizes import Sizes
@@ -63,10 +63,20 @@ def has_route(base: str, path: str) -> bool:
         return exc.code not in (404, 405)
 
 
-def closed_median(base: str, reqs: list[Request], conc: int, sizes: Sizes) -> LoadResult:
-    """Repeat a closed-loop run and keep the one with the median rate."""
-    runs = [run_closed(base, reqs, conc, sizes.seconds) for _ in range(sizes.repeats)]
-    runs.sort(key=lambda r: r.rate)
+def closed_median(
+    env: BenchEnv, base: str, reqs: list[Request], conc: int, sizes: Sizes
+) -> tuple[LoadResult, float, float]:
+    """Repeat a closed-loop run and keep the one with the median rate; with its CPU cost
+    per request (ms) in the app (gunicorn) and in PostgreSQL."""
+    meter = CpuMeter(env, env.processes[-1].pid)
+    runs = []
+    for _ in range(sizes.repeats):
+        meter.start()
+        res = run_closed(base, reqs, conc, sizes.seconds)
+        app, db = meter.stop()
+        per = max(res.requests, 1)
+        runs.append((res, app * 1000 / per, db * 1000 / per))
+    runs.sort(key=lambda r: r[0].rate)
     return runs[len(runs) // 2]
 
 
@@ -95,11 +105,27 @@ def raw_insert(env: BenchEnv, seconds: float) -> tuple[float, float, float]:
     )
 
 
-def _row(report: Report, what: str, res: LoadResult, **kw: object) -> Row:
+def _row(report: Report, what: str, res: LoadResult, cpu: tuple[float, float] | None = None,
+         **kw: object) -> Row:
     note = f"{res.tool}; {res.errors} errors" if res.errors else res.tool
+    if cpu is not None:
+        note += f"; CPU/req app {cpu[0]:.2f} ms + PG {cpu[1]:.2f} ms"
     return report.add(
         Row("intake", what, res.rate, "req/s", res.p50_ms, res.p99_ms, note=note, **kw)  # type: ignore[arg-type]
     )
+
+
+def _ceiling(report: Report, label: str, cpu: tuple[float, float], bare_cpu: float) -> None:
+    """What the CPU cost per request allows on this machine's cores, load aside."""
+    per = cpu[0] + cpu[1]
+    ceiling = cpu_count() * 1000 / per if per else 0.0
+    report.add(Row(
+        "intake", f"{label}: CPU ceiling", ceiling, "req/s",
+        ratio=bare_cpu / per if per else None, ratio_to="of bare (CPU)",
+        target=">=500/s, >=0.35x bare", ok=ceiling >= 500 and per and bare_cpu / per >= 0.35,
+        note=f"{per:.2f} ms CPU per request (app {cpu[0]:.2f} + PG {cpu[1]:.2f}) "
+             f"on {cpu_count()} cores",
+    ))
 
 
 def run(env: BenchEnv, report: Report, sizes: Sizes) -> None:
@@ -108,47 +134,44 @@ def run(env: BenchEnv, report: Report, sizes: Sizes) -> None:
     report.add(Row("intake", "raw PG insert+commit (1 conn)", raw_rate, "rows/s", raw_p50, raw_p99))
     tip = [tip_request()]
     bare: dict[int, LoadResult] = {}
+    bare_cpu: list[float] = []
     with env.gunicorn("bench.bare_app:app") as base:
         for conc in sizes.concurrency:
-            bare[conc] = closed_median(base, tip, conc, sizes)
-            _row(report, f"bare Flask, c={conc}", bare[conc])
+            bare[conc], app_cpu, _db = closed_median(env, base, tip, conc, sizes)
+            bare_cpu.append(app_cpu)
+            _row(report, f"bare Flask, c={conc}", bare[conc], (app_cpu, 0.0))
     best_bare = max(r.rate for r in bare.values())
-    variants = [("POST /api/v1/tips", "wsgi:app")]
+    bare_per = statistics.median(bare_cpu)
+    variants = [("POST /api/v1/tips", "wsgi:app", tip)]
     if not report.smoke:
-        variants.append(("tips, passphrase HMAC (what-if)", "bench.variants:fast_passphrase_app"))
-    for label, target in variants:
+        variants.append(("tips, passphrase HMAC (what-if)", "bench.variants:fast_passphrase_app",
+                         tip))
+    with env.gunicorn() as base:
+        if has_route(base, "/twilio/sms"):
+            variants.append(("POST /twilio/sms (signed)", "wsgi:app",
+                             sms_requests(20_000 if not report.smoke else 500)))
+        else:
+            report.note("POST /twilio/sms is not served yet: SMS intake not measured")
+    for label, target, reqs in variants:
         with env.gunicorn(target) as base:
-            best = 0.0
+            best, cpus = 0.0, []
             for conc in sizes.concurrency:
-                res = closed_median(base, tip, conc, sizes)
+                res, app_cpu, db_cpu = closed_median(env, base, reqs, conc, sizes)
                 best = max(best, res.rate)
-                _row(report, f"{label}, c={conc}", res, ratio=res.rate / bare[conc].rate,
-                     ratio_to="of bare")
+                if res.requests:
+                    cpus.append((app_cpu, db_cpu))
+                _row(report, f"{label}, c={conc}", res, (app_cpu, db_cpu),
+                     ratio=res.rate / bare[conc].rate, ratio_to="of bare")
             report.add(Row(
-                "intake", f"{label}: best", best, "tips/s", ratio=best / best_bare,
+                "intake", f"{label}: best", best, "req/s", ratio=best / best_bare,
                 ratio_to="of best bare", target=">=500/s, >=0.35x bare",
                 ok=best >= 500 and best / best_bare >= 0.35,
                 note=f"{best / raw_rate:.2f}x raw insert loop",
             ))
-            paced = run_paced(base, tip, sizes.paced_rate, sizes.paced_seconds)
+            if cpus:
+                cpu = (statistics.median(c[0] for c in cpus), statistics.median(c[1] for c in cpus))
+                _ceiling(report, label, cpu, bare_per)
+            paced = run_paced(base, reqs, sizes.paced_rate, sizes.paced_seconds)
             _row(report, f"{label} at {sizes.paced_rate:.0f}/s (paced)", paced,
                  target="p99 < 50 ms",
                  ok=paced.p99_ms < 50 and paced.rate >= 0.9 * sizes.paced_rate)
-            if target == "wsgi:app":
-                _sms(base, report, sizes, bare)
-
-
-def _sms(base: str, report: Report, sizes: Sizes, bare: dict[int, LoadResult]) -> None:
-    if not has_route(base, "/twilio/sms"):
-        report.note("POST /twilio/sms is not served yet: SMS intake not measured")
-        return
-    reqs = sms_requests(20_000 if not report.smoke else 500)
-    best = 0.0
-    for conc in sizes.concurrency:
-        res = closed_median(base, reqs, conc, sizes)
-        best = max(best, res.rate)
-        _row(report, f"POST /twilio/sms (signed), c={conc}", res,
-             ratio=res.rate / bare[conc].rate, ratio_to="of bare")
-    paced = run_paced(base, reqs, sizes.paced_rate, sizes.paced_seconds)
-    _row(report, f"POST /twilio/sms at {sizes.paced_rate:.0f}/s (paced)", paced,
-         target="p99 < 50 ms", ok=paced.p99_ms < 50)

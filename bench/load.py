@@ -213,6 +213,7 @@ def run_paced(
     lock = threading.Lock()
     next_index = [0]
     start = time.perf_counter() + 0.05
+    give_up = start + 2 * seconds + 10  # a server far slower than the rate: stop, count it
 
     def worker() -> None:
         conn = _Connection(base)
@@ -222,6 +223,10 @@ def run_paced(
                 next_index[0] += 1
             if index >= total:
                 return
+            if time.perf_counter() > give_up:
+                with lock:
+                    errors[0] += 1
+                continue
             scheduled = start + index * interval
             delay = scheduled - time.perf_counter()
             if delay > 0:
@@ -240,7 +245,7 @@ def run_paced(
     return LoadResult(
         requests=len(latencies),
         seconds=time.perf_counter() - start,
-        p50_ms=statistics.median(latencies) * 1000,
+        p50_ms=statistics.median(latencies) * 1000 if latencies else 0.0,
         p99_ms=percentile(latencies, 99) * 1000,
         errors=errors[0],
         tool="paced-python",

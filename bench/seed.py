@@ -40,6 +40,7 @@ REFERRAL_STATES_BY_CASE = {
                  ("declined", 0.1), ("failed", 0.05)],
     "closed": [("accepted", 0.7), ("declined", 0.2), ("withdrawn", 0.1)],
 }
+AWAITING_AGENCY = ("pending", "queued", "sent", "failed")
 RESOLUTIONS = ["information_only", "no_indicators", "duplicate", "referred", "services_provided"]
 NARRATIVES = [
     "Workers at a farm say the crew boss holds their passports and they owe him for travel.",
@@ -87,8 +88,10 @@ class Seeder:
             if state not in ("referred", "closed"):
                 age = timedelta(hours=240 * rng.random())  # open cases are recent
             created = self.now - age
-            deadline = created + timedelta(hours=DEADLINE_HOURS[priority])
+            # As workflows.deadlines.case_deadline keeps it: none once closed, the
+            # earliest referral still awaiting its agency once referred.
             closed = state == "closed"
+            deadline = None if closed else created + timedelta(hours=DEADLINE_HOURS[priority])
             screened = state != "received"
             cases.append({
                 "id": case_id, "reference": f"HT-{created.year}-{case_id:07d}", "state": state,
@@ -116,15 +119,21 @@ class Seeder:
                 "anonymous": cases[-1]["anonymous"], "created_at": created,
                 "updated_at": created,
             })
+            if state in ("pending_approval", "referred"):
+                cases[-1]["deadline"] = None
             if state in REFERRAL_STATES_BY_CASE and (not closed or rng.random() < 0.3):
                 for agency, rule in rng.sample(AGENCIES, rng.choice([1, 1, 2])):
                     ref_state = _pick(rng, REFERRAL_STATES_BY_CASE[state])[0]
                     referral_id = self.next_referral
                     self.next_referral += 1
+                    due = created + timedelta(hours=24 if rank < 2 else 72)
+                    if ref_state in AWAITING_AGENCY and state != "closed":
+                        current = cases[-1]["deadline"]
+                        cases[-1]["deadline"] = min(due, current) if current else due
                     referrals.append({
                         "id": referral_id, "case_id": case_id, "agency_code": agency,
                         "state": ref_state, "mandatory": rule == "minor_commercial_sex",
-                        "deadline": created + timedelta(hours=24 if rank < 2 else 72),
+                        "deadline": due,
                         "rule": rule, "reason": f"{agency}: {rule.replace('_', ' ')}",
                         "legal_basis": json.dumps(
                             {"type": "mandatory", "rule": rule}

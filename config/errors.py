@@ -83,9 +83,23 @@ def error_answer(
     return html, status, {**(headers or {}), "Content-Type": "text/html; charset=utf-8"}
 
 
+def _document_body_errors(spec: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that takes a body can answer 400 (not JSON) and 413 (over 1 MB)."""
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPError"}}}
+    for path_item in spec.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict) or "requestBody" not in operation:
+                continue
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("400", {"description": "The body is not JSON", "content": error})
+            responses.setdefault("413", {"description": "The body is over 1 MB", "content": error})
+    return spec
+
+
 def init_app(app: APIFlask) -> None:
     app.config["VALIDATION_ERROR_SCHEMA"] = ERROR_SCHEMA
     app.config["HTTP_ERROR_SCHEMA"] = ERROR_SCHEMA
+    app.spec_processor(_document_body_errors)
 
     @app.error_processor
     def _process(error: HTTPError) -> Any:

@@ -12,6 +12,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from config.auth import current_user
 from workflows.db import utcnow
+from workflows.deadlines import is_overdue, referral_overdue
 
 csrf = CSRFProtect()
 
@@ -57,6 +58,11 @@ def plain(value: Any) -> str:
     return str(value)
 
 
+def overdue(deadline: datetime | None) -> bool:
+    """Past due now (workflows.deadlines' rule)."""
+    return is_overdue(deadline, utcnow())
+
+
 def _protect_forms() -> Any:
     if request.method in {"POST", "PUT", "PATCH", "DELETE"} and not request.path.startswith(
         CSRF_FREE_PREFIXES
@@ -81,12 +87,18 @@ def register(app: Flask) -> None:
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     csrf.init_app(app)
     app.before_request(_protect_forms)
-    app.jinja_env.globals.update(current_user=current_user, now=utcnow, as_utc=as_utc, age=age)
+    app.jinja_env.globals.update(
+        current_user=current_user, now=utcnow, as_utc=as_utc, age=age, overdue=overdue,
+        referral_late=lambda referral: referral_overdue(referral, utcnow()),
+    )
     app.jinja_env.filters["dictsum"] = lambda values: sum(values.values())
     app.jinja_env.filters["plain"] = plain
     # Browsers ask for /favicon.ico on pages without an icon link (the error pages).
     app.add_url_rule(
-        "/favicon.ico", "favicon", lambda: app.send_static_file("favicon.svg"), methods=["GET"]
+        "/favicon.ico",
+        "favicon",
+        app.doc(hide=True)(lambda: app.send_static_file("favicon.svg")),  # not an API route
+        methods=["GET"],
     )
     for blueprint in (
         login.bp,

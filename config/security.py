@@ -18,6 +18,7 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.routing import IntegerConverter
 
 from config.settings import Settings
 from workflows.errors import DomainError, NotFound
@@ -140,7 +141,17 @@ def _refuse_oversized_bodies() -> None:
         request.stream.read(1)
 
 
+class DatabaseIntegerConverter(IntegerConverter):
+    """``<int:…>`` ids the database can hold: a larger one matches no route (404), where it
+    would otherwise reach the database and fail there (a 500 on SQLite's 64-bit integers)."""
+
+    def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def init_app(app: Flask, settings: Settings) -> None:
+    app.url_map.converters["int"] = DatabaseIntegerConverter
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.before_request(_refuse_oversized_bodies)
     app.after_request(_security_headers)

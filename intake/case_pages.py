@@ -18,6 +18,7 @@ from config.auth import current_user, login_required
 from config.database import db_session, runtime
 from intake import screening_form, services
 from intake.forms import FormErrors, load
+from intake.replies import reply_to_tipster
 from intake.schemas import TipMessageIn
 from workflows.access import record_pii_view
 from workflows.cases import get_case
@@ -25,7 +26,6 @@ from workflows.db import transaction
 from workflows.errors import DomainError, InvalidInput
 from workflows.machines import RESOLUTION_CODES, allowed_events, case_machine
 from workflows.models import AuditEvent, Case, Referral, Role, User
-from workflows.outbox import add_outbox_message
 
 bp = Blueprint("case_pages", __name__, template_folder="templates")
 
@@ -184,7 +184,7 @@ def reply(case_id: int) -> Any:
     try:
         data = load(TipMessageIn(), {"body": request.form.get("body") or ""})
         with transaction(session):
-            reply_to_tipster(session, get_case(session, case_id), data["body"], _me())
+            reply_to_tipster(session, case_id, _me(), data["body"])
     except FormErrors as exc:
         flash(f"Reply not sent: {exc}", "error")
         return _back(case_id)
@@ -192,17 +192,6 @@ def reply(case_id: int) -> Any:
         return _refused(case_id, exc)
     flash("Reply sent to the tipster.", "ok")
     return _back(case_id)
-
-
-def reply_to_tipster(session: Any, case: Case, body: str, user: User) -> None:
-    """The reply joins the follow-up thread; a notify row texts it where consent allows."""
-    message = services.add_tip_message(session, case, body, direction="out", author=user.username)
-    add_outbox_message(
-        session,
-        "notify",
-        payload={"kind": "tipster_reply", "case_id": case.id, "referral_id": None,
-                 "message_id": message.id},
-    )
 
 
 @bp.post("/referrals/<int:referral_id>/events")

@@ -10,13 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from config.auth import current_user, login_required
 from config.database import db_session, runtime
 from intake import schemas, screening_form, services
+from intake.case_schemas import ScreeningIn
 from intake.forms import FormErrors, load, text_or_none, tri_state
-from intake.models import CALLER_TYPES, LANGUAGES, Signal
+from intake.models import CALLER_TYPES, LANGUAGES, Signal, TipMessage
+from workflows.casework import record_screening as screen
 from workflows.db import transaction
 from workflows.errors import DomainError
 from workflows.models import Case, User
@@ -54,7 +56,32 @@ def start() -> Any:
         .order_by(Case.priority_rank, Case.deadline, Case.created_at)
         .limit(50)
     ).all()
-    return render_template("operator/start.html", my_calls=my_calls, assigned=assigned)
+    return render_template(
+        "operator/start.html",
+        my_calls=my_calls,
+        assigned=assigned,
+        waiting=tipsters_waiting(session),
+    )
+
+
+def tipsters_waiting(session: Any, limit: int = 25) -> list[Case]:
+    """Open cases whose follow-up thread ends with the tipster: they wait for an answer."""
+    last = (
+        select(TipMessage.case_id, func.max(TipMessage.id).label("last_id"))
+        .group_by(TipMessage.case_id)
+        .subquery()
+    )
+    return list(
+        session.scalars(
+            select(Case)
+            .join(last, last.c.case_id == Case.id)
+            .join(TipMessage, TipMessage.id == last.c.last_id)
+            .where(TipMessage.direction == "in", Case.state != "closed",
+                   Case.purged_at.is_(None))
+            .order_by(TipMessage.id)
+            .limit(limit)
+        )
+    )
 
 
 def _me() -> User:
@@ -134,17 +161,7 @@ def create_call() -> Any:
 
 
 def record_screening(session: Any, case: Case, body: dict[str, Any], user: User) -> None:
-    """Screen the new case exactly as ``PUT /api/v1/cases/<id>/screening`` does."""
-    from workflows.casework import record_screening as screen
-
-    schema = _screening_schema()
-    screen(session, case.id, user, load(schema(), body) if schema else body)
-
-
-def _screening_schema() -> Any:
-    """The screening API's request schema, so the page validates the same way."""
-    try:
-        from intake import case_views
-    except ImportError:
-        return None
-    return getattr(case_views, "ScreeningIn", None)
+    """Screen the new case exactly as ``PUT /api/v1/cases/<id>/screening`` does: the
+    same request schema, the same domain function."""
+    data = load(ScreeningIn(), body)
+    screen(session, case.id, user, data, catalogs=runtime().catalogs)

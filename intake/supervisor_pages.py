@@ -1,54 +1,70 @@
 """Supervisor pages: the queues (by state, priority, age and deadline; late items first
 and counted at the top) and the failed deliveries with their retry button.
 
-What counts as open, late or awaiting an agency comes from ``workflows.machines``, the
-same definitions the API's queue uses.
+The queue is ``workflows.queues.case_queue``, the same query (and keyset pages) the
+API's ``GET /api/v1/cases`` uses; it sorts by deadline then age, so what is late comes
+first. What counts as late comes from ``workflows.statistics.late_counts``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, render_template, request
-from sqlalchemy import and_, case, func, or_, select
+from flask import Blueprint, render_template, request, url_for
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from config.auth import current_user, login_required
 from config.database import db_session
 from workflows.db import utcnow
+from workflows.errors import InvalidInput
 from workflows.machines import AWAITING_AGENCY, CASE_STATES, OPEN_CASE_STATES
 from workflows.models import Case, Priority, Referral, Role
+from workflows.queues import QueueFilter, case_queue
+from workflows.statistics import cases_by_state, late_counts
 
 bp = Blueprint("supervisor_pages", __name__, template_folder="templates")
 
 SUPERVISOR = [Role.SUPERVISOR.value]
-PAGE_SIZE = 200
+PAGE_SIZE = 100
+# "All open": everything not closed, referred cases included (their referrals may be late).
+DEFAULT_STATES = (*OPEN_CASE_STATES, "referred")
 
 
-def _late_case(now: datetime) -> Any:
-    return and_(Case.deadline.is_not(None), Case.deadline < now, Case.state.in_(OPEN_CASE_STATES))
-
-
-def _late_referral(now: datetime) -> Any:
-    return and_(
-        Referral.deadline.is_not(None), Referral.deadline < now,
-        Referral.state.in_(AWAITING_AGENCY),
+def _filters() -> tuple[QueueFilter, dict[str, Any]]:
+    """The queue filter from the query string; anything unknown is simply not applied."""
+    me = current_user()
+    state = request.args.get("state") or ""
+    priority = request.args.get("priority") or ""
+    assignee = request.args.get("assignee") or ""
+    overdue = request.args.get("overdue") == "on"
+    chosen = QueueFilter(
+        states=(state,) if state in CASE_STATES else DEFAULT_STATES,
+        priority=priority if priority in {p.value for p in Priority} else None,
+        assignee=(me.username if assignee == "me" and me else "none" if assignee == "none"
+                  else None),
+        overdue=True if overdue else None,
     )
+    shown = {"state": state, "priority": priority, "assignee": assignee, "overdue": overdue}
+    return chosen, shown
 
 
-def queue_counts(session: Any, now: datetime) -> dict[str, Any]:
-    """The numbers at the top of the queue page."""
-    by_state = dict(
-        session.execute(
-            select(Case.state, func.count()).where(Case.purged_at.is_(None)).group_by(Case.state)
-        ).all()
-    )
-    return {
-        "late_cases": session.scalar(select(func.count()).where(_late_case(now))) or 0,
-        "late_referrals": session.scalar(
-            select(func.count()).select_from(Referral).where(_late_referral(now))
-        ) or 0,
+@bp.get("/supervisor/")
+@login_required(SUPERVISOR)
+def queues() -> Any:
+    session = db_session()
+    now = utcnow()
+    chosen, shown = _filters()
+    cursor = request.args.get("cursor") or None
+    try:
+        cases, next_cursor = case_queue(session, chosen, limit=PAGE_SIZE, cursor=cursor, now=now)
+    except InvalidInput:  # a cursor we did not give out: start from the top
+        cases, next_cursor = case_queue(session, chosen, limit=PAGE_SIZE, now=now)
+    late_cases, late_referrals = late_counts(session, now)
+    by_state = cases_by_state(session)
+    counts = {
+        "late_cases": late_cases,
+        "late_referrals": late_referrals,
         "emergencies": session.scalar(
             select(func.count()).where(
                 Case.priority == Priority.EMERGENCY.value, Case.state.in_(OPEN_CASE_STATES)
@@ -57,58 +73,17 @@ def queue_counts(session: Any, now: datetime) -> dict[str, Any]:
         "failed": session.scalar(
             select(func.count()).select_from(Referral).where(Referral.state == "failed")
         ) or 0,
-        "by_state": {state: by_state.get(state, 0) for state in CASE_STATES},
+        "by_state": by_state,
     }
-
-
-@bp.get("/supervisor/")
-@login_required(SUPERVISOR)
-def queues() -> Any:
-    session = db_session()
-    now = utcnow()
-    me = current_user()
-    state = request.args.get("state") or ""
-    priority = request.args.get("priority") or ""
-    assignee = request.args.get("assignee") or ""
-    overdue = request.args.get("overdue") == "on"
-    query = select(Case).where(Case.purged_at.is_(None))
-    if state in CASE_STATES:
-        query = query.where(Case.state == state)
-    else:
-        query = query.where(Case.state.in_(OPEN_CASE_STATES))
-    if priority in {p.value for p in Priority}:
-        query = query.where(Case.priority == priority)
-    if assignee == "me" and me is not None:
-        query = query.where(Case.assignee_id == me.id)
-    elif assignee == "none":
-        query = query.where(Case.assignee_id.is_(None))
-    # A referred case is late while one of its referrals still waits past its deadline.
-    late_referral_case = select(Referral.case_id).where(_late_referral(now))
-    is_late = or_(_late_case(now), Case.id.in_(late_referral_case))
-    if overdue:
-        query = query.where(is_late)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = session.scalars(
-        query.options(selectinload(Case.assignee), selectinload(Case.referrals))
-        .order_by(
-            case((is_late, 0), else_=1),
-            Case.priority_rank,
-            Case.deadline.is_(None),
-            Case.deadline,
-            Case.created_at,
-        )
-        .limit(PAGE_SIZE)
-    ).all()
-    shown = [c.id for c in rows]
-    late_ids = set(session.scalars(select(Case.id).where(is_late, Case.id.in_(shown))))
     return render_template(
         "supervisor/queues.html",
-        counts=queue_counts(session, now),
-        cases=rows,
-        late_ids=late_ids,
-        total=total,
+        counts=counts,
+        cases=cases,
+        next_url=url_for(
+            "supervisor_pages.queues", **{**request.args.to_dict(), "cursor": next_cursor}
+        ) if next_cursor else None,
         now=now,
-        filters={"state": state, "priority": priority, "assignee": assignee, "overdue": overdue},
+        filters=shown,
         states=CASE_STATES,
         priorities=[p.value for p in Priority],
     )
@@ -128,7 +103,10 @@ def failed() -> Any:
     ).all()
     late_referrals = session.scalars(
         select(Referral)
-        .where(_late_referral(now))
+        .where(
+            Referral.deadline.is_not(None), Referral.deadline < now,
+            Referral.state.in_(AWAITING_AGENCY),
+        )
         .options(selectinload(Referral.case))
         .order_by(Referral.deadline)
         .limit(PAGE_SIZE)
@@ -136,4 +114,3 @@ def failed() -> Any:
     return render_template(
         "supervisor/failed.html", failed=failed_referrals, late=late_referrals, now=now
     )
-

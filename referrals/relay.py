@@ -240,9 +240,11 @@ def run_relay_loop(runtime: Runtime, stop: threading.Event | None = None) -> Non
     pause = runtime.settings.relay_poll_ms / 1000
     while not stop.is_set():
         try:
-            moved = relay_once(runtime, connection, queues)
+            # The ticks go first: with Redis down they fail at once, and the relay does
+            # not claim and release rows every pass meanwhile.
             tick_deadline_check(runtime, connection, queues)
             tick_retention_purge(runtime, connection, queues)
+            moved = relay_once(runtime, connection, queues)
         except RedisError as exc:
             log.warning("queue unreachable (%s); retrying", type(exc).__name__)
             moved = 0

@@ -1,4 +1,8 @@
-"""The agency API (own referrals only; another agency's is a 404) and delivery retry."""
+"""The agency API: own referrals only; another agency's is a 404.
+
+A supervisor retries a failed delivery through the case API's referral events
+(``POST /api/v1/cases/<id>/referrals/<id>/events`` with ``{"event": "retry"}``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from config.auth import current_user, token_auth
 from config.database import db_session
-from intake.schemas import ReferralOut
 from referrals import schemas
 from referrals.packets import build_packet
 from workflows.access import record_pii_view
@@ -141,16 +144,3 @@ def referral_event(referral_id: int, data: dict[str, Any]) -> Any:
         )
     return present(referral, with_packet=False)
 
-
-@api.post("/referrals/<int:referral_id>/retry")
-@api.auth_required(token_auth, roles=[Role.SUPERVISOR.value, Role.ADMIN.value])
-@api.output(ReferralOut)
-@api.doc(summary="Queue a failed delivery again (supervisor)", responses=[200, 401, 403, 404, 409])
-def retry_referral(referral_id: int) -> Any:
-    session = db_session()
-    user = current_user()
-    with transaction(session):
-        if session.get(Referral, referral_id) is None:
-            raise NotFound(f"no referral {referral_id}")
-        referral = fire_referral_event(session, referral_id, "retry", user)
-    return referral

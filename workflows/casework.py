@@ -12,14 +12,10 @@ from workflows.cases import get_case
 from workflows.db import utcnow
 from workflows.deadlines import refresh_case_deadline
 from workflows.errors import Conflict, Forbidden, InvalidInput, NotFound
-from workflows.lifecycle import (
-    _flush,
-    active_catalogs,
-    configured_agencies,
-    fire_case_event,
-)
+from workflows.lifecycle import active_catalogs, configured_agencies, fire_case_event
 from workflows.machines import DESK, STAFF
 from workflows.models import PRIORITY_RANK, Case, User
+from workflows.referral_events import flush_or_conflict
 from workflows.routing import route
 from workflows.screening import FACT_NAMES, assess, check_input, consent_records
 
@@ -135,7 +131,7 @@ def record_screening(
             "recommended": [r.agency for r in decision.referrals],
         },
     )
-    _flush(session, "case")
+    flush_or_conflict(session, "case")
     return {
         "case_id": case.id,
         "state": case.state,
@@ -181,5 +177,5 @@ def assign_case(
         to_state=case.state,
         detail={"from": before, "to": assignee},
     )
-    _flush(session, "case")
+    flush_or_conflict(session, "case")
     return case

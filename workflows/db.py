@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import DateTime, MetaData, create_engine, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 # Named constraints, so Alembic migrations are stable across databases (Warehouse).
 NAMING_CONVENTION = {
@@ -24,6 +25,21 @@ class Base(DeclarativeBase):
     """Base of every model."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+@event.listens_for(Base, "load", propagate=True)
+@event.listens_for(Base, "refresh", propagate=True)
+def _utc_on_load(target: Base, _context: object, attrs: object = None) -> None:
+    """SQLite hands back naive datetimes: mark them UTC, as stored, so every answer carries
+    its zone (an RFC 3339 ``date-time``, as the OpenAPI document promises)."""
+    state = inspect(target)
+    for attr in state.mapper.column_attrs:
+        column = attr.columns[0]
+        if not (isinstance(column.type, DateTime) and column.type.timezone):
+            continue
+        value = state.dict.get(attr.key)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            set_committed_value(target, attr.key, value.replace(tzinfo=UTC))
 
 
 def utcnow() -> datetime:

@@ -157,3 +157,28 @@ def test_quick_exit_leaves_and_replaces_the_page_in_history(browser_page) -> Non
     tipster.wait_for_url("https://www.weather.gov/**")
     tipster.go_back()
     assert "/tip" not in tipster.url  # the tip form is gone from the history
+
+
+def test_the_supervisor_sees_late_items_and_the_dashboard(
+    app, browser_page, person, db_session
+) -> None:
+    from datetime import timedelta
+
+    from tests.pages.flows import screened_case
+    from workflows.db import utcnow
+
+    sent_referral(app)
+    late = screened_case(app)
+    db_session.get(Case, late).deadline = utcnow() - timedelta(hours=3)
+    db_session.commit()
+    supervisor = browser_page()
+    log_in(supervisor, person("supervisor").username)
+    assert supervisor.locator("#late-cases").inner_text() == "1"
+    first_row = supervisor.locator("#queue tbody tr").first
+    assert "late" in first_row.inner_text()
+    supervisor.get_by_role("link", name="Dashboard").click()
+    supervisor.wait_for_url(re.compile(r"/supervisor/dashboard$"))
+    assert supervisor.locator("svg").count() == 4
+    box = supervisor.locator("#chart-signals svg").bounding_box()
+    assert box is not None and box["width"] > 200  # drawn, styled by the CSS file
+    assert supervisor.locator("#chart-signals rect.ch-operator").count() >= 1

@@ -110,13 +110,20 @@ def test_a_hotline_reply_reaches_the_follow_up_page(app, pages, logged_in, db_se
     page = submit_tip(pages, "Workers locked in").get_data(as_text=True)
     reference, passphrase = _secret(page, "reference"), _secret(page, "passphrase")
     case = db_session.scalar(select(Case).where(Case.reference == reference))
+    pages.submit(
+        "/follow-up", "/follow-up/messages",
+        {"reference": reference, "passphrase": passphrase, "body": "Are you there?"},
+    )
     operator = logged_in("operator")
+    waiting = operator.get("/operator/").get_data(as_text=True)
+    assert waiting.index(f"/cases/{case.id}") < waiting.index("Assigned to me")
     sent = operator.submit(f"/cases/{case.id}", f"/cases/{case.id}/reply", {"body": "Thank you"})
     assert sent.status_code == 303
     thread = pages.submit(
         "/follow-up", "/follow-up", {"reference": reference, "passphrase": passphrase}
     ).get_data(as_text=True)
     assert "Thank you" in thread and "Hotline" in thread
+    assert f"/cases/{case.id}" not in operator.get("/operator/").get_data(as_text=True)
     db_session.expire_all()
     assert db_session.scalar(
         select(func.count()).select_from(TipMessage).where(TipMessage.direction == "out")

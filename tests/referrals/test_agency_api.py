@@ -146,16 +146,19 @@ def test_supervisor_retries_a_failed_delivery(
 ) -> None:
     agency.mode = "error"
     runtime = delivery_runtime(env=agency_env(agency.url), delivery_max_attempts=1)
-    [referral_id] = screen_and_approve(app, submit_tip(client), operator, supervisor)
+    case_id = submit_tip(client)
+    [referral_id] = screen_and_approve(app, case_id, operator, supervisor)
     run_embedded_once(runtime)
     assert db_session.get(Referral, referral_id).state == "failed"
 
-    refused = client.post(f"/api/v1/referrals/{referral_id}/retry", headers=operator.headers)
-    retried = client.post(f"/api/v1/referrals/{referral_id}/retry", headers=supervisor.headers)
-    again = client.post(f"/api/v1/referrals/{referral_id}/retry", headers=supervisor.headers)
+    url = f"/api/v1/cases/{case_id}/referrals/{referral_id}/events"
+    refused = client.post(url, json={"event": "retry"}, headers=operator.headers)
+    retried = client.post(url, json={"event": "retry"}, headers=supervisor.headers)
+    again = client.post(url, json={"event": "retry"}, headers=supervisor.headers)
 
     assert refused.status_code == 403
-    assert retried.status_code == 200 and retried.get_json()["state"] == "queued"
+    assert retried.status_code == 200, retried.get_json()
+    assert [r["state"] for r in retried.get_json()["referrals"]] == ["queued"]
     assert again.status_code == 409
     agency.mode = "ok"
     run_embedded_once(runtime)

@@ -6,6 +6,7 @@ belongs to bench/, this only proves every referral arrives and reports the figur
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -16,11 +17,12 @@ from tests.referrals.casework import screen_and_approve, submit_tip
 from tests.referrals.conftest import agency_env, wait_until
 from workflows.models import Referral
 
-COUNT = 50
+# Ten in the suite (every one must arrive); LATENCY_REFERRALS=50 for the reported figures.
+COUNT = int(os.environ.get("LATENCY_REFERRALS", "10"))
 
 
 @pytest.mark.slow
-def test_fifty_approved_referrals_arrive_and_latency_is_reported(
+def test_approved_referrals_all_arrive_and_latency_is_reported(
     app, client, operator, supervisor, agency, start_worker, output_dir
 ) -> None:
     start_worker(**agency_env(agency.url))

@@ -109,3 +109,21 @@ def test_agency_down_retries_then_failed_and_supervisor_told(
     assert mailbox.messages[0]["to"] == [SUPERVISOR_EMAIL]
     kinds = db_session.scalars(select(Notification.kind)).all()
     assert set(kinds) == {"referral_failed"}
+
+
+def test_several_workers_deliver_each_referral_exactly_once(
+    app, client, operator, supervisor, agency, start_worker
+) -> None:
+    env = {**agency_env(agency.url), "DELIVERY_LEASE_SECONDS": "30"}
+    for _ in range(3):  # as if on three machines: three relays, three RQ workers
+        start_worker(**env)
+    referral_ids = []
+    for n in range(12):
+        case_id = submit_tip(client, narrative=f"Tip {n}: a 14-year-old is advertised online.")
+        referral_ids += screen_and_approve(app, case_id, operator, supervisor)
+
+    wait_until(
+        lambda: all(referral_state(app, r) == "sent" for r in referral_ids), 90, "delivery"
+    )
+    assert len(agency.packets) == len(referral_ids) == 12
+    assert len(agency.requests) == 12  # no referral was sent twice, not even deduped
