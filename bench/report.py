@@ -57,7 +57,7 @@ class Report:
         )
 
     def table(self) -> str:
-        cols = ["section", "what", "value", "p50 ms", "p99 ms", "ratio", "target", "met"]
+        cols = ["section", "what", "value", "p50 ms", "p99 ms", "ratio", "target", "met", "note"]
         body = [
             [
                 r.section,
@@ -68,6 +68,7 @@ class Report:
                 f"{r.ratio:.2f}x {r.ratio_to}" if r.ratio is not None else "",
                 r.target,
                 {True: "yes", False: "NO", None: ""}[r.ok],
+                r.note,
             ]
             for r in self.rows
         ]

@@ -28,7 +28,7 @@ class Sizes:
 FULL = Sizes()
 SMOKE = Sizes(
     concurrency=(2,),
-    seconds=1.0,
+    seconds=2.0,
     repeats=1,
     paced_rate=10.0,
     paced_seconds=0.5,

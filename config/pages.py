@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, request
-from flask_wtf.csrf import CSRFProtect
+from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from config.auth import current_user
+from config.errors import error_answer
 from workflows.db import utcnow
 from workflows.deadlines import is_overdue, referral_overdue
 
@@ -63,6 +64,14 @@ def overdue(deadline: datetime | None) -> bool:
     return is_overdue(deadline, utcnow())
 
 
+def _refused_token(error: CSRFError) -> Any:
+    if request.endpoint == "public_pages.tip_submit":
+        from intake.public_pages import resend_tip_form
+
+        return resend_tip_form(error.description)
+    return error_answer(400, f"{error.description} Go back, reload the page and try again.")
+
+
 def _protect_forms() -> Any:
     if request.method in {"POST", "PUT", "PATCH", "DELETE"} and not request.path.startswith(
         CSRF_FREE_PREFIXES
@@ -87,6 +96,7 @@ def register(app: Flask) -> None:
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
     csrf.init_app(app)
     app.before_request(_protect_forms)
+    app.register_error_handler(CSRFError, _refused_token)
     app.jinja_env.globals.update(
         current_user=current_user, now=utcnow, as_utc=as_utc, age=age, overdue=overdue,
         referral_late=lambda referral: referral_overdue(referral, utcnow()),

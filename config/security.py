@@ -143,10 +143,11 @@ def _refuse_oversized_bodies() -> None:
 
 class DatabaseIntegerConverter(IntegerConverter):
     """``<int:…>`` ids the database can hold: a larger one matches no route (404), where it
-    would otherwise reach the database and fail there (a 500 on SQLite's 64-bit integers)."""
+    would otherwise reach the database and fail there (a 500: ids are PostgreSQL ``integer``,
+    32 bits)."""
 
     def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", 2**63 - 1)
+        kwargs.setdefault("max", 2**31 - 1)
         super().__init__(url_map, *args, **kwargs)
 
 

@@ -23,13 +23,22 @@ class StrictBoolean(Boolean):
         return value
 
 
+class StrictInteger(Integer):
+    """A whole number only: ``true``, ``16.0`` and ``"16"`` are wrong types here."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError("must be a whole number or null")
+        return int(super()._deserialize(value, attr, data, **kwargs))
+
+
 def _fact_bool() -> StrictBoolean:
     return StrictBoolean(allow_none=True, load_default=None)
 
 
 class FactsIn(StrictSchema):
     trafficking_type = String(allow_none=True, validate=OneOf(TRAFFICKING_TYPES))
-    victim_age = Integer(allow_none=True, strict=True, validate=Range(0, 120))
+    victim_age = StrictInteger(allow_none=True, validate=Range(0, 120))
     victim_minor = _fact_bool()
     foreign_national = _fact_bool()
     imminent_danger = _fact_bool()
@@ -86,7 +95,7 @@ class ScreeningOut(Schema):
 
 class CaseEventIn(StrictSchema):
     event = String(required=True, validate=Length(min=1, max=32))
-    version = Integer(required=True, strict=True)
+    version = StrictInteger(required=True)
     reason = Text(2000, allow_none=True)
     resolution_code = String(allow_none=True, validate=Length(max=32))
 
@@ -99,7 +108,7 @@ class ReferralEventIn(StrictSchema):
 
 class AssignIn(StrictSchema):
     assignee = String(required=True, allow_none=True, validate=Length(min=1, max=64))
-    version = Integer(required=True, strict=True)
+    version = StrictInteger(required=True)
 
 
 class ReplyIn(StrictSchema):

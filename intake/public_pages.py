@@ -146,3 +146,12 @@ def follow_up_add() -> Any:
 def statistics() -> Any:
     figures = stats.published(db_session())
     return render_template("public/statistics.html", figures=figures, floor=stats.SUPPRESS_BELOW)
+
+
+def resend_tip_form(message: str) -> Any:
+    """After a refused CSRF token, the tip form again with what was typed, not an error
+    page: a tipster must never lose a tip because a cookie expired."""
+    lang = pick_language(request.form.get("lang"))
+    form = {k: v for k, v in request.form.items() if k != "csrf_token"}
+    errors = {"_form": TEXT[lang]["resend"]}
+    return render_template("public/tip_form.html", form=form, errors=errors), 400

@@ -30,6 +30,7 @@ TEXT: dict[str, dict[str, str]] = {
         "email": "E-mail address",
         "send": "Send the tip",
         "errors": "Please check the fields marked below.",
+        "resend": "Your page had expired, so nothing was sent yet. Please press Send again.",
         "received_title": "Thank you. Your tip was received.",
         "received_keep": "Write these down now. They are shown only once, and we cannot "
         "show them again.",
@@ -70,6 +71,7 @@ TEXT: dict[str, dict[str, str]] = {
         "email": "Correo electrónico",
         "send": "Enviar la denuncia",
         "errors": "Revise los campos marcados abajo.",
+        "resend": "Su página había caducado y todavía no se envió nada. Pulse Enviar otra vez.",
         "received_title": "Gracias. Recibimos su denuncia.",
         "received_keep": "Anótelos ahora. Solo se muestran una vez y no podemos mostrarlos "
         "de nuevo.",

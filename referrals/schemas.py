@@ -52,7 +52,7 @@ class AgencyEventIn(StrictSchema):
 
 class ListQuery(StrictSchema):
     state = String(load_default=None, validate=OneOf(VISIBLE_STATES))
-    after = Integer(load_default=None, validate=Range(min=0))
+    after = Integer(load_default=None, validate=Range(min=0, max=2**31 - 1))  # a database id
     limit = Integer(load_default=50, validate=Range(min=1, max=200))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -23,6 +24,23 @@ from workflows.outbox import OutboxMessage
 log = logging.getLogger(__name__)
 
 current_job_id: contextvars.ContextVar[str] = contextvars.ContextVar("job_id", default="-")
+
+
+# The process whose connections the engine's pool holds: the one that imported us.
+_pool_pid = [os.getpid()]
+
+
+def job_runtime() -> Runtime:
+    """This process's runtime, with a pool of its own.
+
+    RQ runs each job in a forked work-horse: connections inherited from the parent must
+    be dropped (not closed, the parent may still use them) before the job opens any.
+    """
+    runtime = current_runtime()
+    if _pool_pid[0] != os.getpid():
+        runtime.engine.dispose(close=False)
+        _pool_pid[0] = os.getpid()
+    return runtime
 
 
 class JobIdFilter(logging.Filter):
@@ -107,7 +125,7 @@ def run_outbox_message(outbox_id: int, dispatch: int) -> str:
     row's current one; a delivery already ``sent`` is not sent again, notifications are
     sent only for rows still unsent, and the agency dedupes on the Idempotency-Key.
     """
-    return execute_outbox_message(current_runtime(), outbox_id, dispatch)
+    return execute_outbox_message(job_runtime(), outbox_id, dispatch)
 
 
 def on_job_failure(job: Any, connection: Any, exc_type: Any, exc_value: Any, tb: Any) -> None:
@@ -119,7 +137,7 @@ def on_job_failure(job: Any, connection: Any, exc_type: Any, exc_value: Any, tb:
     error = str(exc_value) if isinstance(exc_value, DeliveryFailed | NotifyFailed) else (
         f"job error: {getattr(exc_type, '__name__', exc_type)}"
     )
-    after_failed_attempt(current_runtime(), outbox_id, dispatch, error)
+    after_failed_attempt(job_runtime(), outbox_id, dispatch, error)
 
 
 def run_deadline_check() -> int:
@@ -127,7 +145,7 @@ def run_deadline_check() -> int:
 
     Safe to run twice: each breach is a unique row, so a breach is notified once.
     """
-    runtime = current_runtime()
+    runtime = job_runtime()
     session = runtime.session()
     try:
         return check_deadlines(session)
@@ -143,7 +161,7 @@ def run_retention_purge() -> int:
     """
     from workflows.retention import purge_expired
 
-    runtime = current_runtime()
+    runtime = job_runtime()
     session = runtime.session()
     try:
         return purge_expired(session, utcnow(), runtime.catalogs["retention"])

@@ -21,7 +21,7 @@ from workflows.cases import get_case
 from workflows.db import utcnow
 from workflows.deadlines import refresh_case_deadline
 from workflows.errors import Conflict, NotFound
-from workflows.machines import Context, case_machine, fire, referral_machine
+from workflows.machines import Context, allowed_events, case_machine, fire, referral_machine
 from workflows.models import PRIORITY_RANK, Case, Priority, Referral, User
 from workflows.outbox import add_outbox_message
 from workflows.referral_events import (
@@ -84,7 +84,7 @@ def fire_case_event(
         raise Conflict(
             f"case {case_id} is at version {case.version}, not {version}; reload it",
             field="version",
-            allowed=_allowed(case_machine, case.state),
+            allowed=allowed_events(case_machine, case.state),
             version=case.version,
         )
     with lost_race("case"):
@@ -103,7 +103,8 @@ def _fire_case(
     now = utcnow()
     ctx = Context(actor, (reason or "").strip() or None, dict(data or {}), now)
     cats = active_catalogs(catalogs)
-    if event in ("submit_for_approval", "escalate") and event in _allowed(case_machine, case.state):
+    planned = event in ("submit_for_approval", "escalate")
+    if planned and event in allowed_events(case_machine, case.state):
         ctx.plan = plan_referrals(case, cats, now, emergency=event == "escalate")
     from_state = fire(case_machine, case, event, ctx)
     session.flush()  # the version check happens here: a lost race stops before any write
@@ -121,10 +122,6 @@ def _fire_case(
     refresh_case_deadline(case, cats["routing"].case_deadlines)
     session.flush()
     return case
-
-
-def _allowed(machine: Any, state: str) -> list[str]:
-    return [name for name, ev in machine.events.items() if state in ev.transitions]
 
 
 def _case_detail(event: str, ctx: Context) -> dict[str, Any] | None:
@@ -266,9 +263,9 @@ def fire_referral_event(
 
 def allowed_case_events(case: Case) -> list[str]:
     """Events the case's state allows (a role may still be refused)."""
-    return _allowed(case_machine, case.state)
+    return allowed_events(case_machine, case.state)
 
 
 def allowed_referral_events(referral: Referral) -> list[str]:
     """Events the referral's state allows."""
-    return _allowed(referral_machine, referral.state)
+    return allowed_events(referral_machine, referral.state)

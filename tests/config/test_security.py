@@ -182,3 +182,10 @@ def test_the_limit_is_shared_by_two_app_instances_on_redis(make_app, settings) -
 
     keys = Redis.from_url(settings.redis_url).keys(f"{namespace}*")
     assert keys, "the limiter keeps its counts under the run's namespace"
+
+
+def test_an_id_beyond_the_database_integer_is_404_not_500(client, supervisor) -> None:
+    for path in ("/api/v1/cases/2147483648", "/api/v1/cases/99999999999999999999999/access-log"):
+        answer = client.get(path, headers=supervisor.headers)
+        assert answer.status_code == 404, path
+    assert client.get("/api/v1/cases/2147483647", headers=supervisor.headers).status_code == 404

@@ -15,10 +15,19 @@ def _count(db_session, model) -> int:
     return db_session.scalar(select(func.count()).select_from(model))
 
 
+def test_a_tip_refused_for_its_token_comes_back_with_the_text_kept(pages, db_session) -> None:
+    pages.get("/tip")
+    answer = pages.client.post("/tip", data={"narrative": "Workers locked in", "lang": "es"})
+    assert answer.status_code == 400
+    page = answer.get_data(as_text=True)
+    assert 'id="form-error"' in page and "Pulse Enviar otra vez" in page
+    assert "Workers locked in" in page and 'name="csrf_token"' in page
+    assert _count(db_session, Case) == 0
+
+
 @pytest.mark.parametrize(
     "url, data",
     [
-        ("/tip", {"narrative": "a tip", "lang": "en"}),
         ("/follow-up", {"reference": "HT-2026-000001", "passphrase": "x"}),
         ("/follow-up/messages", {"reference": "HT-2026-000001", "passphrase": "x", "body": "b"}),
         ("/login", {"username": "someone", "password": "x"}),

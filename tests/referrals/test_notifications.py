@@ -114,3 +114,35 @@ def test_each_deadline_breach_is_notified_once(
     texts = [m["Body"] for m in twilio_api.sent if m["To"] == ONCALL_PHONE]
     assert any("Deadline passed" in t and "FBI" in t for t in texts)
     assert all("motel" not in t for t in texts)  # references only, never the tip
+
+
+def test_emergency_escalation_pages_the_oncall_supervisor_and_delivers_at_once(
+    app, client, operator, agency, twilio_api, mailbox, delivery_runtime, db_session
+) -> None:
+    from tests.referrals.conftest import agency_env
+    from workflows.lifecycle import fire_case_event
+
+    case_id = submit_tip(client, narrative="He says he will hurt her tonight at the motel.")
+    runtime = app.extensions["runtime"]
+    with runtime.session() as session:
+        op = session.scalar(select(User).where(User.username == operator.username))
+        with transaction(session):
+            record_screening(session, case_id, op, {
+                "facts": {"imminent_danger": True}, "indicators": [],
+                "consent": {"law_enforcement": None, "services": None, "callback": None},
+            }, catalogs=runtime.catalogs)
+        with transaction(session):
+            fire_case_event(session, case_id, "escalate", op, version=None,
+                            reason="caller in danger now", catalogs=runtime.catalogs)
+
+    run_embedded_once(delivery_runtime(
+        env=agency_env(agency.url), twilio_api_base_url=twilio_api.url,
+        oncall_supervisor_phone=ONCALL_PHONE, smtp_host=mailbox.host, smtp_port=mailbox.port,
+        supervisor_emails=("desk@hotline.example.org",),
+    ))
+
+    [page] = twilio_api.sent
+    assert page["To"] == ONCALL_PHONE and page["Body"].startswith("EMERGENCY")
+    assert "motel" not in page["Body"]
+    assert [m["to"] for m in mailbox.messages] == [["desk@hotline.example.org"]]
+    assert [p["rule"] for p in agency.packets.values()] == ["imminent_danger"]

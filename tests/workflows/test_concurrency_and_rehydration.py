@@ -147,12 +147,12 @@ def test_a_refused_guard_is_raised_and_changes_nothing(app) -> None:
 
 def test_an_exception_after_the_state_changed_rolls_it_back(app, pending_case, monkeypatch) -> None:
     runtime = app.extensions["runtime"]
-    import workflows.lifecycle as lifecycle
+    import workflows.referral_events as referral_events
 
     def explode(*_a, **_k):  # type: ignore[no-untyped-def]
         raise RuntimeError("outbox down")
 
-    monkeypatch.setattr(lifecycle, "add_outbox_message", explode)
+    monkeypatch.setattr(referral_events, "add_outbox_message", explode)
     with runtime.session() as session:
         boss = User(username="boss-x", role="supervisor")
         session.add(boss)

@@ -121,3 +121,13 @@ def test_bad_queries_are_422(client, supervisor, params, field) -> None:
     answer = client.get("/api/v1/cases", query_string=params, headers=supervisor.headers)
     assert answer.status_code == 422
     assert answer.get_json()["field"] == field
+
+
+def test_queue_counts_give_open_cases_by_state_and_the_late_count(app, spread) -> None:
+    from workflows.queues import queue_counts
+
+    with app.extensions["runtime"].session() as session:
+        counts = queue_counts(session, utcnow())
+    assert counts["overdue"] == 2
+    assert counts["by_state"] == {"received": 1, "screening": 2, "pending_approval": 1,
+                                  "referred": 1, "awaiting_info": 1}

@@ -11,6 +11,8 @@ import pytest
     [
         ({"facts": {"victim_age": "16"}}, "facts.victim_age"),
         ({"facts": {"victim_age": 16.5}}, "facts.victim_age"),
+        ({"facts": {"victim_age": True}}, "facts.victim_age"),
+        ({"facts": {"victim_age": -1}}, "facts.victim_age"),
         ({"facts": {"imminent_danger": "yes"}}, "facts.imminent_danger"),
         ({"facts": {"commercial_sex": 1}}, "facts.commercial_sex"),
         ({"facts": {"trafficking_type": "organ"}}, "facts.trafficking_type"),
