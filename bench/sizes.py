@@ -17,8 +17,8 @@ class Sizes:
     deliveries: int = 1500
     delivery_workers: tuple[int, ...] = (1, 2, 4)
     idle_deliveries: int = 50
-    delivery_cap_seconds: float = 90.0
-    memory_cap_seconds: float = 300.0
+    delivery_cap_seconds: float = 75.0
+    memory_cap_seconds: float = 240.0
     cases: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     query_repeats: int = 50
     memory_requests: int = 100_000

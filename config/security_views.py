@@ -13,7 +13,7 @@ from workflows.access import access_log
 from workflows.accounts import revoke_token
 from workflows.audit import record_event
 from workflows.db import transaction
-from workflows.errors import NotFound
+from workflows.errors import Forbidden, NotFound
 from workflows.models import Case, Role
 
 api = APIBlueprint("security_api", __name__, url_prefix="/api/v1", tag="security")
@@ -39,13 +39,19 @@ class RevokedOut(Schema):
 
 
 @api.get("/cases/<int:case_id>/access-log")
-@api.auth_required(token_auth, roles=[Role.SUPERVISOR.value, Role.ADMIN.value])
+@api.auth_required(token_auth, roles=[r.value for r in Role])
 @api.output(AccessLogOut)
-@api.doc(summary="Who viewed this case's personal data, and when", responses=[200, 401, 403, 404])
+@api.doc(summary="Who viewed this case's personal data, and when (supervisors, admins)",
+         responses=[200, 401, 403, 404])
 def case_access_log(case_id: int) -> Any:
     session = db_session()
-    if session.get(Case, case_id) is None:
+    user = current_user()
+    assert user is not None  # auth_required guarantees it
+    # Agencies get 404, as from every case route: a case's existence never leaks to them.
+    if user.role == Role.AGENCY.value or session.get(Case, case_id) is None:
         raise NotFound(f"no case {case_id}")
+    if user.role not in (Role.SUPERVISOR.value, Role.ADMIN.value):
+        raise Forbidden("only supervisors and admins read the access log")
     return {"case_id": case_id, "views": access_log(session, case_id)}
 
 

@@ -57,7 +57,7 @@ def test_only_supervisors_and_admins_read_the_access_log(client, operator, make_
     url = f"/api/v1/cases/{case_id}/access-log"
     assert client.get(url).status_code == 401
     assert client.get(url, headers=operator.headers).status_code == 403
-    assert client.get(url, headers=make_actor("agency", "FBI").headers).status_code == 403
+    assert client.get(url, headers=make_actor("agency", "FBI").headers).status_code == 404
     assert client.get(url, headers=make_actor("admin").headers).status_code == 200
     missing = client.get("/api/v1/cases/999999/access-log", headers=make_actor("admin").headers)
     assert missing.status_code == 404

@@ -1,0 +1,349 @@
+"""Authorization matrix: every endpoint of the app × every role, table-driven.
+
+A role listed as allowed must get past authorization (a 2xx/3xx answer, or a domain
+409/422 when the request was fine but the state did not allow it); every other role must
+be refused: 401 (API, nobody signed in), a redirect to the login page (pages, nobody
+signed in), 403 (wrong role), or 404 where the table says ``hidden`` (an agency asking
+for another agency's referral, or for a case: existence never leaks to agencies).
+A new endpoint missing from the table fails ``test_every_endpoint_is_in_the_table``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from intake import services
+from tests.pages.conftest import csrf_token
+from workflows.accounts import create_token, create_user
+from workflows.db import transaction
+from workflows.models import Case
+
+ROLES = ("anonymous", "operator", "supervisor", "admin", "fbi", "ice", "hhs")
+EVERYONE = frozenset(ROLES)
+SIGNED_IN = EVERYONE - {"anonymous"}
+STAFF = frozenset({"operator", "supervisor", "admin"})
+DESK = frozenset({"operator", "supervisor"})
+SUPERVISORS = frozenset({"supervisor", "admin"})
+AGENCIES = frozenset({"fbi", "ice", "hhs"})
+DOMAIN_REFUSALS = {409, 422}
+
+
+@dataclass
+class World:
+    """What each request needs: ids of a case referred to FBI, a tip, people and clients."""
+
+    case_id: int
+    referral_id: int
+    version: int
+    reference: str
+    passphrase: str
+    spare_token_prefix: str
+    users: dict[str, Any]
+    clients: dict[str, Any]
+    tokens: dict[str, str]
+
+    def headers(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"} if role in self.tokens else {}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One endpoint's row: how to call it, who may, who gets 404."""
+
+    method: str
+    url: Callable[[World], str]
+    allowed: frozenset[str]
+    hidden: frozenset[str] = frozenset()
+    body: Callable[[World, str], dict[str, Any]] | None = None
+    page: bool = False  # a server-rendered page (session cookie, form body, CSRF token)
+    ok: frozenset[int] = field(default_factory=frozenset)  # extra statuses that mean "allowed"
+
+
+def _api(method: str, url: Callable[[World], str], allowed: frozenset[str], **kw: Any) -> Rule:
+    return Rule(method, url, allowed, **kw)
+
+
+def _page(method: str, url: Callable[[World], str], allowed: frozenset[str], **kw: Any) -> Rule:
+    return Rule(method, url, allowed, page=True, **kw)
+
+
+def _call_log(_w: World, _role: str) -> dict[str, Any]:
+    return {"caller_type": "victim", "narrative": "matrix"}
+
+
+MINOR = {
+    "facts": {"victim_age": 16, "commercial_sex": True, "trafficking_type": "sex"},
+    "indicators": ["under_18_commercial_sex"],
+    "consent": {"law_enforcement": None, "services": None, "callback": None},
+}
+
+TABLE: dict[str, Rule] = {
+    # Probes, the document, static files: anyone.
+    "healthz": _api("GET", lambda w: "/healthz", EVERYONE),
+    "readyz": _api("GET", lambda w: "/readyz", EVERYONE),
+    "openapi.spec": _api("GET", lambda w: "/api/v1/openapi.json", EVERYONE),
+    "static": _page("GET", lambda w: "/static/favicon.svg", EVERYONE),
+    "favicon": _page("GET", lambda w: "/favicon.ico", EVERYONE),
+    # The public tip API: anyone (the passphrase is the key to a tip).
+    "intake_api.submit_tip": _api(
+        "POST", lambda w: "/api/v1/tips", EVERYONE, body=lambda w, r: {"narrative": "x"}
+    ),
+    "intake_api.read_tip": _api("GET", lambda w: f"/api/v1/tips/{w.reference}", EVERYONE),
+    "intake_api.add_tip_message": _api(
+        "POST", lambda w: f"/api/v1/tips/{w.reference}/messages", EVERYONE,
+        body=lambda w, r: {"body": "more"},
+    ),
+    # Staff case API; agencies get 404 for any case.
+    "intake_api.log_call": _api("POST", lambda w: "/api/v1/calls", DESK, body=_call_log),
+    "case_api.list_cases": _api("GET", lambda w: "/api/v1/cases", STAFF, hidden=AGENCIES),
+    "intake_api.show_case": _api(
+        "GET", lambda w: f"/api/v1/cases/{w.case_id}", STAFF, hidden=AGENCIES
+    ),
+    "security_api.case_access_log": _api(
+        "GET", lambda w: f"/api/v1/cases/{w.case_id}/access-log", SUPERVISORS, hidden=AGENCIES
+    ),
+    "case_api.put_screening": _api(
+        "PUT", lambda w: f"/api/v1/cases/{w.case_id}/screening", DESK, hidden=AGENCIES,
+        body=lambda w, r: MINOR,
+    ),
+    "case_api.post_event": _api(
+        "POST", lambda w: f"/api/v1/cases/{w.case_id}/events", DESK, hidden=AGENCIES,
+        body=lambda w, r: {"event": "close", "version": w.version,
+                           "resolution_code": "referred"},
+    ),
+    "case_api.assign": _api(
+        "POST", lambda w: f"/api/v1/cases/{w.case_id}/assign", DESK, hidden=AGENCIES,
+        body=lambda w, r: {"assignee": w.users["operator"].username, "version": w.version}
+        if r != "operator" else {"assignee": w.users["operator"].username,
+                                 "version": w.version},
+    ),
+    "case_api.reply": _api(
+        "POST", lambda w: f"/api/v1/cases/{w.case_id}/messages", DESK, hidden=AGENCIES,
+        body=lambda w, r: {"body": "a reply"},
+    ),
+    "case_api.post_referral_event": _api(
+        "POST", lambda w: f"/api/v1/cases/{w.case_id}/referrals/{w.referral_id}/events",
+        frozenset({"supervisor"}), hidden=AGENCIES,
+        body=lambda w, r: {"event": "withdraw", "reason": "matrix"},
+    ),
+    # The agency API: one's own referrals only; another agency's answer 404.
+    "referrals_api.list_referrals": _api("GET", lambda w: "/api/v1/agency/referrals", AGENCIES),
+    "referrals_api.show_referral": _api(
+        "GET", lambda w: f"/api/v1/agency/referrals/{w.referral_id}", frozenset({"fbi"}),
+        hidden=frozenset({"ice", "hhs"}),
+    ),
+    "referrals_api.referral_event": _api(
+        "POST", lambda w: f"/api/v1/agency/referrals/{w.referral_id}/events", frozenset({"fbi"}),
+        hidden=frozenset({"ice", "hhs"}), body=lambda w, r: {"event": "acknowledge"},
+    ),
+    # Admin API.
+    "security_api.revoke_tokens": _api(
+        "DELETE", lambda w: f"/api/v1/tokens/{w.spare_token_prefix}", frozenset({"admin"})
+    ),
+    # Public pages: anyone.
+    "public_pages.home": _page("GET", lambda w: "/", EVERYONE),
+    "public_pages.tip_form": _page("GET", lambda w: "/tip", EVERYONE),
+    "public_pages.tip_submit": _page(
+        "POST", lambda w: "/tip", EVERYONE, body=lambda w, r: {"narrative": "a tip"}
+    ),
+    "public_pages.follow_up": _page("GET", lambda w: "/follow-up", EVERYONE),
+    "public_pages.follow_up_open": _page(
+        "POST", lambda w: "/follow-up", EVERYONE,
+        body=lambda w, r: {"reference": w.reference, "passphrase": w.passphrase},
+    ),
+    "public_pages.follow_up_add": _page(
+        "POST", lambda w: "/follow-up/messages", EVERYONE,
+        body=lambda w, r: {"reference": w.reference, "passphrase": w.passphrase, "body": "m"},
+    ),
+    "public_pages.statistics": _page("GET", lambda w: "/statistics", EVERYONE),
+    # Logging in and out: anyone may try (a wrong password is 401, not a refusal).
+    "login.login": _page("GET", lambda w: "/login", EVERYONE),
+    "login.login_submit": _page(
+        "POST", lambda w: "/login", EVERYONE, ok=frozenset({401}),
+        body=lambda w, r: {"username": "nobody", "password": "wrong password!"},
+    ),
+    "login.logout": _page("POST", lambda w: "/logout", EVERYONE),
+    "login.start": _page("GET", lambda w: "/start", SIGNED_IN),
+    # Staff pages.
+    "operator_pages.start": _page("GET", lambda w: "/operator/", DESK),
+    "operator_pages.new_call": _page("GET", lambda w: "/operator/calls/new", DESK),
+    "operator_pages.create_call": _page(
+        "POST", lambda w: "/operator/calls/new", DESK,
+        body=lambda w, r: {"caller_type": "victim", "narrative": "matrix", "language": "en"},
+    ),
+    "case_pages.show": _page("GET", lambda w: f"/cases/{w.case_id}", STAFF),
+    "case_pages.case_event": _page(
+        "POST", lambda w: f"/cases/{w.case_id}/events", DESK,
+        body=lambda w, r: {"event": "close", "version": str(w.version),
+                           "resolution_code": "referred"},
+    ),
+    "case_pages.reply": _page(
+        "POST", lambda w: f"/cases/{w.case_id}/reply", DESK, body=lambda w, r: {"body": "hi"}
+    ),
+    "case_pages.assign": _page(
+        "POST", lambda w: f"/cases/{w.case_id}/assign", frozenset({"supervisor"}),
+        body=lambda w, r: {"assignee": w.users["operator"].username, "version": str(w.version)},
+    ),
+    "case_pages.referral_event": _page(
+        "POST", lambda w: f"/referrals/{w.referral_id}/events", frozenset({"supervisor"}),
+        body=lambda w, r: {"event": "withdraw", "reason": "matrix"},
+    ),
+    "supervisor_pages.queues": _page("GET", lambda w: "/supervisor/", frozenset({"supervisor"})),
+    "supervisor_pages.failed": _page(
+        "GET", lambda w: "/supervisor/failed", frozenset({"supervisor"})
+    ),
+    "dashboard_pages.dashboard": _page("GET", lambda w: "/supervisor/dashboard", SUPERVISORS),
+    "admin_pages.start": _page("GET", lambda w: "/admin/", frozenset({"admin"})),
+    # Agency pages: one's own referrals only.
+    "agency_pages.inbox": _page("GET", lambda w: "/agency/", AGENCIES),
+    "agency_pages.show": _page(
+        "GET", lambda w: f"/agency/referrals/{w.referral_id}", frozenset({"fbi"}),
+        hidden=frozenset({"ice", "hhs"}),
+    ),
+    "agency_pages.answer": _page(
+        "POST", lambda w: f"/agency/referrals/{w.referral_id}/events", frozenset({"fbi"}),
+        hidden=frozenset({"ice", "hhs"}), body=lambda w, r: {"event": "acknowledge"},
+    ),
+}
+# Twilio's webhooks: the signature is the only key; no token or session opens them.
+TWILIO_PATHS = {
+    "twilio.sms_incoming": "/twilio/sms",
+    "twilio.voice_incoming": "/twilio/voice",
+    "twilio.voice_connected": "/twilio/voice/connected",
+    "twilio.voice_language": "/twilio/voice/language",
+    "twilio.voice_menu": "/twilio/voice/menu",
+    "twilio.voice_recorded": "/twilio/voice/recorded",
+    "twilio.voice_recording": "/twilio/voice/recording",
+    "twilio.voice_status": "/twilio/voice/status",
+    "twilio.voice_transcription": "/twilio/voice/transcription",
+}
+for _endpoint, _path in TWILIO_PATHS.items():
+    TABLE[_endpoint] = Rule(
+        "POST", (lambda p: lambda w: p)(_path), frozenset(), page=False,
+        body=lambda w, r: {"CallSid": "CA" + "1" * 32, "From": "+12025550143"},
+    )
+
+
+def test_every_endpoint_is_in_the_table(app) -> None:
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert sorted(endpoints - set(TABLE)) == [], "endpoints missing from the matrix"
+    assert sorted(set(TABLE) - endpoints) == [], "rows for endpoints that no longer exist"
+    for rule in app.url_map.iter_rules():
+        assert TABLE[rule.endpoint].method in rule.methods, rule.endpoint
+
+
+@pytest.fixture
+def world(app, make_actor) -> World:  # type: ignore[no-untyped-def]
+    """A case referred to FBI (sent), a tip, one user and one client per role."""
+    from tests.pages.flows import sent_referral
+
+    referral = sent_referral(app)
+    runtime = app.extensions["runtime"]
+    with runtime.session() as session, transaction(session):
+        tip = services.submit_tip(session, {"narrative": "matrix tip"})
+        reference, passphrase = tip.case.reference, tip.passphrase
+        create_user(session, "matrix-spare", "operator")
+        spare = create_token(session, "matrix-spare")
+    actors = {
+        "operator": make_actor("operator"),
+        "supervisor": make_actor("supervisor"),
+        "admin": make_actor("admin"),
+        "fbi": make_actor("agency", "FBI"),
+        "ice": make_actor("agency", "ICE"),
+        "hhs": make_actor("agency", "HHS"),
+    }
+    from workflows.models import User
+
+    serializer = app.session_interface.get_signing_serializer(app)
+    clients: dict[str, Any] = {}
+    users: dict[str, Any] = {}
+    with runtime.session() as session:
+        version = session.get(Case, referral.case_id).version
+        for role in ROLES:
+            client = app.test_client()
+            if role != "anonymous":
+                user = session.scalar(select(User).where(User.username == actors[role].username))
+                users[role] = user
+                # The cookie a login would have set (login itself is tested in tests/pages).
+                cookie = serializer.dumps({"user_id": user.id, "_permanent": True})
+                client.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie)
+            clients[role] = client
+    return World(
+        case_id=referral.case_id,
+        referral_id=referral.id,
+        version=version,
+        reference=reference,
+        passphrase=passphrase,
+        spare_token_prefix=spare[:10],
+        users=users,
+        clients=clients,
+        tokens={role: actor.token for role, actor in actors.items()},
+    )
+
+
+def _call(world: World, rule: Rule, role: str) -> Any:
+    client = world.clients[role]
+    url = rule.url(world)
+    body = rule.body(world, role) if rule.body else None
+    if not rule.page:
+        return client.open(url, method=rule.method, json=body, headers=world.headers(role))
+    if rule.method == "GET":
+        return client.get(url)
+    # A form, posted the way a browser does: with the CSRF token of the session.
+    token = csrf_token(client.get("/tip").get_data(as_text=True))
+    return client.open(url, method=rule.method, data={**(body or {}), "csrf_token": token})
+
+
+def _outcome(rule: Rule, answer: Any) -> str:
+    status = answer.status_code
+    location = answer.headers.get("Location", "")
+    if status in (401, 403) or (status == 302 and location.startswith("/login")):
+        return "denied" if status not in rule.ok else "allowed"
+    if status == 404:
+        return "hidden"
+    if status < 400 or status in DOMAIN_REFUSALS or status in rule.ok:
+        return "allowed"
+    return f"unexpected {status}"
+
+
+@pytest.mark.parametrize("endpoint", sorted(TABLE))
+def test_exactly_the_allowed_roles_get_through(endpoint, world) -> None:
+    rule = TABLE[endpoint]
+    # Allowed roles last: their changes (a close, a withdrawal) cannot mask a refusal.
+    order = sorted(ROLES, key=lambda r: r in rule.allowed)
+    seen = {}
+    for role in order:
+        answer = _call(world, rule, role)
+        seen[role] = (_outcome(rule, answer), answer.status_code)
+    expected = {
+        role: "allowed" if role in rule.allowed else "hidden" if role in rule.hidden else "denied"
+        for role in ROLES
+    }
+    assert {role: outcome for role, (outcome, _) in seen.items()} == expected, seen
+
+
+def test_an_agency_sees_only_its_own_referrals(world) -> None:
+    own = world.clients["fbi"].get("/api/v1/agency/referrals", headers=world.headers("fbi"))
+    assert [r["id"] for r in own.get_json()["items"]] == [world.referral_id]
+    for role in ("ice", "hhs"):
+        other = world.clients[role].get("/api/v1/agency/referrals", headers=world.headers(role))
+        assert other.get_json()["items"] == []
+        page = world.clients[role].get("/agency/").get_data(as_text=True)
+        assert f"/agency/referrals/{world.referral_id}" not in page
+
+
+def test_hidden_answers_do_not_reveal_existence(world) -> None:
+    for role in ("ice", "fbi"):
+        real = world.clients[role].get(f"/api/v1/cases/{world.case_id}", headers=world.headers(role))
+        none = world.clients[role].get("/api/v1/cases/999999", headers=world.headers(role))
+        assert (real.status_code, real.get_json()) == (none.status_code, none.get_json()) != (200,)
+    ice = world.clients["ice"]
+    real = ice.get(f"/api/v1/agency/referrals/{world.referral_id}", headers=world.headers("ice"))
+    none = ice.get("/api/v1/agency/referrals/999999", headers=world.headers("ice"))
+    assert real.status_code == none.status_code == 404
+    assert real.get_json() == none.get_json()
