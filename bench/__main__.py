@@ -79,10 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         env.clear_redis()
         if not args.keep:
             env.drop_database()
-    print()
-    print(report.table())
-    if args.json:
-        report.save(args.json)
+        print()  # also when stopped part-way: what was measured is shown
+        print(report.table())
+        if args.json:
+            report.save(args.json)
     return 1 if failed else 0
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from bench.delivery import agency, queued_backlog, start_workers, wait_for
+from bench.delivery import agency, clear_outbox, queued_backlog, start_workers, wait_for
 from bench.environment import BenchEnv, children, process_rss_kib
 from bench.intake import tip_request
 from bench.load import run_closed
@@ -47,6 +47,7 @@ def web(env: BenchEnv, report: Report, sizes: Sizes) -> None:
 def rq(env: BenchEnv, report: Report, sizes: Sizes) -> None:
     """One ``flask worker`` delivering a backlog; RSS of its main process and relay."""
     count = sizes.memory_jobs
+    clear_outbox(env)
     ids = queued_backlog(env, count)
     cap = sizes.memory_cap_seconds
     with agency(env) as base:

@@ -8,6 +8,7 @@ gunicorn worker and machine), memory on the embedded default.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask, Response, current_app, request
@@ -23,6 +24,8 @@ from werkzeug.routing import IntegerConverter
 from config.settings import Settings
 from workflows.errors import DomainError, NotFound
 from workflows.models import Case
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -88,15 +91,26 @@ class PassphraseThrottle:
 
     def check(self, reference: str) -> None:
         """Refuse with 429 while the reference has used up its wrong tries."""
-        if self.enabled and not self._limiter.test(PASSPHRASE_ATTEMPTS, self._key(reference)):
+        if not self.enabled:
+            return
+        try:
+            allowed = self._limiter.test(PASSPHRASE_ATTEMPTS, self._key(reference))
+        except Exception as exc:  # noqa: BLE001 - storage down: fail open, argon2 still gates
+            log.warning("passphrase throttle unavailable (%s)", type(exc).__name__)
+            return
+        if not allowed:
             raise TooManyAttempts(
                 "too many wrong passphrases for this reference; try again in 15 minutes"
             )
 
     def wrong(self, reference: str) -> None:
         """Count one wrong passphrase."""
-        if self.enabled:
+        if not self.enabled:
+            return
+        try:
             self._limiter.hit(PASSPHRASE_ATTEMPTS, self._key(reference))
+        except Exception as exc:  # noqa: BLE001 - storage down: fail open
+            log.warning("passphrase throttle unavailable (%s)", type(exc).__name__)
 
 
 def open_tip_throttled(session: Session, reference: str, passphrase: str) -> Case:
@@ -169,6 +183,10 @@ def init_app(app: Flask, settings: Settings) -> None:
         storage_options=_storage_options(settings),
         strategy="moving-window",
         headers_enabled=True,
+        # Redis down must not turn a tip into a 500: limits fall back to this process's
+        # memory, and a storage error lets the request through (logged by the limiter).
+        swallow_errors=False,
+        in_memory_fallback_enabled=True,
         key_prefix="hotline",
         enabled=settings.rate_limits_enabled,
     )

@@ -22,6 +22,7 @@ from intake.replies import reply_to_tipster
 from intake.schemas import TipMessageIn
 from workflows.access import record_pii_view
 from workflows.cases import get_case
+from workflows.casework import SCREENABLE
 from workflows.db import transaction
 from workflows.errors import DomainError, InvalidInput
 from workflows.machines import RESOLUTION_CODES, allowed_events, case_machine
@@ -108,6 +109,7 @@ def show(case_id: int) -> Any:
         events=_events(case),
         messages=services.tip_messages(session, case),
         allowed=allowed_case_events(case, me),
+        screenable=case.state in SCREENABLE,
         labels=EVENT_LABELS,
         resolution_codes=RESOLUTION_CODES,
         needs_reason=NEEDS_REASON,

@@ -16,6 +16,7 @@ from intake import case_schemas as s
 from intake.replies import reply_to_tipster
 from intake.schemas import CaseOut, TipMessageOut
 from intake.views import present_case
+from workflows.access import record_pii_view
 from workflows.casework import assign_case, record_screening, staff_case
 from workflows.db import transaction, utcnow
 from workflows.deadlines import is_overdue
@@ -70,6 +71,7 @@ def post_event(case_id: int, body: dict[str, Any]) -> Any:
             data={"resolution_code": body.get("resolution_code")},
             catalogs=runtime().catalogs,
         )
+        record_pii_view(session, _user(), case.id, via="api")  # the answer shows the case
     return present_case(case)
 
 
@@ -92,6 +94,7 @@ def post_referral_event(case_id: int, referral_id: int, body: dict[str, Any]) ->
             data={"agency": body.get("agency")} if body.get("agency") else {},
             catalogs=runtime().catalogs,
         )
+        record_pii_view(session, user, case.id, via="api")  # the answer shows the case
     return present_case(case)
 
 
@@ -148,6 +151,7 @@ def assign(case_id: int, body: dict[str, Any]) -> Any:
     session = db_session()
     with transaction(session):
         case = assign_case(session, case_id, _user(), body["assignee"], version=body["version"])
+        record_pii_view(session, _user(), case.id, via="api")  # the answer shows the case
     return present_case(case)
 
 

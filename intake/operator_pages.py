@@ -18,6 +18,7 @@ from intake import schemas, screening_form, services
 from intake.case_schemas import ScreeningIn
 from intake.forms import FormErrors, load, text_or_none, tri_state
 from intake.models import CALLER_TYPES, LANGUAGES, Signal, TipMessage
+from workflows.cases import get_case
 from workflows.casework import record_screening as screen
 from workflows.db import transaction
 from workflows.errors import DomainError
@@ -94,8 +95,19 @@ def _catalog() -> Any:
     return runtime().catalogs.get("indicators") or {}
 
 
-def _form_page(form: Any, errors: dict[str, str], status: int = 200) -> Any:
+def _screening_context() -> dict[str, Any]:
     catalog = _catalog()
+    return {
+        "checklist": screening_form.checklist(catalog),
+        "venues": screening_form.venues(catalog),
+        "facts": screening_form.YES_NO_FACTS,
+        "consents": screening_form.CONSENTS,
+        "trafficking_types": screening_form.TRAFFICKING_TYPES,
+        "request_types": screening_form.REQUEST_TYPES,
+    }
+
+
+def _form_page(form: Any, errors: dict[str, str], status: int = 200) -> Any:
     page = render_template(
         "operator/call_form.html",
         form=form,
@@ -103,14 +115,9 @@ def _form_page(form: Any, errors: dict[str, str], status: int = 200) -> Any:
         errors=errors,
         caller_types=CALLER_TYPES,
         languages=LANGUAGES,
-        checklist=screening_form.checklist(catalog),
-        venues=screening_form.venues(catalog),
-        facts=screening_form.YES_NO_FACTS,
-        consents=screening_form.CONSENTS,
-        trafficking_types=screening_form.TRAFFICKING_TYPES,
-        request_types=screening_form.REQUEST_TYPES,
         safe_flags=SAFE_FLAGS,
         safe_texts=SAFE_TEXTS,
+        **_screening_context(),
     )
     return page, status
 
@@ -165,3 +172,38 @@ def record_screening(session: Any, case: Case, body: dict[str, Any], user: User)
     same request schema, the same domain function."""
     data = load(ScreeningIn(), body)
     screen(session, case.id, user, data, catalogs=runtime().catalogs)
+
+
+def _screen_page(case: Case, form: Any, checked: set[str], errors: dict[str, str],
+                 status: int = 200) -> Any:
+    page = render_template(
+        "operator/screen_form.html", case=case, form=form, checked=checked, errors=errors,
+        **_screening_context(),
+    )
+    return page, status
+
+
+@bp.get("/cases/<int:case_id>/screening")
+@login_required(CALLERS)
+def screen_again(case_id: int) -> Any:
+    case = get_case(db_session(), case_id)
+    form, checked = screening_form.form_from_screening(case.screening)
+    return _screen_page(case, form, checked, {})
+
+
+@bp.post("/cases/<int:case_id>/screening")
+@login_required(CALLERS)
+def save_screening(case_id: int) -> Any:
+    session = db_session()
+    case = get_case(session, case_id)
+    form = request.form
+    try:
+        body = screening_form.screening_body(form, form.getlist("indicators"))
+        with transaction(session):
+            record_screening(session, case, body, _me())
+    except FormErrors as exc:
+        return _screen_page(case, form, set(form.getlist("indicators")), exc.errors, 422)
+    except DomainError as exc:
+        errors = {exc.field or "_form": exc.message}
+        return _screen_page(case, form, set(form.getlist("indicators")), errors, exc.status)
+    return redirect(url_for("case_pages.show", case_id=case_id), 303)

@@ -95,3 +95,19 @@ def screening_body(form: Mapping[str, str], indicator_codes: list[str]) -> dict[
         "indicators": indicator_codes,
         "consent": {name: tri_state(form, f"consent_{name}") for name, _ in CONSENTS},
     }
+
+
+def form_from_screening(screening: dict[str, Any] | None) -> tuple[dict[str, str], set[str]]:
+    """A recorded screening as form values (to screen again) and the checked indicators."""
+    screening = screening or {}
+    form: dict[str, str] = {}
+    for name, value in (screening.get("facts") or {}).items():
+        if isinstance(value, bool):
+            form[name] = "yes" if value else "no"
+        elif value is not None:
+            form[name] = str(value)
+    for scope, record in (screening.get("consent") or {}).items():
+        given = record.get("given") if isinstance(record, Mapping) else record
+        if isinstance(given, bool):
+            form[f"consent_{scope}"] = "yes" if given else "no"
+    return form, set(screening.get("indicators") or [])

@@ -73,3 +73,19 @@ def test_an_admin_revokes_a_token_through_the_api(client, make_actor, operator) 
     assert client.get("/api/v1/cases", headers=operator.headers).status_code == 401
     again = client.delete(f"/api/v1/tokens/{prefix}", headers=admin.headers)
     assert again.status_code == 404
+
+
+def test_an_answer_that_shows_the_case_after_a_change_is_logged(
+    client, operator, supervisor
+) -> None:
+    case_id = _call(client, operator)
+    version = client.get(f"/api/v1/cases/{case_id}", headers=operator.headers).get_json()["version"]
+    fired = client.post(
+        f"/api/v1/cases/{case_id}/events",
+        json={"event": "start_screening", "version": version},
+        headers=operator.headers,
+    )
+    assert fired.status_code == 200, fired.get_json()
+    assert fired.get_json()["signals"][0]["caller_name"] == "Ana"
+    views = _log(client, supervisor, case_id)
+    assert [(v["actor"], v["via"]) for v in views] == [(operator.username, "api")] * 2

@@ -1,4 +1,4 @@
-"""Authorization matrix: every endpoint of the app × every role, table-driven.
+"""Authorization matrix: every endpoint of the app by every role, table-driven.
 
 A role listed as allowed must get past authorization (a 2xx/3xx answer, or a domain
 409/422 when the request was fine but the state did not allow it); every other role must
@@ -38,6 +38,8 @@ class World:
     """What each request needs: ids of a case referred to FBI, a tip, people and clients."""
 
     case_id: int
+    tip_case_id: int
+    tip_version: int
     referral_id: int
     version: int
     reference: str
@@ -61,6 +63,7 @@ class Rule:
     hidden: frozenset[str] = frozenset()
     body: Callable[[World, str], dict[str, Any]] | None = None
     page: bool = False  # a server-rendered page (session cookie, form body, CSRF token)
+    login_redirect_ok: bool = False  # logging out lands on the login page: not a refusal
     ok: frozenset[int] = field(default_factory=frozenset)  # extra statuses that mean "allowed"
 
 
@@ -95,7 +98,9 @@ TABLE: dict[str, Rule] = {
     ),
     "intake_api.read_tip": _api("GET", lambda w: f"/api/v1/tips/{w.reference}", EVERYONE),
     "intake_api.add_tip_message": _api(
-        "POST", lambda w: f"/api/v1/tips/{w.reference}/messages", EVERYONE,
+        "POST",
+        lambda w: f"/api/v1/tips/{w.reference}/messages",
+        EVERYONE,
         body=lambda w, r: {"body": "more"},
     ),
     # Staff case API; agencies get 404 for any case.
@@ -108,38 +113,54 @@ TABLE: dict[str, Rule] = {
         "GET", lambda w: f"/api/v1/cases/{w.case_id}/access-log", SUPERVISORS, hidden=AGENCIES
     ),
     "case_api.put_screening": _api(
-        "PUT", lambda w: f"/api/v1/cases/{w.case_id}/screening", DESK, hidden=AGENCIES,
+        "PUT",
+        lambda w: f"/api/v1/cases/{w.case_id}/screening",
+        DESK,
+        hidden=AGENCIES,
         body=lambda w, r: MINOR,
     ),
     "case_api.post_event": _api(
-        "POST", lambda w: f"/api/v1/cases/{w.case_id}/events", DESK, hidden=AGENCIES,
-        body=lambda w, r: {"event": "close", "version": w.version,
-                           "resolution_code": "referred"},
+        "POST",
+        lambda w: f"/api/v1/cases/{w.tip_case_id}/events",
+        DESK,
+        hidden=AGENCIES,
+        body=lambda w, r: {"event": "start_screening", "version": w.tip_version},
     ),
     "case_api.assign": _api(
-        "POST", lambda w: f"/api/v1/cases/{w.case_id}/assign", DESK, hidden=AGENCIES,
-        body=lambda w, r: {"assignee": w.users["operator"].username, "version": w.version}
-        if r != "operator" else {"assignee": w.users["operator"].username,
-                                 "version": w.version},
+        "POST",
+        lambda w: f"/api/v1/cases/{w.case_id}/assign",
+        DESK,
+        hidden=AGENCIES,
+        body=lambda w, r: {"assignee": w.users["operator"].username, "version": w.version},
     ),
     "case_api.reply": _api(
-        "POST", lambda w: f"/api/v1/cases/{w.case_id}/messages", DESK, hidden=AGENCIES,
+        "POST",
+        lambda w: f"/api/v1/cases/{w.case_id}/messages",
+        DESK,
+        hidden=AGENCIES,
         body=lambda w, r: {"body": "a reply"},
     ),
     "case_api.post_referral_event": _api(
-        "POST", lambda w: f"/api/v1/cases/{w.case_id}/referrals/{w.referral_id}/events",
-        frozenset({"supervisor"}), hidden=AGENCIES,
+        "POST",
+        lambda w: f"/api/v1/cases/{w.case_id}/referrals/{w.referral_id}/events",
+        frozenset({"supervisor"}),
+        hidden=AGENCIES,
         body=lambda w, r: {"event": "withdraw", "reason": "matrix"},
     ),
     # The agency API: one's own referrals only; another agency's answer 404.
     "referrals_api.list_referrals": _api("GET", lambda w: "/api/v1/agency/referrals", AGENCIES),
     "referrals_api.show_referral": _api(
-        "GET", lambda w: f"/api/v1/agency/referrals/{w.referral_id}", frozenset({"fbi"}),
+        "GET",
+        lambda w: f"/api/v1/agency/referrals/{w.referral_id}",
+        frozenset({"fbi"}),
         hidden=frozenset({"ice", "hhs"}),
     ),
     "referrals_api.referral_event": _api(
-        "POST", lambda w: f"/api/v1/agency/referrals/{w.referral_id}/events", frozenset({"fbi"}),
-        hidden=frozenset({"ice", "hhs"}), body=lambda w, r: {"event": "acknowledge"},
+        "POST",
+        lambda w: f"/api/v1/agency/referrals/{w.referral_id}/events",
+        frozenset({"fbi"}),
+        hidden=frozenset({"ice", "hhs"}),
+        body=lambda w, r: {"event": "acknowledge"},
     ),
     # Admin API.
     "security_api.revoke_tokens": _api(
@@ -153,44 +174,67 @@ TABLE: dict[str, Rule] = {
     ),
     "public_pages.follow_up": _page("GET", lambda w: "/follow-up", EVERYONE),
     "public_pages.follow_up_open": _page(
-        "POST", lambda w: "/follow-up", EVERYONE,
+        "POST",
+        lambda w: "/follow-up",
+        EVERYONE,
         body=lambda w, r: {"reference": w.reference, "passphrase": w.passphrase},
     ),
     "public_pages.follow_up_add": _page(
-        "POST", lambda w: "/follow-up/messages", EVERYONE,
+        "POST",
+        lambda w: "/follow-up/messages",
+        EVERYONE,
         body=lambda w, r: {"reference": w.reference, "passphrase": w.passphrase, "body": "m"},
     ),
     "public_pages.statistics": _page("GET", lambda w: "/statistics", EVERYONE),
     # Logging in and out: anyone may try (a wrong password is 401, not a refusal).
     "login.login": _page("GET", lambda w: "/login", EVERYONE),
     "login.login_submit": _page(
-        "POST", lambda w: "/login", EVERYONE, ok=frozenset({401}),
+        "POST",
+        lambda w: "/login",
+        EVERYONE,
+        ok=frozenset({401}),
         body=lambda w, r: {"username": "nobody", "password": "wrong password!"},
     ),
-    "login.logout": _page("POST", lambda w: "/logout", EVERYONE),
+    "login.logout": _page("POST", lambda w: "/logout", EVERYONE, login_redirect_ok=True),
     "login.start": _page("GET", lambda w: "/start", SIGNED_IN),
     # Staff pages.
     "operator_pages.start": _page("GET", lambda w: "/operator/", DESK),
     "operator_pages.new_call": _page("GET", lambda w: "/operator/calls/new", DESK),
     "operator_pages.create_call": _page(
-        "POST", lambda w: "/operator/calls/new", DESK,
+        "POST",
+        lambda w: "/operator/calls/new",
+        DESK,
         body=lambda w, r: {"caller_type": "victim", "narrative": "matrix", "language": "en"},
+    ),
+    "operator_pages.screen_again": _page(
+        "GET", lambda w: f"/cases/{w.tip_case_id}/screening", DESK
+    ),
+    "operator_pages.save_screening": _page(
+        "POST",
+        lambda w: f"/cases/{w.tip_case_id}/screening",
+        DESK,
+        body=lambda w, r: {"trafficking_type": "labor", "version": str(w.tip_version)},
     ),
     "case_pages.show": _page("GET", lambda w: f"/cases/{w.case_id}", STAFF),
     "case_pages.case_event": _page(
-        "POST", lambda w: f"/cases/{w.case_id}/events", DESK,
-        body=lambda w, r: {"event": "close", "version": str(w.version),
-                           "resolution_code": "referred"},
+        "POST",
+        lambda w: f"/cases/{w.tip_case_id}/events",
+        DESK,
+        body=lambda w, r: {"event": "start_screening", "version": str(w.tip_version)},
     ),
     "case_pages.reply": _page(
         "POST", lambda w: f"/cases/{w.case_id}/reply", DESK, body=lambda w, r: {"body": "hi"}
     ),
     "case_pages.assign": _page(
-        "POST", lambda w: f"/cases/{w.case_id}/assign", frozenset({"supervisor"}),
+        "POST",
+        lambda w: f"/cases/{w.case_id}/assign",
+        frozenset({"supervisor"}),
         body=lambda w, r: {"assignee": w.users["operator"].username, "version": str(w.version)},
     ),
     "case_pages.referral_event": _page(
-        "POST", lambda w: f"/referrals/{w.referral_id}/events", frozenset({"supervisor"}),
+        "POST",
+        lambda w: f"/referrals/{w.referral_id}/events",
+        frozenset({"supervisor"}),
         body=lambda w, r: {"event": "withdraw", "reason": "matrix"},
     ),
     "supervisor_pages.queues": _page("GET", lambda w: "/supervisor/", frozenset({"supervisor"})),
@@ -202,12 +246,17 @@ TABLE: dict[str, Rule] = {
     # Agency pages: one's own referrals only.
     "agency_pages.inbox": _page("GET", lambda w: "/agency/", AGENCIES),
     "agency_pages.show": _page(
-        "GET", lambda w: f"/agency/referrals/{w.referral_id}", frozenset({"fbi"}),
+        "GET",
+        lambda w: f"/agency/referrals/{w.referral_id}",
+        frozenset({"fbi"}),
         hidden=frozenset({"ice", "hhs"}),
     ),
     "agency_pages.answer": _page(
-        "POST", lambda w: f"/agency/referrals/{w.referral_id}/events", frozenset({"fbi"}),
-        hidden=frozenset({"ice", "hhs"}), body=lambda w, r: {"event": "acknowledge"},
+        "POST",
+        lambda w: f"/agency/referrals/{w.referral_id}/events",
+        frozenset({"fbi"}),
+        hidden=frozenset({"ice", "hhs"}),
+        body=lambda w, r: {"event": "acknowledge"},
     ),
 }
 # Twilio's webhooks: the signature is the only key; no token or session opens them.
@@ -224,7 +273,10 @@ TWILIO_PATHS = {
 }
 for _endpoint, _path in TWILIO_PATHS.items():
     TABLE[_endpoint] = Rule(
-        "POST", (lambda p: lambda w: p)(_path), frozenset(), page=False,
+        "POST",
+        (lambda p: lambda w: p)(_path),
+        frozenset(),
+        page=False,
         body=lambda w, r: {"CallSid": "CA" + "1" * 32, "From": "+12025550143"},
     )
 
@@ -246,7 +298,7 @@ def world(app, make_actor) -> World:  # type: ignore[no-untyped-def]
     runtime = app.extensions["runtime"]
     with runtime.session() as session, transaction(session):
         tip = services.submit_tip(session, {"narrative": "matrix tip"})
-        reference, passphrase = tip.case.reference, tip.passphrase
+        reference, passphrase, tip_case_id = tip.case.reference, tip.passphrase, tip.case.id
         create_user(session, "matrix-spare", "operator")
         spare = create_token(session, "matrix-spare")
     actors = {
@@ -264,6 +316,7 @@ def world(app, make_actor) -> World:  # type: ignore[no-untyped-def]
     users: dict[str, Any] = {}
     with runtime.session() as session:
         version = session.get(Case, referral.case_id).version
+        tip_version = session.get(Case, tip_case_id).version
         for role in ROLES:
             client = app.test_client()
             if role != "anonymous":
@@ -275,6 +328,8 @@ def world(app, make_actor) -> World:  # type: ignore[no-untyped-def]
             clients[role] = client
     return World(
         case_id=referral.case_id,
+        tip_case_id=tip_case_id,
+        tip_version=tip_version,
         referral_id=referral.id,
         version=version,
         reference=reference,
@@ -291,18 +346,23 @@ def _call(world: World, rule: Rule, role: str) -> Any:
     url = rule.url(world)
     body = rule.body(world, role) if rule.body else None
     if not rule.page:
-        return client.open(url, method=rule.method, json=body, headers=world.headers(role))
-    if rule.method == "GET":
-        return client.get(url)
-    # A form, posted the way a browser does: with the CSRF token of the session.
-    token = csrf_token(client.get("/tip").get_data(as_text=True))
-    return client.open(url, method=rule.method, data={**(body or {}), "csrf_token": token})
+        answer = client.open(url, method=rule.method, json=body, headers=world.headers(role))
+    elif rule.method == "GET":
+        answer = client.get(url)
+    else:
+        # A form, posted the way a browser does: with the CSRF token of the session.
+        token = csrf_token(client.get("/tip").get_data(as_text=True))
+        answer = client.open(url, method=rule.method, data={**(body or {}), "csrf_token": token})
+    answer.get_data()
+    answer.close()  # static files are streamed from an open file
+    return answer
 
 
 def _outcome(rule: Rule, answer: Any) -> str:
     status = answer.status_code
     location = answer.headers.get("Location", "")
-    if status in (401, 403) or (status == 302 and location.startswith("/login")):
+    to_login = status == 302 and location.startswith("/login") and not rule.login_redirect_ok
+    if status in (401, 403) or to_login:
         return "denied" if status not in rule.ok else "allowed"
     if status == 404:
         return "hidden"
@@ -339,11 +399,15 @@ def test_an_agency_sees_only_its_own_referrals(world) -> None:
 
 def test_hidden_answers_do_not_reveal_existence(world) -> None:
     for role in ("ice", "fbi"):
-        real = world.clients[role].get(f"/api/v1/cases/{world.case_id}", headers=world.headers(role))
-        none = world.clients[role].get("/api/v1/cases/999999", headers=world.headers(role))
-        assert (real.status_code, real.get_json()) == (none.status_code, none.get_json()) != (200,)
+        client, headers = world.clients[role], world.headers(role)
+        real = client.get(f"/api/v1/cases/{world.case_id}", headers=headers)
+        none = client.get("/api/v1/cases/999999", headers=headers)
+        assert real.status_code == none.status_code == 404
+        assert real.get_json()["error"] == f"no case {world.case_id}"
+        assert none.get_json()["error"] == "no case 999999"
     ice = world.clients["ice"]
     real = ice.get(f"/api/v1/agency/referrals/{world.referral_id}", headers=world.headers("ice"))
     none = ice.get("/api/v1/agency/referrals/999999", headers=world.headers("ice"))
     assert real.status_code == none.status_code == 404
-    assert real.get_json() == none.get_json()
+    assert real.get_json()["error"] == f"no referral {world.referral_id}"
+    assert none.get_json()["error"] == "no referral 999999"

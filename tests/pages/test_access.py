@@ -17,6 +17,7 @@ STAFF_PAGES = {
     "/agency/": {"agency"},
     "/admin/": {"admin"},
     "/cases/{case_id}": {"operator", "supervisor", "admin"},
+    "/cases/{case_id}/screening": {"operator", "supervisor"},
 }
 ROLES = ["operator", "supervisor", "agency", "admin"]
 

@@ -152,9 +152,9 @@ def test_quick_exit_leaves_and_replaces_the_page_in_history(browser_page) -> Non
     )
     tipster.goto("/")
     tipster.get_by_role("link", name="Send a tip online").click()
-    tipster.wait_for_url(re.compile(r"/tip"))
-    tipster.keyboard.press("Escape")
-    tipster.wait_for_url("https://www.weather.gov/**")
+    tipster.wait_for_url(re.compile(r"/tip"), wait_until="load")  # quick-exit.js has run
+    with tipster.expect_navigation(url="https://www.weather.gov/**"):
+        tipster.keyboard.press("Escape")
     tipster.go_back()
     assert "/tip" not in tipster.url  # the tip form is gone from the history
 

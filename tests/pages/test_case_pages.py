@@ -255,3 +255,34 @@ def test_assigning_a_case_from_its_page(app, logged_in, db_session) -> None:
     )
     assert answer.status_code == 303
     assert f"/cases/{case_id}" in operator.get("/operator/").get_data(as_text=True)
+
+
+def test_screening_again_changes_the_recommendation(app, logged_in, db_session) -> None:
+    operator = logged_in("operator")
+    adult = {**CALL, "victim_age": "30", "indicators": ["advertised_online"],
+             "consent_law_enforcement": "no"}
+    case_id = _case_id(operator.submit("/operator/calls/new", "/operator/calls/new", adult))
+    form = operator.get(f"/cases/{case_id}/screening").get_data(as_text=True)
+    assert 'id="ind-advertised_online" name="indicators" value="advertised_online" checked' in form
+    assert '<option value="no" selected>' in form  # the consent recorded before
+    answer = operator.submit(
+        f"/cases/{case_id}/screening", f"/cases/{case_id}/screening",
+        {**adult, "victim_age": "16", "indicators": ["under_18_commercial_sex"]},
+    )
+    assert answer.status_code == 303
+    db_session.expire_all()
+    screening = db_session.get(Case, case_id).screening
+    assert screening["facts"]["victim_age"] == 16
+    assert [r["agency"] for r in screening["recommended_referrals"]] == ["FBI"]
+
+
+def test_a_case_awaiting_approval_cannot_be_screened_again(app, logged_in) -> None:
+    case_id = screened_case(app)
+    operator = logged_in("operator")
+    _event(operator, case_id, "submit_for_approval")
+    assert 'id="screen-again"' not in operator.get(f"/cases/{case_id}").get_data(as_text=True)
+    answer = operator.submit(
+        f"/cases/{case_id}/screening", f"/cases/{case_id}/screening", {"victim_age": "12"}
+    )
+    assert answer.status_code == 409
+    assert "reject it first" in answer.get_data(as_text=True)
