@@ -35,6 +35,7 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     started: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    load_at_start: float = field(default_factory=lambda: os.getloadavg()[0])
 
     def add(self, row: Row) -> Row:
         if self.smoke:
@@ -51,7 +52,7 @@ class Report:
         return (
             f"machine: {cpu_count()} cores, {platform.machine()}, Python "
             f"{platform.python_version()}, {platform.platform(terse=True)}, "
-            f"load average {os.getloadavg()[0]:.1f} at start; "
+            f"load average {self.load_at_start:.1f} at start, {os.getloadavg()[0]:.1f} now; "
             f"run started {self.started}"
             + (" (SMOKE: tiny sizes, figures meaningless)" if self.smoke else "")
         )

@@ -185,7 +185,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         headers_enabled=True,
         # Redis down must not turn a tip into a 500: limits fall back to this process's
         # memory, and a storage error lets the request through (logged by the limiter).
-        swallow_errors=False,
+        swallow_errors=True,
         in_memory_fallback_enabled=True,
         key_prefix="hotline",
         enabled=settings.rate_limits_enabled,
