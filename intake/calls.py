@@ -16,8 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from intake.models import Signal
-from intake.passphrase import new_passphrase
-from workflows.accounts import hash_secret
+from intake.passphrase import hash_passphrase, new_passphrase
 from workflows.audit import record_event
 from workflows.cases import open_case
 from workflows.pii import lookup_hash
@@ -176,7 +175,7 @@ def finish_voicemail(session: Session, signal: Signal) -> str:
     passphrase generated is the one the caller heard and the one that works.
     """
     passphrase = new_passphrase()
-    signal.case.passphrase_hash = hash_secret(passphrase)
+    signal.case.passphrase_hash = hash_passphrase(passphrase)
     note_step(signal, "voicemail_done")
     session.flush()
     return passphrase

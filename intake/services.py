@@ -14,8 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from intake.models import Signal, TipMessage
-from intake.passphrase import new_passphrase, normalise
-from workflows.accounts import hash_secret, verify_secret
+from intake.passphrase import hash_passphrase, new_passphrase, verify_passphrase
 from workflows.audit import record_event
 from workflows.cases import find_by_reference, open_case
 from workflows.errors import Conflict, NotFound
@@ -38,7 +37,7 @@ def submit_tip(session: Session, data: dict[str, Any]) -> NewTip:
         actor="tipster",
         channel="web",
         anonymous=anonymous,
-        passphrase_hash=hash_secret(passphrase),
+        passphrase_hash=hash_passphrase(passphrase),
     )
     contact = data.get("contact") or {}
     phone = contact.get("phone")
@@ -97,11 +96,11 @@ def log_call(session: Session, operator: User, data: dict[str, Any]) -> Case:
 def open_tip(session: Session, reference: str, passphrase: str) -> Case:
     """The case behind a reference, if the passphrase matches; else NotFound.
 
-    An unknown reference still costs one argon2 verification, so the two failures
-    answer alike and in the same time.
+    An unknown reference still costs one HMAC, so the two failures answer alike and
+    in the same time.
     """
     case = find_by_reference(session, reference)
-    ok = verify_secret(case.passphrase_hash if case else None, normalise(passphrase))
+    ok = verify_passphrase(case.passphrase_hash if case else None, passphrase)
     if case is None or not ok:
         raise NotFound("no tip with that reference and passphrase")
     return case

@@ -23,8 +23,7 @@ from intake.calls import e164_or_none
 from intake.catalog import IntakeCatalog, SmsQuestion
 from intake.emergency import page_emergency
 from intake.models import OptOut, Signal, SmsConversation, TipMessage
-from intake.passphrase import new_passphrase
-from workflows.accounts import hash_secret
+from intake.passphrase import hash_passphrase, new_passphrase
 from workflows.audit import record_event
 from workflows.cases import open_case
 from workflows.db import utcnow
@@ -162,7 +161,7 @@ def _start(
         actor="tipster",
         channel="sms",
         anonymous=True,
-        passphrase_hash=hash_secret(passphrase),
+        passphrase_hash=hash_passphrase(passphrase),
     )
     phone = e164_or_none(sms.sender)
     signal = Signal(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
@@ -71,6 +72,18 @@ def _redis_url() -> str:
     except Exception as exc:  # noqa: BLE001
         pytest.exit(f"Redis at {url} is unreachable: {exc}", returncode=3)
     return url
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing() -> Iterator[None]:
+    """argon2id at a test cost: production's ~200 ms CPU per hash would dominate the
+    hundreds of logins and users the suite makes; the algorithm and code are the same."""
+    import workflows.accounts as accounts
+
+    production = accounts.password_hasher
+    accounts.password_hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    accounts.password_hasher = production
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,15 @@ password_hasher = PasswordHasher()
 
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
-_DUMMY_HASH = password_hasher.hash("not a real password")
+_dummy_hash: dict[int, str] = {}
+
+
+def _hash_for_unknown_user() -> str:
+    # Made on first use (not at import): verifying against it costs what a real check costs.
+    key = id(password_hasher)
+    if key not in _dummy_hash:
+        _dummy_hash[key] = password_hasher.hash("not a real password")
+    return _dummy_hash[key]
 
 
 def hash_secret(secret: str) -> str:
@@ -31,9 +39,15 @@ def hash_secret(secret: str) -> str:
 def verify_secret(stored: str | None, secret: str) -> bool:
     """Check a secret in constant-ish time, also when there is no stored hash."""
     try:
-        return password_hasher.verify(stored or _DUMMY_HASH, secret) and stored is not None
+        ok = password_hasher.verify(stored or _hash_for_unknown_user(), secret)
+        return ok and stored is not None
     except (VerificationError, InvalidHashError):
         return False
+
+
+def password_needs_rehash(stored: str) -> bool:
+    """True when a stored hash was made with weaker parameters than today's."""
+    return password_hasher.check_needs_rehash(stored)
 
 
 def create_user(

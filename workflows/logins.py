@@ -12,7 +12,13 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workflows.accounts import LOCKOUT, MAX_FAILED_LOGINS, password_hasher, verify_secret
+from workflows.accounts import (
+    LOCKOUT,
+    MAX_FAILED_LOGINS,
+    hash_secret,
+    password_needs_rehash,
+    verify_secret,
+)
 from workflows.audit import record_event
 from workflows.db import utcnow
 from workflows.models import User
@@ -57,7 +63,7 @@ def authenticate(session: Session, username: str, password: str) -> User:
         raise LoginFailed
     user.failed_logins = 0
     user.locked_until = None
-    if password_hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = password_hasher.hash(password)
+    if password_needs_rehash(user.password_hash):
+        user.password_hash = hash_secret(password)
     record_event(session, actor=user.username, action="login")
     return user
