@@ -9,7 +9,6 @@ surfaces here as Conflict (409).
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -26,10 +25,10 @@ from workflows.models import PRIORITY_RANK, Case, Priority, Referral, User
 from workflows.outbox import add_outbox_message
 from workflows.referral_events import (
     active_catalogs,
-    actor_label,
     configured_agencies,
     fire_referral,
     lost_race,
+    new_referral,
 )
 from workflows.screening import assess
 
@@ -140,33 +139,21 @@ def _create_referrals(
     session: Session, case: Case, ctx: Context, base: datetime
 ) -> list[Referral]:
     """Turn the routing plan into ``pending`` referrals, one per agency."""
-    created = []
-    for rec in ctx.plan.referrals:
-        referral = Referral(
-            case=case,
-            agency_code=rec.agency,
-            state="pending",
+    return [
+        new_referral(
+            session,
+            case,
+            ctx,
+            agency=rec.agency,
             mandatory=rec.mandatory,
             deadline=base + rec.deadline,
             rule=rec.rule,
             reason=rec.reason,
             legal_basis=rec.legal_basis,
-            idempotency_key=uuid.uuid4().hex,
-            created_at=ctx.now,
-        )
-        session.add(referral)
-        session.flush()
-        record_event(
-            session,
-            actor=actor_label(ctx.actor),
-            action="create_referral",
-            case_id=case.id,
-            referral_id=referral.id,
-            to_state="pending",
             detail={"agency": rec.agency, "rule": rec.rule, "mandatory": rec.mandatory},
         )
-        created.append(referral)
-    return created
+        for rec in ctx.plan.referrals
+    ]
 
 
 def _withdraw_pending(session: Session, case: Case, ctx: Context, why: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -22,7 +22,7 @@ from workflows.db import utcnow
 from workflows.deadlines import aware
 from workflows.errors import Conflict, InvalidInput
 from workflows.machines import ACTIVE_REFERRAL_STATES, Context, fire, referral_machine
-from workflows.models import Referral, User
+from workflows.models import Case, Referral, User
 from workflows.outbox import add_outbox_message
 
 
@@ -189,16 +189,44 @@ def _reroute(
     basis.pop("approved_by", None)
     basis.pop("approved_at", None)
     kind = "mandatory" if declined.mandatory else "same basis"
-    referral = Referral(
-        case=declined.case,
-        agency_code=agency,
-        state="pending",
+    return new_referral(
+        session,
+        declined.case,
+        ctx,
+        agency=agency,
         mandatory=declined.mandatory,
         deadline=ctx.now + span,
         rule=declined.rule,
         reason=f"{agency}: re-routed after {declined.agency_code} declined — {kind}, "
         f"{routing.describe_deadline(span)}",
         legal_basis=basis,
+        detail={"agency": agency, "rule": declined.rule, "rerouted_from": declined.id},
+    )
+
+
+def new_referral(
+    session: Session,
+    case: Case,
+    ctx: Context,
+    *,
+    agency: str,
+    mandatory: bool,
+    deadline: datetime,
+    rule: str,
+    reason: str,
+    legal_basis: dict[str, Any],
+    detail: dict[str, Any],
+) -> Referral:
+    """A ``pending`` referral and its ``create_referral`` audit event (approval or re-route)."""
+    referral = Referral(
+        case=case,
+        agency_code=agency,
+        state="pending",
+        mandatory=mandatory,
+        deadline=deadline,
+        rule=rule,
+        reason=reason,
+        legal_basis=legal_basis,
         idempotency_key=uuid.uuid4().hex,
         created_at=ctx.now,
     )
@@ -208,9 +236,9 @@ def _reroute(
         session,
         actor=actor_label(ctx.actor),
         action="create_referral",
-        case_id=declined.case_id,
+        case_id=case.id,
         referral_id=referral.id,
         to_state="pending",
-        detail={"agency": agency, "rule": declined.rule, "rerouted_from": declined.id},
+        detail=detail,
     )
     return referral
