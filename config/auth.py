@@ -54,7 +54,11 @@ def actor_name(user: User | None) -> str:
 
 
 def login_required(roles: Iterable[str] | None = None) -> Callable[[F], F]:
-    """Pages: no session → the login page; a role not in ``roles`` → 403."""
+    """Pages: no session → the login page; a role not in ``roles`` → 403.
+
+    Agency users get 404 instead, as in the API: an agency never learns that a case or
+    a page it may not open exists.
+    """
     allowed = frozenset(roles or ())
 
     def decorator(view: F) -> F:
@@ -64,7 +68,7 @@ def login_required(roles: Iterable[str] | None = None) -> Callable[[F], F]:
             if user is None:
                 return redirect(url_for("login.login", next=request.full_path.rstrip("?")))
             if allowed and user.role not in allowed:
-                abort(403)
+                abort(404 if user.role == "agency" else 403)
             return view(*args, **kwargs)
 
         return wrapped  # type: ignore[return-value]

@@ -2,7 +2,8 @@
 
 Each event stores the hash of the one before, so a changed, removed or inserted row
 breaks the chain from that point on; ``verify_chain`` names the first broken link.
-Appends lock the single ``audit_head`` row, so two transactions never fork the chain.
+Events are chained when their transaction commits, under a lock on the single
+``audit_head`` row, so two transactions never fork the chain.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -73,8 +75,12 @@ def record_event(
     reason: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event inside the caller's transaction."""
-    head = _lock_head(session)
+    """Append one event to the caller's transaction; it is chained when that commits.
+
+    The chain's head row is locked only inside ``before_commit`` (below), for the last
+    few statements of the transaction: locking it at the first event serialised every
+    write in the service for the whole of its transaction (BENCHMARKS.md).
+    """
     event = AuditEvent(
         case_id=case_id,
         referral_id=referral_id,
@@ -85,14 +91,37 @@ def record_event(
         reason=reason,
         detail=detail,
         created_at=utcnow(),
-        prev_hash=head.last_hash,
     )
-    event.hash = event_hash(head.last_hash, event)
-    session.add(event)
-    session.flush()
-    head.last_hash = event.hash
-    head.last_event_id = event.id
+    session.info.setdefault(_PENDING, []).append(event)
     return event
+
+
+_PENDING = "audit_pending"
+
+
+@sa_event.listens_for(Session, "before_commit")
+def _chain_pending_events(session: Session) -> None:
+    pending: list[AuditEvent] = session.info.pop(_PENDING, [])
+    if not pending:
+        return
+    session.flush()  # the business rows first, so the head's lock is held the least
+    head = _lock_head(session)
+    prev = head.last_hash
+    for event in pending:
+        event.prev_hash = prev
+        event.hash = event_hash(prev, event)
+        session.add(event)
+        prev = event.hash
+    session.flush()
+    head.last_hash = prev
+    head.last_event_id = pending[-1].id
+    session.flush()
+
+
+@sa_event.listens_for(Session, "after_rollback")
+def _drop_pending_events(session: Session) -> None:
+    # Rolled back work leaves no trace in the log (its events were never chained).
+    session.info.pop(_PENDING, None)
 
 
 @dataclass(frozen=True)

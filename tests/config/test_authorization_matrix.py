@@ -72,6 +72,8 @@ def _api(method: str, url: Callable[[World], str], allowed: frozenset[str], **kw
 
 
 def _page(method: str, url: Callable[[World], str], allowed: frozenset[str], **kw: Any) -> Rule:
+    # Pages an agency may not open answer it 404, as the API does (config.auth).
+    kw.setdefault("hidden", AGENCIES - allowed)
     return Rule(method, url, allowed, page=True, **kw)
 
 

@@ -7,7 +7,7 @@ import pytest
 from tests.pages.flows import screened_case
 
 PUBLIC = ["/", "/tip", "/tip?lang=es", "/follow-up", "/statistics", "/login"]
-# page -> roles that may open it (everyone else: 403; nobody logged in: the login page)
+# page -> roles that may open it (everyone else: 403, agencies 404; nobody logged in: login)
 STAFF_PAGES = {
     "/operator/": {"operator", "supervisor"},
     "/operator/calls/new": {"operator", "supervisor"},
@@ -37,7 +37,8 @@ def test_each_staff_page_opens_for_exactly_its_roles(app, pages, logged_in) -> N
         assert anonymous.headers["Location"].startswith("/login?next="), url
         for role, client in clients.items():
             status = client.get(url).status_code
-            assert status == (200 if role in allowed else 403), (url, role, status)
+            refused = 404 if role == "agency" else 403
+            assert status == (200 if role in allowed else refused), (url, role, status)
 
 
 def test_the_navigation_shows_only_what_the_role_may_open(logged_in) -> None:
