@@ -102,7 +102,7 @@ class Settings:
     delivery_max_attempts: int = 5
     delivery_lease_seconds: int = 60
     delivery_backoff_seconds: int = 30  # first retry delay; doubles each attempt (capped 1 h)
-    relay_poll_ms: int = 500  # how often the outbox relay looks for due rows
+    relay_poll_ms: int = 100  # how often the outbox relay looks for due rows (an indexed query)
     deadline_check_seconds: int = 60  # how often the deadline watch runs
     rate_limits_enabled: bool = True
     log_level: str = "INFO"
@@ -190,7 +190,7 @@ class Settings:
             delivery_backoff_seconds=parse_int(
                 "DELIVERY_BACKOFF_SECONDS", env.get("DELIVERY_BACKOFF_SECONDS"), 30, minimum=1
             ),
-            relay_poll_ms=parse_int("RELAY_POLL_MS", env.get("RELAY_POLL_MS"), 500, minimum=50),
+            relay_poll_ms=parse_int("RELAY_POLL_MS", env.get("RELAY_POLL_MS"), 100, minimum=50),
             deadline_check_seconds=parse_int(
                 "DEADLINE_CHECK_SECONDS", env.get("DEADLINE_CHECK_SECONDS"), 60, minimum=1
             ),
