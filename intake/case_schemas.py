@@ -9,7 +9,7 @@ from apiflask.fields import Boolean, DateTime, Dict, Float, Integer, List, Neste
 from apiflask.validators import Length, OneOf, Range
 from marshmallow import ValidationError
 
-from intake.schemas import StrictSchema, Text
+from intake.schemas import CaseSummary, StrictSchema, Text
 from workflows.machines import CASE_STATES
 from workflows.screening import CALLER_TYPES, REQUEST_TYPES, TRAFFICKING_TYPES
 
@@ -125,31 +125,6 @@ class CaseQuery(StrictSchema):
     reference = String(validate=Length(min=1, max=32))
     limit = Integer(load_default=50, validate=Range(1, 200))
     cursor = String(validate=Length(max=400))
-
-
-class ReferralBrief(Schema):
-    id = Integer()
-    agency = String(attribute="agency_code")
-    state = String()
-    mandatory = Boolean()
-    deadline = DateTime(allow_none=True)
-    rule = String()
-    reason = String()
-
-
-class CaseSummary(Schema):
-    id = Integer()
-    reference = String()
-    state = String()
-    priority = String()
-    level = String(allow_none=True)
-    score = Integer()
-    version = Integer()
-    deadline = DateTime(allow_none=True)
-    overdue = Boolean()
-    created_at = DateTime()
-    assignee = String(allow_none=True)
-    referrals = List(Nested(ReferralBrief))
 
 
 class CasePage(Schema):

@@ -9,7 +9,7 @@ import phonenumbers
 from apiflask import Schema
 from apiflask.fields import Boolean, DateTime, Dict, Email, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf
-from marshmallow import ValidationError, pre_load, validates_schema
+from marshmallow import ValidationError, validates_schema
 
 from intake.models import CALLER_TYPES, LANGUAGES
 
@@ -71,10 +71,6 @@ class TipIn(StrictSchema):
     anonymous = Boolean(load_default=True)
     contact = Nested(ContactIn, allow_none=True)
     language = String(load_default="en", validate=OneOf(LANGUAGES))
-
-    @pre_load
-    def _strip_nulls(self, data: Any, **_: Any) -> Any:
-        return data
 
 
 class TipCreated(Schema):
@@ -169,7 +165,7 @@ class EventOut(Schema):
     created_at = DateTime()
 
 
-class ReferralOut(Schema):
+class ReferralBrief(Schema):
     id = Integer()
     agency = String(attribute="agency_code")
     state = String()
@@ -177,6 +173,9 @@ class ReferralOut(Schema):
     deadline = DateTime(allow_none=True)
     rule = String()
     reason = String()
+
+
+class ReferralOut(ReferralBrief):
     legal_basis = Dict(allow_none=True)
     decline_reason = String(allow_none=True)
     outcome = Dict(allow_none=True)
@@ -185,7 +184,9 @@ class ReferralOut(Schema):
     sent_at = DateTime(allow_none=True)
 
 
-class CaseOut(Schema):
+class CaseSummary(Schema):
+    """A case in a queue: what a supervisor sorts and picks by."""
+
     id = Integer()
     reference = String()
     state = String()
@@ -194,9 +195,16 @@ class CaseOut(Schema):
     score = Integer()
     version = Integer()
     deadline = DateTime(allow_none=True)
+    overdue = Boolean()
     created_at = DateTime()
-    updated_at = DateTime()
     assignee = String(allow_none=True)
+    referrals = List(Nested(ReferralBrief))
+
+
+class CaseOut(CaseSummary):
+    """A whole case, as staff see it."""
+
+    updated_at = DateTime()
     resolution_code = String(allow_none=True)
     anonymous = Boolean()
     screening = Dict(allow_none=True)
@@ -205,4 +213,3 @@ class CaseOut(Schema):
     events = List(Nested(EventOut))
     messages = List(Nested(TipMessageOut))
     allowed_events = List(String(), metadata={"description": "events the state allows now"})
-    overdue = Boolean()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -209,43 +210,44 @@ def send_notifications(session: Session, message: OutboxMessage, runtime: Runtim
     return sent
 
 
+def _unrecorded_breaches(
+    session: Session,
+    model: type[Case] | type[Referral],
+    subject: str,
+    case_column: Any,
+    states: Iterable[str],
+    now: datetime,
+) -> list[Any]:
+    """(id, case id, deadline) of rows past their deadline whose breach is not yet recorded."""
+    return list(
+        session.execute(
+            select(model.id, case_column, model.deadline)
+            .outerjoin(
+                DeadlineBreach,
+                and_(
+                    DeadlineBreach.subject == subject,
+                    DeadlineBreach.subject_id == model.id,
+                    DeadlineBreach.deadline == model.deadline,
+                ),
+            )
+            .where(
+                model.deadline < now,
+                model.state.in_(states),
+                DeadlineBreach.id.is_(None),
+            )
+        ).all()
+    )
+
+
 def check_deadlines(session: Session, now: datetime | None = None) -> int:
     """Record each newly passed deadline once and queue one notification for it."""
     now = now or utcnow()
     count = 0
     with transaction(session):
-        late_referrals = session.execute(
-            select(Referral.id, Referral.case_id, Referral.deadline)
-            .outerjoin(
-                DeadlineBreach,
-                and_(
-                    DeadlineBreach.subject == "referral",
-                    DeadlineBreach.subject_id == Referral.id,
-                    DeadlineBreach.deadline == Referral.deadline,
-                ),
-            )
-            .where(
-                Referral.deadline < now,
-                Referral.state.in_(AWAITING_AGENCY),
-                DeadlineBreach.id.is_(None),
-            )
-        ).all()
-        late_cases = session.execute(
-            select(Case.id, Case.id, Case.deadline)
-            .outerjoin(
-                DeadlineBreach,
-                and_(
-                    DeadlineBreach.subject == "case",
-                    DeadlineBreach.subject_id == Case.id,
-                    DeadlineBreach.deadline == Case.deadline,
-                ),
-            )
-            .where(
-                Case.deadline < now,
-                Case.state.in_(OPEN_CASE_STATES),
-                DeadlineBreach.id.is_(None),
-            )
-        ).all()
+        late_referrals = _unrecorded_breaches(
+            session, Referral, "referral", Referral.case_id, AWAITING_AGENCY, now
+        )
+        late_cases = _unrecorded_breaches(session, Case, "case", Case.id, OPEN_CASE_STATES, now)
         for subject, rows in (("referral", late_referrals), ("case", late_cases)):
             for subject_id, case_id, deadline in rows:
                 if _record_breach(session, subject, subject_id, case_id, deadline):
