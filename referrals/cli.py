@@ -14,15 +14,19 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 
 import click
 from flask.cli import AppGroup, with_appcontext
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.orm import configure_mappers
 
 from config.database import runtime as app_runtime
 from config.runtime import Runtime
 from referrals.relay import PURPOSES, EmbeddedWorker, queue_name, run_relay_loop
 from referrals.tasks import JobIdFilter, run_deadline_check
+
+log = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s job=%(job_id)s %(message)s"
 
@@ -73,8 +77,21 @@ def run_rq_worker(runtime: Runtime, burst: bool = False) -> None:
     )
     relay.start()
     try:
-        worker = Worker(queues, connection=connection, serializer=JSONSerializer)
-        worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)
+        wait = 1.0
+        while True:
+            try:
+                worker = Worker(queues, connection=connection, serializer=JSONSerializer)
+                worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)
+                break  # stopped by a signal, or the burst is done
+            except RedisConnectionError as exc:
+                # RQ retries a lost connection while it waits for jobs, but not while it
+                # starts: a worker started while Redis is down would exit. Keep trying; the
+                # outbox holds the work meanwhile, so nothing is lost.
+                log.warning(
+                    "queue unreachable at start (%s); retrying in %.0f s", type(exc).__name__, wait
+                )
+                time.sleep(wait)
+                wait = min(wait * 2, 10.0)
     finally:
         relay.terminate()
         relay.join(5)
