@@ -189,22 +189,41 @@ def relay_once(runtime: Runtime, connection: Any, queues: dict[str, Any] | None 
         session.close()
 
 
-def tick_deadline_check(runtime: Runtime, connection: Any, queues: dict[str, Any]) -> bool:
-    """Enqueue the deadline watch once per period across every relay (a Redis SET NX)."""
-    period = runtime.settings.deadline_check_seconds
+def _enqueue_once_per_period(
+    runtime: Runtime,
+    connection: Any,
+    queues: dict[str, Any],
+    *,
+    name: str,
+    task: str,
+    period: int,
+    key_ttl: int,
+    description: str,
+) -> bool:
+    """Enqueue ``task`` once per period across every relay: the first to SET NX wins."""
     slot = int(time.time() // period)
     ns = runtime.settings.redis_namespace
-    if not connection.set(f"{ns}hotline:deadline-check:{slot}", "1", nx=True, ex=period * 3):
+    if not connection.set(f"{ns}hotline:{name}:{slot}", "1", nx=True, ex=key_ttl):
         return False
     prefix = re.sub(r"[^A-Za-z0-9_-]", "_", ns)
     queues["default"].enqueue(
-        "referrals.tasks.run_deadline_check",
-        job_id=f"{prefix}deadline-check-{slot}",
+        task,
+        job_id=f"{prefix}{name}-{slot}",
         result_ttl=RESULT_TTL,
         failure_ttl=FAILURE_TTL,
-        description="deadline watch",
+        description=description,
     )
     return True
+
+
+def tick_deadline_check(runtime: Runtime, connection: Any, queues: dict[str, Any]) -> bool:
+    """Enqueue the deadline watch once per period across every relay (a Redis SET NX)."""
+    period = runtime.settings.deadline_check_seconds
+    return _enqueue_once_per_period(
+        runtime, connection, queues, name="deadline-check",
+        task="referrals.tasks.run_deadline_check", period=period, key_ttl=period * 3,
+        description="deadline watch",
+    )
 
 
 RETENTION_PERIOD = 3600  # the retention purge (workflows.retention) runs hourly
@@ -212,20 +231,11 @@ RETENTION_PERIOD = 3600  # the retention purge (workflows.retention) runs hourly
 
 def tick_retention_purge(runtime: Runtime, connection: Any, queues: dict[str, Any]) -> bool:
     """Enqueue the retention purge once per hour across every relay (a Redis SET NX)."""
-    slot = int(time.time() // RETENTION_PERIOD)
-    ns = runtime.settings.redis_namespace
-    key = f"{ns}hotline:retention-purge:{slot}"
-    if not connection.set(key, "1", nx=True, ex=RETENTION_PERIOD * 2):
-        return False
-    prefix = re.sub(r"[^A-Za-z0-9_-]", "_", ns)
-    queues["default"].enqueue(
-        "referrals.tasks.run_retention_purge",
-        job_id=f"{prefix}retention-purge-{slot}",
-        result_ttl=RESULT_TTL,
-        failure_ttl=FAILURE_TTL,
-        description="retention purge",
+    return _enqueue_once_per_period(
+        runtime, connection, queues, name="retention-purge",
+        task="referrals.tasks.run_retention_purge", period=RETENTION_PERIOD,
+        key_ttl=RETENTION_PERIOD * 2, description="retention purge",
     )
-    return True
 
 
 def run_relay_loop(runtime: Runtime, stop: threading.Event | None = None) -> None:
