@@ -18,7 +18,7 @@ $(STAMP): requirements.txt
 
 run: $(STAMP) ## Run the service on http://127.0.0.1:5000 (SQLite + in-process queue by default)
 	$(BIN)/flask --app wsgi db upgrade
-	SESSION_COOKIE_SECURE=$${SESSION_COOKIE_SECURE:-false} $(BIN)/flask --app wsgi run --host $${HOST:-127.0.0.1} --port $${PORT:-5000}
+	HOTLINE_BIND=$${HOST:-127.0.0.1}:$${PORT:-5000} SESSION_COOKIE_SECURE=$${SESSION_COOKIE_SECURE:-false} $(BIN)/flask --app wsgi run --host $${HOST:-127.0.0.1} --port $${PORT:-5000}
 
 test: $(STAMP) ## Run the whole test suite (with CI=true: PostgreSQL + Redis, then the embedded defaults)
 	$(BIN)/python .ci/browser.py

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from config.settings import Settings
+from config.settings import Settings, SettingsError, exposure_warning
 from workflows.db import make_engine, make_session_factory
-from workflows.pii import development_key, keyring
+from workflows.pii import keyring
 
 
 @dataclass
@@ -36,12 +36,14 @@ _current: Runtime | None = None
 def build_runtime(settings: Settings) -> Runtime:
     """Connect (lazily) to the database, set the PII keys and load config catalogs."""
     global _current
-    keys = settings.pii_encryption_keys or (development_key(settings.secret_key),)
     if not settings.pii_encryption_keys:
-        logging.getLogger(__name__).warning(
-            "PII_ENCRYPTION_KEYS is unset: using a key derived from SECRET_KEY (development only)"
-        )
-    keyring.configure(keys, settings.pii_lookup_key)
+        # Never derived from SECRET_KEY (Settings.from_env makes an instance key file
+        # outside production): one leaked secret must not open sessions and data both.
+        raise SettingsError("PII_ENCRYPTION_KEYS is empty: no key to encrypt personal data")
+    warning = exposure_warning(settings.environment_set, settings.bind)
+    if warning:
+        logging.getLogger(__name__).warning(warning)
+    keyring.configure(settings.pii_encryption_keys, settings.pii_lookup_key)
     engine = make_engine(settings.database_url)
     runtime = Runtime(settings, engine, make_session_factory(engine))
     runtime.catalogs = load_catalogs(settings)

@@ -6,14 +6,16 @@ Nothing else in the code base reads ``os.environ``; readers here reject nonsense
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_DIR = ROOT / "config"
+DEFAULT_INSTANCE_DIR = ROOT / "instance"
 
 
 class SettingsError(ValueError):
@@ -52,17 +54,87 @@ def parse_list(raw: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
-def _development_secret(environment: str) -> str:
-    """Outside production, a random secret kept in ``instance/`` so that every process
-    of the embedded setup (server, CLI, worker) derives the same keys."""
-    if environment == "production":
-        raise SettingsError("SECRET_KEY must be set in production")
-    path = ROOT / "instance" / "secret_key"
+def instance_secret(directory: Path, name: str, make: Callable[[], str]) -> str:
+    """A secret kept in a file of ``directory``, made on first use, readable by us alone.
+
+    The file is born with mode 0600 (``O_CREAT | O_EXCL``, no chmod afterwards, so it is
+    never readable by others even for an instant), written under a temporary name and
+    then hard-linked into place: two processes starting at once agree on one secret and
+    neither reads a half-written file.
+    """
+    path = directory / name
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        temporary = directory / f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(make())
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(temporary, path)
+            except FileExistsError:
+                pass  # another process won the race: use its secret
+        finally:
+            temporary.unlink(missing_ok=True)
     return path.read_text().strip()
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode("ascii")
+
+
+def _random_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _bind_host(bind: str) -> str:
+    if bind.startswith("["):  # [v6]:port
+        return bind[1 : bind.find("]")]
+    if bind.count(":") == 1:  # host:port
+        return bind.split(":", 1)[0]
+    return bind  # a bare host, or a bare IPv6 address
+
+
+def exposed_binds(binds: tuple[str, ...] | list[str]) -> list[str]:
+    """The listen addresses (``host:port``, ``[v6]:port``, ``unix:…``) reachable from
+    other machines: everything but loopback and unix sockets."""
+    exposed = []
+    for bind in binds:
+        bind = bind.strip()
+        if not bind or bind.startswith(("unix:", "fd://")):
+            continue
+        host = _bind_host(bind).lower()
+        if host == "localhost":
+            continue
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                continue
+        except ValueError:
+            pass  # a host name other than localhost: assume it is reachable
+        exposed.append(bind)
+    return exposed
+
+
+def exposure_warning(environment_set: bool, binds: tuple[str, ...] | list[str]) -> str | None:
+    """The loud start-up warning when ``HOTLINE_ENV`` is unset and we listen beyond loopback.
+
+    Unset means development: a generated SECRET_KEY, instance key files and insecure
+    cookies are fine on a laptop, not on an address others can reach.
+    """
+    exposed = exposed_binds(binds)
+    if environment_set or not exposed:
+        return None
+    return (
+        "HOTLINE_ENV IS UNSET but the service listens on "
+        + ", ".join(exposed)
+        + ": running with DEVELOPMENT defaults (generated keys in instance/, no key checks) "
+        "on a reachable address. Set HOTLINE_ENV=production with real keys, or bind to "
+        "127.0.0.1."
+    )
 
 
 @dataclass(frozen=True)
@@ -76,6 +148,8 @@ class Settings:
     secret_key_fallbacks: tuple[str, ...] = ()
     config_dir: Path = DEFAULT_CONFIG_DIR
     environment: str = "development"  # development | production | test
+    environment_set: bool = True  # False: HOTLINE_ENV was unset (the start-up warning)
+    bind: tuple[str, ...] = ()  # HOTLINE_BIND: where this process listens (make run sets it)
     public_base_url: str | None = None  # the URL Twilio calls, e.g. https://hotline.example.org
     twilio_account_sid: str = "AC00000000000000000000000000000000"
     twilio_auth_token: str | None = None
@@ -134,13 +208,24 @@ class Settings:
             raise SettingsError(
                 f"HOTLINE_ENV must be development, production or test, not {environment!r}"
             )
-        secret_key = env.get("SECRET_KEY") or _development_secret(environment)
+        production = environment == "production"
+        instance_dir = Path(env.get("HOTLINE_INSTANCE_DIR") or DEFAULT_INSTANCE_DIR)
+        secret_key = env.get("SECRET_KEY")
+        if not secret_key:
+            if production:
+                raise SettingsError("SECRET_KEY must be set in production")
+            # Every process of the embedded setup (server, CLI, worker) shares the file.
+            secret_key = instance_secret(instance_dir, "secret_key", _random_secret)
         auth_token = env.get("TWILIO_AUTH_TOKEN") or None
-        if environment == "production" and not auth_token:
+        if production and not auth_token:
             raise SettingsError("TWILIO_AUTH_TOKEN must be set in production")
         pii_keys = parse_list(env.get("PII_ENCRYPTION_KEYS"))
-        if environment == "production" and not pii_keys:
-            raise SettingsError("PII_ENCRYPTION_KEYS must be set in production")
+        if not pii_keys:
+            if production:
+                raise SettingsError("PII_ENCRYPTION_KEYS must be set in production")
+            # A key of its own, never derived from SECRET_KEY: one leaked secret must not
+            # open both the sessions and the data.
+            pii_keys = (instance_secret(instance_dir, "pii_key", _fernet_key),)
         config_dir = Path(env.get("HOTLINE_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
         if not config_dir.is_dir():
             raise SettingsError(f"HOTLINE_CONFIG_DIR {str(config_dir)!r} is not a directory")
@@ -152,6 +237,8 @@ class Settings:
             secret_key_fallbacks=parse_list(env.get("SECRET_KEY_FALLBACKS")),
             config_dir=config_dir,
             environment=environment,
+            environment_set=bool(env.get("HOTLINE_ENV", "").strip()),
+            bind=parse_list(env.get("HOTLINE_BIND")),
             public_base_url=(env.get("PUBLIC_BASE_URL") or "").rstrip("/") or None,
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID") or defaults.twilio_account_sid,
             twilio_auth_token=auth_token,

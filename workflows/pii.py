@@ -7,7 +7,6 @@ through an HMAC, never through plaintext (ENGINEERING.md, Flask security).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 
@@ -99,11 +98,6 @@ keyring = _KeyRing()
 def generate_key() -> str:
     """A new key for PII_ENCRYPTION_KEYS."""
     return Fernet.generate_key().decode("ascii")
-
-
-def development_key(secret: str) -> str:
-    """A stable key derived from a secret, for the embedded default only."""
-    return base64.urlsafe_b64encode(hashlib.sha256(b"dev-pii:" + secret.encode()).digest()).decode()
 
 
 def lookup_hash(value: str) -> str:
