@@ -7,6 +7,7 @@ config/app.py); the password check and the lock-out live in ``workflows.logins``
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
 
@@ -17,6 +18,9 @@ from workflows.logins import LoginFailed, authenticate
 
 bp = Blueprint("login", __name__)
 
+MAX_NEXT = 2000
+MAX_DECODING_ROUNDS = 4
+
 # Where each role lands after logging in.
 START_PAGES = {
     "operator": "operator_pages.start",
@@ -26,11 +30,34 @@ START_PAGES = {
 }
 
 
-def _safe_next(target: str | None) -> str | None:
-    """Only a path on this site, never another host (an open redirect)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+def _is_local_path(text: str) -> bool:
+    if not text.startswith("/") or text.startswith("//") or len(text) > MAX_NEXT:
+        return False
+    # Browsers drop tabs and newlines inside URLs and read ``\\`` as ``/``: ``/\t/evil``
+    # and ``/\\evil`` both become ``//evil``, another host (issue 11, item 5).
+    if "\\" in text or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text):
+        return False
+    parts = urlsplit(text)
+    return not parts.scheme and not parts.netloc
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only a path on this site, never another host (an open redirect); else None.
+
+    Checked as given and after each round of percent-decoding (``/%09/evil.example``,
+    ``/%252F%252Fevil``), so no encoding smuggles a host past the check.
+    """
+    if not target:
         return None
-    return target
+    text = target
+    for _ in range(MAX_DECODING_ROUNDS):
+        if not _is_local_path(text):
+            return None
+        decoded = unquote(text)
+        if decoded == text:
+            return target
+        text = decoded
+    return None  # still changing after that many rounds: nobody writes a link like this
 
 
 def start_url(role: str) -> str:
@@ -43,14 +70,15 @@ def login() -> Any:
     user = current_user()
     if user is not None:
         return redirect(start_url(user.role))
-    return render_template("login/login.html", error=None, next=request.args.get("next", ""))
+    target = safe_next(request.args.get("next")) or ""
+    return render_template("login/login.html", error=None, next=target)
 
 
 @bp.post("/login")
 def login_submit() -> Any:
     username = request.form.get("username", "")[:64]
     password = request.form.get("password", "")[:1024]
-    target = _safe_next(request.form.get("next"))
+    target = safe_next(request.form.get("next"))
     db = db_session()
     with transaction(db):  # commits a counted failure too
         try:

@@ -93,13 +93,57 @@ def test_pages_send_anonymous_visitors_to_login_and_back(pages, person) -> None:
     assert back.headers["Location"] == "/supervisor/failed"
 
 
-@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example"])
+# Each one a browser would turn into another host (or a script), as given or once decoded.
+OFF_SITE = [
+    "//evil.example/x",
+    "https://evil.example/",
+    "/\\evil.example",
+    "/%09/evil.example",  # issue 11: a tab the browser drops, leaving //evil.example
+    "/\t/evil.example",
+    "/\n/evil.example",
+    "/\r\n/evil.example",
+    "/%0a/evil.example",
+    "/%5C/evil.example",
+    "/%5c%5cevil.example",
+    "/%2F/evil.example",
+    "%2F%2Fevil.example",
+    "/%252F/evil.example",  # encoded twice
+    "/%25252F/evil.example",
+    "/%2509/evil.example",
+    "javascript:alert(1)",
+    " //evil.example",
+    "/\x00/evil.example",
+    "/\u0085/evil.example",
+    "https:/evil.example",
+    "/%2525252F/evil.example",  # encoded four times
+    "/" + "a" * 5000,
+]
+
+
+@pytest.mark.parametrize("target", OFF_SITE)
 def test_login_never_redirects_off_site(pages, person, target) -> None:
     actor = person("operator")
     answer = pages.submit(
         "/login", "/login", {"username": actor.username, "password": PASSWORD, "next": target}
     )
     assert answer.headers["Location"] == "/operator/"
+
+
+@pytest.mark.parametrize("target", ["/%09/evil.example", "//evil.example", "/%5C/evil"])
+def test_the_login_page_does_not_carry_an_off_site_target(pages, target) -> None:
+    page = pages.get("/login", query_string={"next": target}).get_data(as_text=True)
+    assert 'name="next" value=""' in page
+
+
+@pytest.mark.parametrize(
+    "target", ["/cases/1", "/supervisor/?state=screening&late=1", "/cases?q=a%20b", "/x?n=%2F%2Fy"]
+)
+def test_login_returns_to_a_path_on_this_site(pages, person, target) -> None:
+    actor = person("operator")
+    answer = pages.submit(
+        "/login", "/login", {"username": actor.username, "password": PASSWORD, "next": target}
+    )
+    assert answer.headers["Location"] == target
 
 
 def test_session_cookie_is_httponly_and_samesite(pages, person) -> None:
