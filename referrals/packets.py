@@ -24,11 +24,17 @@ MAX_SUMMARY = 8000
 
 # Facts about immigration relief applications are protected by 8 U.S.C. 1367.
 _PROTECTED_KEY = re.compile(r"visa|vawa|immigration|continued_presence|i_?914|i_?918|i_?360", re.I)
-_PROTECTED_TEXT = re.compile(
-    r"[^.!?\n]*\b(?:[TU][- ]?visas?|VAWA|I-?914|I-?918|I-?360|continued presence|"
-    r"self[- ]petition\w*)\b[^.!?\n]*[.!?]?",
+# The words alone, matched without any run of "anything but a full stop" around them: the
+# sentence is then widened with str.rfind/find. The old single pattern
+# ``[^.!?\n]*\b(?:…)\b[^.!?\n]*`` backtracked over every start position (quadratic): a
+# 19,500-character narrative without punctuation took 25 s (issue 11, item 4).
+_PROTECTED_WORDS = re.compile(
+    r"\b(?:[TU][- ]?visas?|VAWA|I-?914|I-?918|I-?360|continued presence|"
+    r"self[- ]petition\w*)\b",
     re.I,
 )
+SENTENCE_ENDS = ".!?\n"
+_SENTENCE_END = re.compile(r"[.!?\n]")  # one character: no backtracking
 REDACTED = "[withheld: protected immigration information]"
 
 
@@ -41,8 +47,32 @@ def consent_given(screening: dict[str, Any] | None, scope: str) -> bool:
 
 
 def redact_protected(text: str) -> str:
-    """Remove every sentence that mentions an immigration-relief application."""
-    return _PROTECTED_TEXT.sub(REDACTED, text)
+    """Remove every sentence that mentions an immigration-relief application.
+
+    Linear in the text: each stretch of it is scanned a bounded number of times (the
+    word search, one ``rfind`` back and one ``find`` forward per redacted sentence).
+    """
+    out: list[str] = []
+    done = 0  # everything before this index is settled
+    for hit in _PROTECTED_WORDS.finditer(text):
+        if hit.start() < done:
+            continue  # inside a sentence already withheld
+        start = max(text.rfind(end, done, hit.start()) for end in SENTENCE_ENDS) + 1
+        start = max(start, done)
+        stop = _sentence_end(text, hit.end())
+        out.append(text[done:start])
+        out.append(REDACTED)
+        done = stop
+    out.append(text[done:])
+    return "".join(out)
+
+
+def _sentence_end(text: str, at: int) -> int:
+    """Index just past the sentence's closing mark (a line break stays in the text)."""
+    end = _SENTENCE_END.search(text, at)  # stops at the first one (str.find per mark would not)
+    if end is None:
+        return len(text)
+    return end.start() if end.group() == "\n" else end.end()
 
 
 def _facts(screening: dict[str, Any]) -> dict[str, Any]:
