@@ -160,8 +160,11 @@ def job_waits_in_queue(runtime: Runtime, connection: Any, claim: Claim) -> bool:
         return False  # Redis lost it (restarted without persistence): dispatch again
     # A started job renewed the lease when it began; still started after the lease ran out
     # means its worker died (SIGKILL, lost machine): dispatch again.
+    # RQ 3 added two more waiting states: READY_TO_ENQUEUE (a dependent job whose
+    # dependencies are done) and RATE_LIMITED (held back by a queue's concurrency limit).
     return job.get_status(refresh=False) in {
-        JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED
+        JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED,
+        JobStatus.READY_TO_ENQUEUE, JobStatus.RATE_LIMITED,
     }
 
 
