@@ -197,12 +197,18 @@ def approval_latency(env: BenchEnv, count: int) -> list[float]:
             # The first approval only proves the worker is up; the rest find it idle.
             warm_case, warm_referral = cases.pop(0)
             with transaction(session):
-                fire_case_event(session, warm_case.id, "approve", boss, version=warm_case.version)
+                fire_case_event(
+                    session, warm_case.id, "approve", boss, version=warm_case.version,
+                    catalogs=runtime.catalogs,
+                )
             wait_for(base, [warm_referral.id], timeout=180)
             time.sleep(1)
             for case, referral in cases:
                 with transaction(session):
-                    fire_case_event(session, case.id, "approve", boss, version=case.version)
+                    fire_case_event(
+                        session, case.id, "approve", boss, version=case.version,
+                        catalogs=runtime.catalogs,
+                    )
                 approved[referral.id] = time.time()
                 # Wait for the receipt, then a pause: each approval finds the worker idle
                 # (on a loaded machine a fixed pace would build a queue and time that).

@@ -124,10 +124,10 @@ class BenchEnv:
             redis.delete(key)
         redis.close()
 
-    def flask(self, *args: str, timeout: float = 3600) -> str:
-        """Run a ``flask --app wsgi`` command against the bench database."""
+    def flask(self, *args: str, timeout: float = 3600, app: str = "wsgi") -> str:
+        """Run a ``flask --app <app>`` command against the bench database."""
         result = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+            [sys.executable, "-m", "flask", "--app", app, *args],
             cwd=ROOT,
             env=self.environ(),
             capture_output=True,

@@ -116,7 +116,7 @@ def run(env: BenchEnv, report: Report, sizes: Sizes) -> None:
     with env.gunicorn() as base:  # serving all along, as in production while data grows
         for n in sizes.cases:
             t0 = time.perf_counter()
-            env.flask("seed", "--cases", str(n - seeded))
+            env.flask("seed", "--cases", str(n - seeded), app="bench.seed")
             report.note(f"seeded {n - seeded:,} cases in {time.perf_counter() - t0:.0f} s "
                         f"(flask seed, COPY)")
             seeded = n

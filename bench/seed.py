@@ -1,4 +1,4 @@
-"""``flask --app wsgi seed --cases N``: bulk-load realistic cases for the queue benchmarks.
+"""``flask --app bench.seed seed --cases N``: bulk-load realistic cases for the queue benchmarks.
 
 Rows look like a hotline's history: most cases closed, the rest spread over the open
 states, priorities and deadlines (some overdue), one signal per case, referrals for the
@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
+from flask import Flask
 from flask.cli import with_appcontext
 from sqlalchemy import Table, func, select, text
 from sqlalchemy.engine import Connection
@@ -255,3 +256,12 @@ def seed_command(count: int, batch: int) -> None:
         f"{written['referrals']} referrals in {elapsed:.1f} s "
         f"({written['cases'] / elapsed:,.0f} cases/s)"
     )
+
+
+def create_app() -> Flask:
+    """The real app plus ``seed``; the production CLI does not carry benchmark tools."""
+    from config.app import create_app as create_hotline_app
+
+    app = create_hotline_app()
+    app.cli.add_command(seed_command)
+    return app

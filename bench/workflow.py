@@ -48,7 +48,9 @@ def _operator(session: Any, name: str) -> Any:
     return user or create_user(session, name, "operator")
 
 
-def _screening_cases(session: Any, actor: Any, count: int) -> list[tuple[int, int]]:
+def _screening_cases(
+    session: Any, actor: Any, count: int, catalogs: Any
+) -> list[tuple[int, int]]:
     from workflows.cases import open_case
     from workflows.db import transaction
     from workflows.lifecycle import fire_case_event
@@ -59,7 +61,8 @@ def _screening_cases(session: Any, actor: Any, count: int) -> list[tuple[int, in
             case = open_case(session, actor="bench", channel="web")
         with transaction(session):
             case = fire_case_event(
-                session, case.id, "start_screening", actor, version=case.version
+                session, case.id, "start_screening", actor, version=case.version,
+                catalogs=catalogs,
             )
         ids.append((case.id, case.version))
     return ids
@@ -105,7 +108,7 @@ def in_process(env: BenchEnv, count: int) -> tuple[list[float], list[float]]:
     """Per-transition seconds through fire_case_event, and with the column set directly."""
     from workflows.cases import get_case
     from workflows.db import transaction
-    from workflows.lifecycle import active_catalogs, fire_case_event
+    from workflows.lifecycle import fire_case_event
 
     app = _in_process_app(env)
     runtime = app.extensions["runtime"]
@@ -114,8 +117,8 @@ def in_process(env: BenchEnv, count: int) -> tuple[list[float], list[float]]:
         session = runtime.session()
         with transaction(session):
             actor = _operator(session, "bench-operator-inproc")
-        case_ids = [cid for cid, _version in _screening_cases(session, actor, 4)]
-        cats = active_catalogs()
+        case_ids = [cid for cid, _version in _screening_cases(session, actor, 4, runtime.catalogs)]
+        cats = runtime.catalogs
         for i in range(count):
             case_id = case_ids[i % len(case_ids)]
             state = get_case(session, case_id).state
@@ -123,7 +126,7 @@ def in_process(env: BenchEnv, count: int) -> tuple[list[float], list[float]]:
             with transaction(session):
                 case = get_case(session, case_id)
                 fire_case_event(session, case_id, NEXT[state], actor, version=case.version,
-                                reason="bench")
+                                reason="bench", catalogs=cats)
             machine.append(time.perf_counter() - t0)
             state = get_case(session, case_id).state
             t0 = time.perf_counter()
@@ -146,7 +149,7 @@ def through_api(env: BenchEnv, sizes: Sizes, threads: int = 4) -> tuple[int, flo
 
         with transaction(session):
             actor = _operator(session, "bench-operator")
-        case_ids = _screening_cases(session, actor, threads)
+        case_ids = _screening_cases(session, actor, threads, runtime.catalogs)
         session.close()
     runtime.engine.dispose()
     latencies: list[float] = []

@@ -8,65 +8,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from config.settings import Settings
-
-
-class CatalogError(ValueError):
-    """A configuration file is broken; the message names file and line."""
-
-
-def read_yaml(path: Path) -> Any:
-    """Parse one YAML file, turning parse errors into CatalogError with the line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark else "?"
-        raise CatalogError(f"{path}, line {line}: {exc.problem}") from None
-
-
-def read_yaml_nodes(path: Path) -> yaml.Node | None:
-    """The composed node tree of a file that ``read_yaml`` already parsed (for line numbers)."""
-    return yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-
-
-def line_of(node: yaml.Node | None, *keys: str | int) -> int | None:
-    """The 1-based line of the value at ``keys`` (mapping keys, sequence indexes), if found."""
-    line = node.start_mark.line + 1 if node is not None else None
-    for key in keys:
-        if isinstance(node, yaml.MappingNode) and isinstance(key, str):
-            node = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
-            node = node.value[key] if 0 <= key < len(node.value) else None
-        else:
-            node = None
-        if node is None:
-            return line
-        line = node.start_mark.line + 1
-    return line
+from intake.catalog import load_intake_catalog
+from referrals.agencies import load_agencies
+from workflows.retention import load_retention_policy
+from workflows.routing import load_routing
+from workflows.screening import load_indicators
 
 
 def load_all(config_dir: Path, settings: Settings) -> dict[str, Any]:
-    """Every catalog, keyed by name. Loaders register below as the domain grows."""
+    """Every catalog, keyed by name; add a loader here when the domain grows one."""
     catalogs: dict[str, Any] = {}
-    from intake.catalog import load_intake_catalog
-
     catalogs["intake"] = load_intake_catalog(config_dir / "intake.yaml")
-    from referrals.agencies import load_agencies
-
     catalogs["agencies"] = load_agencies(config_dir / "agencies.yaml", settings)
-    from workflows.retention import load_retention_policy
-
     catalogs["retention"] = load_retention_policy(config_dir / "retention.yaml")
-    from workflows.routing import load_routing
-    from workflows.screening import load_indicators
-
     catalogs["indicators"] = load_indicators(config_dir / "indicators.yaml")
     catalogs["routing"] = load_routing(config_dir / "routing.yaml", catalogs["indicators"])
     return catalogs

@@ -130,6 +130,3 @@ def init_app(app: Flask) -> None:
 
     app.cli.add_command(pii_cli)
     app.cli.add_command(retention_cli)
-    from bench.seed import seed_command
-
-    app.cli.add_command(seed_command)

@@ -1,5 +1,6 @@
-"""What every server-rendered page shares: CSRF on every form, the template helpers,
-and the page blueprints of each package.
+"""What every server-rendered page shares: CSRF on every form and the template helpers.
+
+The page blueprints themselves are listed in the app factory (``config.app.BLUEPRINTS``).
 """
 
 from __future__ import annotations
@@ -79,12 +80,8 @@ def _protect_forms() -> Any:
         csrf.protect()
 
 
-def register(app: Flask) -> None:
-    """CSRF, template helpers and every page blueprint."""
-    from config import admin_pages, login
-    from intake import case_pages, operator_pages, public_pages, supervisor_pages
-    from referrals import agency_pages, dashboard_pages
-
+def init_app(app: Flask) -> None:
+    """CSRF on every form and the template helpers."""
     # Tokens live as long as the session (30 minutes idle), not one hour from page
     # load: an operator on a long call must not lose the form.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
@@ -110,14 +107,3 @@ def register(app: Flask) -> None:
         app.doc(hide=True)(lambda: app.send_static_file("favicon.svg")),  # not an API route
         methods=["GET"],
     )
-    for blueprint in (
-        login.bp,
-        admin_pages.bp,
-        public_pages.bp,
-        operator_pages.bp,
-        case_pages.bp,
-        supervisor_pages.bp,
-        dashboard_pages.bp,
-        agency_pages.bp,
-    ):
-        app.register_blueprint(blueprint)

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from config import catalogs
 from config.settings import Settings, SettingsError, exposure_warning
 from workflows.db import make_engine, make_session_factory
 from workflows.pii import keyring
@@ -53,8 +54,6 @@ def build_runtime(settings: Settings) -> Runtime:
 
 def load_catalogs(settings: Settings) -> dict[str, Any]:
     """Load every YAML catalog the domain needs; a broken file fails start-up."""
-    from config import catalogs
-
     return catalogs.load_all(settings.config_dir, settings)
 
 

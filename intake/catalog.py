@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from config.catalogs import CatalogError, line_of, read_yaml, read_yaml_nodes
+from workflows.catalog_files import CatalogError, line_of, read_yaml, read_yaml_nodes
 
 LANGUAGES = ("en", "es")
 VOICE_PROMPTS = (

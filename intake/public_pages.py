@@ -14,9 +14,9 @@ from flask import Blueprint, render_template, request
 from config.database import db_session
 from config.security import open_tip_throttled
 from intake import schemas, services
+from intake import statistics as stats
 from intake.forms import FormErrors, load, text_or_none
 from intake.public_text import HOTLINE_PHONE, HOTLINE_TEXT, STATUS_WORDS, TEXT, pick_language
-from workflows import statistics as stats
 from workflows.db import transaction
 from workflows.errors import NotFound
 

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, request
+from flask import Blueprint, abort, request
 from sqlalchemy.orm import Session
 from twilio.twiml.messaging_response import MessagingResponse
 
 from config.database import runtime
 from intake.sms import SmsIn, receive_sms
-from intake.twilio import in_transaction, param, twilio, twilio_signed, twiml
+from intake.twilio import in_transaction, param, twilio_signed, twiml
+
+bp = Blueprint("twilio_sms", __name__, url_prefix="/twilio")
 
 MAX_BODY = 1600  # Twilio's limit for one message, concatenated segments included
 
 
-@twilio.post("/sms")
+@bp.post("/sms")
 @twilio_signed
 def sms_incoming() -> Any:
     message_sid, sender = param("MessageSid"), param("From")

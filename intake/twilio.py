@@ -1,6 +1,7 @@
-"""Twilio webhooks: the ``twilio`` blueprint, its signature gate and TwiML helpers.
+"""Twilio webhooks' shared parts: the signature gate and TwiML helpers.
 
-Every route on the blueprint is wrapped in ``twilio_signed``; it is the blueprint the
+The voice (``intake.voice``) and SMS (``intake.sms_views``) blueprints live under
+``/twilio``; every route on them is wrapped in ``twilio_signed``. That prefix is what the
 CSRF protection exempts (the signature is its gate) and the rate limiter leaves alone
 (all of Twilio's requests come from Twilio's addresses).
 """
@@ -13,7 +14,7 @@ from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from flask import Blueprint, Response, abort, current_app, request, url_for
+from flask import Response, abort, current_app, request, url_for
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -25,8 +26,6 @@ from config.settings import Settings
 from workflows.db import transaction
 
 log = logging.getLogger(__name__)
-
-twilio = Blueprint("twilio", __name__, url_prefix="/twilio")
 
 T = TypeVar("T")
 
@@ -136,6 +135,3 @@ def in_transaction(work: Callable[[Session], T]) -> T:
     with transaction(session):
         return work(session)
 
-
-# The routes register themselves on the blueprint above.
-from intake import sms_views, voice  # noqa: E402, F401

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, request
+from flask import Blueprint, abort, request
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -24,10 +24,11 @@ from intake.twilio import (
     in_transaction,
     param,
     settings,
-    twilio,
     twilio_signed,
     twiml,
 )
+
+bp = Blueprint("twilio_voice", __name__, url_prefix="/twilio")
 
 # How Twilio reports a caller who did reach a person (<Dial> and <Enqueue> actions);
 # any other outcome (busy, no-answer, failed, canceled, queue-full, leave, error…)
@@ -76,7 +77,7 @@ def _fallthrough(response: VoiceResponse, action: str) -> VoiceResponse:
 
 def language_menu(attempt: int) -> VoiceResponse:
     """Greeting (danger and minors may be reported) and the language choice, in both."""
-    action = callback_url("twilio.voice_language", attempt=attempt)
+    action = callback_url("twilio_voice.voice_language", attempt=attempt)
     response, gather = _gather(action)
     for lang in LANGUAGES:
         _say(gather, "greeting" if attempt == 0 else "no_input", lang)
@@ -87,7 +88,7 @@ def language_menu(attempt: int) -> VoiceResponse:
 
 def main_menu(lang: str, attempt: int) -> VoiceResponse:
     """Emergency, an advocate, or a message, in the caller's language."""
-    action = callback_url("twilio.voice_menu", lang=lang, attempt=attempt)
+    action = callback_url("twilio_voice.voice_menu", lang=lang, attempt=attempt)
     response, gather = _gather(action)
     if attempt:
         _say(gather, "no_input", lang)
@@ -100,7 +101,7 @@ def voicemail(lang: str | None, response: VoiceResponse | None = None) -> VoiceR
     response = response or VoiceResponse()
     for spoken in (lang,) if lang else LANGUAGES:
         _say(response, "voicemail", spoken)
-    done = callback_url("twilio.voice_recorded", lang=lang or "en")
+    done = callback_url("twilio_voice.voice_recorded", lang=lang or "en")
     response.record(
         action=done,
         method="POST",
@@ -109,8 +110,8 @@ def voicemail(lang: str | None, response: VoiceResponse | None = None) -> VoiceR
         finish_on_key="#",
         play_beep=True,
         transcribe=True,
-        transcribe_callback=callback_url("twilio.voice_transcription"),
-        recording_status_callback=callback_url("twilio.voice_recording"),
+        transcribe_callback=callback_url("twilio_voice.voice_transcription"),
+        recording_status_callback=callback_url("twilio_voice.voice_recording"),
         recording_status_callback_event="completed",
     )
     # Silence makes no recording, and Twilio then skips the action: go there anyway.
@@ -121,7 +122,7 @@ def voicemail(lang: str | None, response: VoiceResponse | None = None) -> VoiceR
 def connect_operator(lang: str, response: VoiceResponse) -> VoiceResponse:
     """<Enqueue> or <Dial> an advocate; their action sends unanswered calls to voicemail."""
     config = settings()
-    action = callback_url("twilio.voice_connected", lang=lang)
+    action = callback_url("twilio_voice.voice_connected", lang=lang)
     if config.operator_queue:
         _say(response, "connecting", lang)
         response.enqueue(config.operator_queue, action=action, method="POST")
@@ -135,7 +136,7 @@ def connect_operator(lang: str, response: VoiceResponse) -> VoiceResponse:
     return response
 
 
-@twilio.post("/voice")
+@bp.post("/voice")
 @twilio_signed
 def voice_incoming() -> Any:
     call_sid, caller, status = _call_sid(), param("From"), param("CallStatus", 24)
@@ -148,7 +149,7 @@ def voice_incoming() -> Any:
     return twiml(language_menu(0))
 
 
-@twilio.post("/voice/language")
+@bp.post("/voice/language")
 @twilio_signed
 def voice_language() -> Any:
     call_sid, digits, attempt = _call_sid(), param("Digits", 8), _attempt()
@@ -169,7 +170,7 @@ def voice_language() -> Any:
     return twiml(voicemail(None))
 
 
-@twilio.post("/voice/menu")
+@bp.post("/voice/menu")
 @twilio_signed
 def voice_menu() -> Any:
     call_sid, digits, lang, attempt = _call_sid(), param("Digits", 8), _language(), _attempt()
@@ -194,7 +195,7 @@ def voice_menu() -> Any:
     return twiml(main_menu(lang, 1))
 
 
-@twilio.post("/voice/connected")
+@bp.post("/voice/connected")
 @twilio_signed
 def voice_connected() -> Any:
     call_sid, lang = _call_sid(), _language()
@@ -223,7 +224,7 @@ def spoken_passphrase(passphrase: str) -> str:
     return ", ".join([*words, " ".join(digits)])
 
 
-@twilio.post("/voice/recorded")
+@bp.post("/voice/recorded")
 @twilio_signed
 def voice_recorded() -> Any:
     call_sid, lang = _call_sid(), _language()
@@ -250,7 +251,7 @@ def voice_recorded() -> Any:
     return twiml(response)
 
 
-@twilio.post("/voice/recording")
+@bp.post("/voice/recording")
 @twilio_signed
 def voice_recording() -> Any:
     call_sid, recording_sid = _call_sid(), param("RecordingSid")
@@ -264,7 +265,7 @@ def voice_recording() -> Any:
     return twiml(VoiceResponse())
 
 
-@twilio.post("/voice/transcription")
+@bp.post("/voice/transcription")
 @twilio_signed
 def voice_transcription() -> Any:
     call_sid = _call_sid()
@@ -280,7 +281,7 @@ def voice_transcription() -> Any:
     return twiml(VoiceResponse())
 
 
-@twilio.post("/voice/status")
+@bp.post("/voice/status")
 @twilio_signed
 def voice_status() -> Any:
     call_sid, status = _call_sid(), param("CallStatus", 24)

@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from config.catalogs import CatalogError
 from config.settings import Settings
+from workflows.catalog_files import CatalogError
 
 CHANNELS = ("webhook", "email", "sms")
 PRIORITIES = ("emergency", "urgent", "routine")

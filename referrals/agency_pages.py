@@ -121,6 +121,7 @@ def answer(referral_id: int) -> Any:
             fire_referral_event(
                 session, referral_id, data["event"], me, reason=data.get("reason"),
                 data={"outcome": data["outcome"]} if data.get("outcome") else None,
+                catalogs=runtime().catalogs,
             )
     except FormErrors as exc:
         flash("Not saved: " + "; ".join(f"{k}: {v}" for k, v in exc.errors.items()), "error")

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.auth import current_user, token_auth
-from config.database import db_session
+from config.database import db_session, runtime
 from referrals import schemas
 from referrals.packets import build_packet
 from workflows.access import record_pii_view
@@ -141,6 +141,7 @@ def referral_event(referral_id: int, data: dict[str, Any]) -> Any:
             user,
             reason=data.get("reason"),
             data={"outcome": outcome} if outcome else None,
+            catalogs=runtime().catalogs,
         )
     return present(referral, with_packet=False)
 

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
@@ -24,6 +25,9 @@ from config.settings import ROOT, Settings
 from workflows.accounts import create_token, create_user
 from workflows.db import Base
 from workflows.pii import generate_key
+
+# The page fixtures serve tests in several packages (staff desk, public pages, shell).
+pytest_plugins = ("tests.page_clients",)
 
 PG_ADMIN_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -189,6 +193,12 @@ def client(app):  # type: ignore[no-untyped-def]
 def runner(app):  # type: ignore[no-untyped-def]
     """A CLI runner for ``flask`` commands."""
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def catalogs(app) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The app's loaded YAML catalogs (the domain takes them as an argument)."""
+    return app.extensions["runtime"].catalogs  # type: ignore[no-any-return]
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from workflows.cases import get_case
 from workflows.db import utcnow
 from workflows.deadlines import refresh_case_deadline
 from workflows.errors import Conflict, Forbidden, InvalidInput, NotFound
-from workflows.lifecycle import active_catalogs, configured_agencies, fire_case_event
+from workflows.lifecycle import configured_agencies, fire_case_event
 from workflows.machines import DESK, STAFF
 from workflows.models import PRIORITY_RANK, Case, User
 from workflows.referral_events import flush_or_conflict
@@ -43,7 +43,7 @@ def record_screening(
     actor: User,
     body: dict[str, Any],
     *,
-    catalogs: dict[str, Any] | None = None,
+    catalogs: dict[str, Any],
 ) -> dict[str, Any]:
     """Record facts, indicators and consent; answer score, level, priority and referrals."""
     case = staff_case(session, case_id, actor, DESK)
@@ -54,7 +54,7 @@ def record_screening(
             field="state",
             allowed=list(SCREENABLE),
         )
-    cats = active_catalogs(catalogs)
+    cats = catalogs
     facts = {k: v for k, v in (body.get("facts") or {}).items() if k in FACT_NAMES}
     if facts.get("caller_type") is None:
         facts["caller_type"] = _signal_caller_type(case)

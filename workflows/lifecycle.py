@@ -24,7 +24,6 @@ from workflows.machines import Context, allowed_events, case_machine, fire, refe
 from workflows.models import PRIORITY_RANK, Case, Priority, Referral, User
 from workflows.outbox import add_outbox_message
 from workflows.referral_events import (
-    active_catalogs,
     configured_agencies,
     fire_referral,
     lost_race,
@@ -33,7 +32,6 @@ from workflows.referral_events import (
 from workflows.screening import assess
 
 __all__ = [
-    "active_catalogs",
     "allowed_case_events",
     "allowed_referral_events",
     "configured_agencies",
@@ -73,7 +71,7 @@ def fire_case_event(
     version: int | None,
     reason: str | None = None,
     data: dict[str, Any] | None = None,
-    catalogs: dict[str, Any] | None = None,
+    catalogs: dict[str, Any],
 ) -> Case:
     """Fire one case event: guards, state, effects, one audit event, outbox rows."""
     if actor is None or actor.role == "agency":
@@ -97,11 +95,11 @@ def _fire_case(
     actor: User,
     reason: str | None,
     data: dict[str, Any] | None,
-    catalogs: dict[str, Any] | None,
+    catalogs: dict[str, Any],
 ) -> Case:
     now = utcnow()
     ctx = Context(actor, (reason or "").strip() or None, dict(data or {}), now)
-    cats = active_catalogs(catalogs)
+    cats = catalogs
     planned = event in ("submit_for_approval", "escalate")
     if planned and event in allowed_events(case_machine, case.state):
         ctx.plan = plan_referrals(case, cats, now, emergency=event == "escalate")
@@ -232,7 +230,7 @@ def fire_referral_event(
     *,
     reason: str | None = None,
     data: dict[str, Any] | None = None,
-    catalogs: dict[str, Any] | None = None,
+    catalogs: dict[str, Any],
 ) -> Referral:
     """Fire one referral event; ``actor=None`` is the delivery worker."""
     referral = session.get(Referral, referral_id)
@@ -242,8 +240,7 @@ def fire_referral_event(
         raise NotFound("no such referral")  # existence never leaks to another agency
     with lost_race("referral"):
         fire_referral(session, referral, event, actor, reason, dict(data or {}), catalogs)
-        cats = active_catalogs(catalogs)
-        refresh_case_deadline(referral.case, cats["routing"].case_deadlines)
+        refresh_case_deadline(referral.case, catalogs["routing"].case_deadlines)
         session.flush()
     return referral
 

@@ -26,15 +26,6 @@ from workflows.models import Case, Referral, User
 from workflows.outbox import add_outbox_message
 
 
-def active_catalogs(catalogs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The catalogs this process loaded (the web app and workers build the same)."""
-    if catalogs is not None:
-        return catalogs
-    from config.runtime import current_runtime
-
-    return current_runtime().catalogs
-
-
 def configured_agencies(catalogs: dict[str, Any]) -> tuple[str, ...]:
     """Agency codes that may receive referrals here."""
     agencies = catalogs.get("agencies")
@@ -74,7 +65,7 @@ def fire_referral(
     actor: User | None,
     reason: str | None,
     data: dict[str, Any],
-    catalogs: dict[str, Any] | None,
+    catalogs: dict[str, Any],
     *,
     cascade: bool = False,
 ) -> None:
@@ -92,7 +83,7 @@ def fire_referral(
     session.flush()  # the version check: a lost race stops before any write
     detail: dict[str, Any] = {"agency": referral.agency_code}
     if event == "reroute":
-        new = _reroute(session, referral, ctx, active_catalogs(catalogs))
+        new = _reroute(session, referral, ctx, catalogs)
         detail["new_referral_id"] = new.id
     record_event(
         session,

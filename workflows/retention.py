@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import Column, Table, delete, select, update
 from sqlalchemy.orm import Session
 
-from config.catalogs import CatalogError, line_of, read_yaml, read_yaml_nodes
 from workflows.audit import record_event
+from workflows.catalog_files import CatalogError, line_of, read_yaml, read_yaml_nodes
 from workflows.db import Base, is_postgres, transaction
 from workflows.models import Case, Referral
 from workflows.pii import EncryptedText

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from config.catalogs import CatalogError, line_of, read_yaml, read_yaml_nodes
+from workflows.catalog_files import CatalogError, line_of, read_yaml, read_yaml_nodes
 from workflows.screening import (
     CALLER_TYPES,
     CONSENT_SCOPES,

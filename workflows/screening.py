@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from config.catalogs import CatalogError, line_of, read_yaml, read_yaml_nodes
+from workflows.catalog_files import CatalogError, line_of, read_yaml, read_yaml_nodes
 from workflows.errors import InvalidInput
 from workflows.models import Priority
 

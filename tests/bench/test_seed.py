@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from bench.seed import seed_command
 from intake.models import Signal
 from workflows.models import Case, Referral
 
 
 def test_seed_adds_cases_with_signals_and_readable_ciphertext(runner, db_session) -> None:  # type: ignore[no-untyped-def]
-    result = runner.invoke(args=["seed", "--cases", "120", "--batch", "100"])
+    result = runner.invoke(seed_command, ["--cases", "120", "--batch", "100"])
     assert result.exit_code == 0, result.output
     assert "seeded 120 cases" in result.output
     assert db_session.scalar(select(func.count()).select_from(Case)) == 120
@@ -25,7 +26,7 @@ def test_seed_adds_cases_with_signals_and_readable_ciphertext(runner, db_session
 
 
 def test_seed_twice_keeps_references_unique(runner, db_session) -> None:  # type: ignore[no-untyped-def]
-    assert runner.invoke(args=["seed", "--cases", "30"]).exit_code == 0
-    assert runner.invoke(args=["seed", "--cases", "30"]).exit_code == 0
+    assert runner.invoke(seed_command, ["--cases", "30"]).exit_code == 0
+    assert runner.invoke(seed_command, ["--cases", "30"]).exit_code == 0
     references = list(db_session.scalars(select(Case.reference)))
     assert len(references) == 60 == len(set(references))

@@ -85,7 +85,7 @@ def test_every_operation_is_fuzzed(api_schema) -> None:
 def test_fuzzed_requests_get_documented_answers(
     label, api_schema, app, make_actor, output_dir
 ) -> None:
-    from tests.pages.flows import sent_referral
+    from tests.flows import sent_referral
 
     sent_referral(app)  # a case, screened and referred to FBI: real ids to land on
     headers = {

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from intake import services
-from tests.pages.conftest import csrf_token
+from tests.page_clients import csrf_token
 from workflows.accounts import create_token, create_user
 from workflows.db import transaction
 from workflows.models import Case
@@ -106,9 +106,9 @@ TABLE: dict[str, Rule] = {
         body=lambda w, r: {"body": "more"},
     ),
     # Staff case API; agencies get 404 for any case.
-    "intake_api.log_call": _api("POST", lambda w: "/api/v1/calls", DESK, body=_call_log),
+    "case_api.log_call": _api("POST", lambda w: "/api/v1/calls", DESK, body=_call_log),
     "case_api.list_cases": _api("GET", lambda w: "/api/v1/cases", STAFF, hidden=AGENCIES),
-    "intake_api.show_case": _api(
+    "case_api.show_case": _api(
         "GET", lambda w: f"/api/v1/cases/{w.case_id}", STAFF, hidden=AGENCIES
     ),
     "security_api.case_access_log": _api(
@@ -263,15 +263,15 @@ TABLE: dict[str, Rule] = {
 }
 # Twilio's webhooks: the signature is the only key; no token or session opens them.
 TWILIO_PATHS = {
-    "twilio.sms_incoming": "/twilio/sms",
-    "twilio.voice_incoming": "/twilio/voice",
-    "twilio.voice_connected": "/twilio/voice/connected",
-    "twilio.voice_language": "/twilio/voice/language",
-    "twilio.voice_menu": "/twilio/voice/menu",
-    "twilio.voice_recorded": "/twilio/voice/recorded",
-    "twilio.voice_recording": "/twilio/voice/recording",
-    "twilio.voice_status": "/twilio/voice/status",
-    "twilio.voice_transcription": "/twilio/voice/transcription",
+    "twilio_sms.sms_incoming": "/twilio/sms",
+    "twilio_voice.voice_incoming": "/twilio/voice",
+    "twilio_voice.voice_connected": "/twilio/voice/connected",
+    "twilio_voice.voice_language": "/twilio/voice/language",
+    "twilio_voice.voice_menu": "/twilio/voice/menu",
+    "twilio_voice.voice_recorded": "/twilio/voice/recorded",
+    "twilio_voice.voice_recording": "/twilio/voice/recording",
+    "twilio_voice.voice_status": "/twilio/voice/status",
+    "twilio_voice.voice_transcription": "/twilio/voice/transcription",
 }
 for _endpoint, _path in TWILIO_PATHS.items():
     TABLE[_endpoint] = Rule(
@@ -294,7 +294,7 @@ def test_every_endpoint_is_in_the_table(app) -> None:
 @pytest.fixture
 def world(app, make_actor) -> World:  # type: ignore[no-untyped-def]
     """A case referred to FBI (sent), a tip, one user and one client per role."""
-    from tests.pages.flows import sent_referral
+    from tests.flows import sent_referral
 
     referral = sent_referral(app)
     runtime = app.extensions["runtime"]
@@ -324,7 +324,7 @@ def world(app, make_actor) -> World:  # type: ignore[no-untyped-def]
             if role != "anonymous":
                 user = session.scalar(select(User).where(User.username == actors[role].username))
                 users[role] = user
-                # The cookie a login would have set (login itself is tested in tests/pages).
+                # The cookie a login would have set (login: tests/config/test_login.py).
                 cookie = serializer.dumps({"user_id": user.id, "_permanent": True})
                 client.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie)
             clients[role] = client

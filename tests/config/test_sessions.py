@@ -9,7 +9,7 @@ from email.utils import parsedate_to_datetime
 
 from itsdangerous import TimestampSigner
 
-from tests.pages.conftest import PASSWORD, PageClient, csrf_token
+from tests.page_clients import PASSWORD, PageClient, csrf_token
 
 
 def _login(app, make_actor) -> tuple[PageClient, object]:  # type: ignore[no-untyped-def]

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from config.catalogs import CatalogError
 from config.settings import DEFAULT_CONFIG_DIR
 from intake.catalog import LANGUAGES, VOICE_PROMPTS, load_intake_catalog
+from workflows.catalog_files import CatalogError
 
 SHIPPED = DEFAULT_CONFIG_DIR / "intake.yaml"
 

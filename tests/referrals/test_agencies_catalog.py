@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from config.catalogs import CatalogError
 from config.settings import DEFAULT_CONFIG_DIR, Settings
 from referrals.agencies import load_agencies
+from workflows.catalog_files import CatalogError
 
 
 def test_default_file_lists_the_federal_agencies_with_secrets_from_the_environment() -> None:

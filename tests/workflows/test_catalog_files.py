@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from config.app import create_app
-from config.catalogs import CatalogError
 from config.settings import DEFAULT_CONFIG_DIR
+from workflows.catalog_files import CatalogError
 from workflows.routing import load_routing
 from workflows.screening import load_indicators
 

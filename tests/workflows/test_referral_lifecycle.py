@@ -34,9 +34,18 @@ def _user(session, actor) -> User:  # type: ignore[no-untyped-def]
     return session.scalar(select(User).where(User.username == actor.username))
 
 
+CATALOGS: dict = {}
+
+
+@pytest.fixture(autouse=True)
+def _app_catalogs(catalogs):  # type: ignore[no-untyped-def]
+    """``_fire`` passes the app's catalogs, as the views do."""
+    CATALOGS.update(catalogs)
+
+
 def _fire(session, referral_id, event, actor=None, **kw):  # type: ignore[no-untyped-def]
     with transaction(session):
-        return fire_referral_event(session, referral_id, event, actor, **kw)
+        return fire_referral_event(session, referral_id, event, actor, catalogs=CATALOGS, **kw)
 
 
 def test_agency_walks_its_referral_to_accepted_with_an_outcome(

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from config.catalogs import CatalogError
 from intake.models import Signal, SmsConversation, TipMessage
 from referrals.models import Notification
 from tests.conftest import backend
 from workflows.audit import verify_chain
+from workflows.catalog_files import CatalogError
 from workflows.db import utcnow
 from workflows.models import AuditEvent, Case, Referral
 from workflows.pii import lookup_hash

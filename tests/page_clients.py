@@ -1,4 +1,6 @@
-"""Fixtures for the page tests: people who log in with a password, and a form helper."""
+"""Page-test fixtures (a plugin of tests/conftest.py): people who log in with a password,
+a form helper, and a real browser.
+"""
 
 from __future__ import annotations
 

@@ -14,10 +14,11 @@ from sqlalchemy import func, select
 
 from config.auth import current_user, login_required
 from config.database import db_session, runtime
-from intake import schemas, screening_form, services
-from intake.case_schemas import ScreeningIn
+from intake import schemas, services
 from intake.forms import FormErrors, load, text_or_none, tri_state
 from intake.models import CALLER_TYPES, LANGUAGES, Signal, TipMessage
+from intake.staff import screening_form
+from intake.staff.case_schemas import ScreeningIn
 from workflows.cases import get_case
 from workflows.casework import record_screening as screen
 from workflows.db import transaction

@@ -8,8 +8,8 @@ import re
 import pytest
 from sqlalchemy import select
 
-from tests.pages.conftest import PASSWORD
-from tests.pages.flows import sent_referral
+from tests.flows import sent_referral
+from tests.page_clients import PASSWORD
 from workflows.db import transaction
 from workflows.lifecycle import fire_referral_event
 from workflows.models import Case, Referral
@@ -38,7 +38,7 @@ def fire_event_button(page, event: str) -> None:
 
 
 def test_operator_call_to_supervisor_approval_to_agency_acceptance(
-    app, browser_page, person, db_session
+    app, browser_page, person, db_session, catalogs
 ) -> None:
     operator, supervisor, fbi = person("operator"), person("supervisor"), person("agency", "FBI")
 
@@ -72,7 +72,7 @@ def test_operator_call_to_supervisor_approval_to_agency_acceptance(
 
     referral = db_session.scalar(select(Referral).where(Referral.case_id == case_id))
     with transaction(db_session):  # the delivery worker's step: the agency has it
-        fire_referral_event(db_session, referral.id, "mark_sent", None)
+        fire_referral_event(db_session, referral.id, "mark_sent", None, catalogs=catalogs)
 
     agency = browser_page()
     log_in(agency, fbi.username)
@@ -164,7 +164,7 @@ def test_the_supervisor_sees_late_items_and_the_dashboard(
 ) -> None:
     from datetime import timedelta
 
-    from tests.pages.flows import screened_case
+    from tests.flows import screened_case
     from workflows.db import utcnow
 
     sent_referral(app)

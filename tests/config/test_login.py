@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.pages.conftest import PASSWORD
+from tests.page_clients import PASSWORD
 from workflows.accounts import MAX_FAILED_LOGINS
 from workflows.db import utcnow
 from workflows.models import User

@@ -29,6 +29,10 @@ def _user(session: Any, role: str) -> User:
     return user
 
 
+def _catalogs(app: Any) -> dict[str, Any]:
+    return app.extensions["runtime"].catalogs  # type: ignore[no-any-return]
+
+
 def screened_case(app: Any, narrative: str = "A girl of 16 advertised online") -> int:
     """A logged call, screened as a minor in commercial sex; returns the case id."""
     with app.extensions["runtime"].session() as session, transaction(session):
@@ -36,7 +40,9 @@ def screened_case(app: Any, narrative: str = "A girl of 16 advertised online") -
         case = services.log_call(
             session, operator, {"caller_type": "community_member", "narrative": narrative}
         )
-        record_screening(session, case.id, operator, MINOR_IN_COMMERCIAL_SEX)
+        record_screening(
+            session, case.id, operator, MINOR_IN_COMMERCIAL_SEX, catalogs=_catalogs(app)
+        )
         return case.id
 
 
@@ -46,11 +52,18 @@ def sent_referral(app: Any, narrative: str = "A girl of 16 advertised online") -
     with app.extensions["runtime"].session() as session:
         with transaction(session):
             operator = _user(session, "operator")
-            fire_case_event(session, case_id, "submit_for_approval", operator, version=None)
+            fire_case_event(
+                session, case_id, "submit_for_approval", operator, version=None,
+                catalogs=_catalogs(app),
+            )
         with transaction(session):
             supervisor = _user(session, "supervisor")
-            fire_case_event(session, case_id, "approve", supervisor, version=None)
+            fire_case_event(
+                session, case_id, "approve", supervisor, version=None, catalogs=_catalogs(app)
+            )
         referral = session.scalar(select(Referral).where(Referral.case_id == case_id))
         with transaction(session):
-            fire_referral_event(session, referral.id, "mark_sent", None)
+            fire_referral_event(
+                session, referral.id, "mark_sent", None, catalogs=_catalogs(app)
+            )
         return referral

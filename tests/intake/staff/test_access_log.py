@@ -41,7 +41,7 @@ def test_an_api_view_is_in_the_case_access_log(client, operator, supervisor, db_
 def test_a_page_view_is_in_the_case_access_log(
     app, client, operator, supervisor, make_actor
 ) -> None:
-    from tests.pages.conftest import PASSWORD, PageClient
+    from tests.page_clients import PASSWORD, PageClient
 
     case_id = _call(client, operator)
     person = make_actor("operator", password=PASSWORD)

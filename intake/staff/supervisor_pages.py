@@ -16,12 +16,12 @@ from sqlalchemy.orm import selectinload
 
 from config.auth import current_user, login_required
 from config.database import db_session
+from intake.statistics import cases_by_state, late_counts
 from workflows.db import utcnow
 from workflows.errors import InvalidInput
 from workflows.machines import AWAITING_AGENCY, CASE_STATES, OPEN_CASE_STATES
 from workflows.models import Case, Priority, Referral, Role
 from workflows.queues import QueueFilter, case_queue
-from workflows.statistics import cases_by_state, late_counts
 
 bp = Blueprint("supervisor_pages", __name__, template_folder="templates")
 

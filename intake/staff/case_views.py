@@ -1,4 +1,4 @@
-"""Staff case API: screening, lifecycle events, queues, assignment, replies to tipsters.
+"""Staff case API: call logs, cases, screening, events, queues, assignment, replies.
 
 Thin: each view validates, calls one domain function inside one transaction, answers.
 Agency users get 404 here, as if no case existed.
@@ -9,21 +9,23 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
+from sqlalchemy import select
 
 from config.auth import current_user, token_auth
 from config.database import db_session, runtime
-from intake import case_schemas as s
+from intake import services
 from intake.replies import reply_to_tipster
-from intake.schemas import CaseOut, TipMessageOut
-from intake.views import present_case
+from intake.schemas import CallIn, CaseOut, TipMessageOut
+from intake.staff import case_schemas as s
 from workflows.access import record_pii_view
+from workflows.cases import get_case
 from workflows.casework import assign_case, record_screening, staff_case
 from workflows.db import transaction, utcnow
 from workflows.deadlines import is_overdue
 from workflows.errors import NotFound
-from workflows.lifecycle import fire_case_event, fire_referral_event
-from workflows.machines import STAFF
-from workflows.models import Referral, Role, User
+from workflows.lifecycle import allowed_case_events, fire_case_event, fire_referral_event
+from workflows.machines import DESK, STAFF
+from workflows.models import AuditEvent, Case, Referral, Role, User
 from workflows.queues import QueueFilter, case_queue
 
 api = APIBlueprint("case_api", __name__, url_prefix="/api/v1", tag="cases")
@@ -165,3 +167,67 @@ def reply(case_id: int, body: dict[str, Any]) -> Any:
     session = db_session()
     with transaction(session):
         return reply_to_tipster(session, case_id, _user(), body["body"])
+
+
+@api.post("/calls")
+@api.auth_required(token_auth, roles=sorted(DESK))
+@api.input(CallIn, arg_name="data")
+@api.output(CaseOut, status_code=201)
+@api.doc(summary="Log a call (operator)", responses=[201, 401, 403, 422])
+def log_call(data: dict[str, Any]) -> Any:
+    session = db_session()
+    user = current_user()
+    assert user is not None  # auth_required guarantees it
+    with transaction(session):
+        case = services.log_call(session, user, data)
+    return present_case(case)
+
+
+@api.get("/cases/<int:case_id>")
+@api.auth_required(token_auth, roles=[*sorted(STAFF), Role.AGENCY.value])
+@api.output(CaseOut)
+@api.doc(
+    summary="A case with its signals, screening, referrals and events",
+    responses=[200, 401, 403, 404],
+)
+def show_case(case_id: int) -> Any:
+    session = db_session()
+    if current_user().role not in STAFF:  # type: ignore[union-attr]
+        raise NotFound(f"no case {case_id}")  # agencies never learn a case exists
+    with transaction(session):
+        case = get_case(session, case_id)
+        # Every view of a case's personal data by a person is written to the audit log.
+        record_pii_view(session, current_user(), case.id, via="api")
+    return present_case(case)
+
+
+def present_case(case: Case) -> dict[str, Any]:
+    """A case as the API shows it to staff, events included."""
+    session = db_session()
+    if case.purged_at is not None:
+        raise NotFound(f"no case {case.id}")
+    events = session.scalars(
+        select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.id)
+    ).all()
+    return {
+        "id": case.id,
+        "reference": case.reference,
+        "state": case.state,
+        "priority": case.priority,
+        "level": case.level,
+        "score": case.score,
+        "version": case.version,
+        "deadline": case.deadline,
+        "created_at": case.created_at,
+        "updated_at": case.updated_at,
+        "assignee": case.assignee.username if case.assignee else None,
+        "resolution_code": case.resolution_code,
+        "anonymous": case.anonymous,
+        "screening": case.screening,
+        "signals": case.signals,
+        "referrals": case.referrals,
+        "events": events,
+        "messages": case.messages,
+        "allowed_events": allowed_case_events(case),
+        "overdue": is_overdue(case.deadline, utcnow()),
+    }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from tests.pages.flows import screened_case, sent_referral
+from tests.flows import screened_case, sent_referral
 from workflows.models import AuditEvent, Case, User
 
 
@@ -46,7 +46,7 @@ def test_a_token_from_another_session_is_refused(pages, logged_in, db_session) -
     victim = logged_in("supervisor")
     case_id = screened_case(victim.client.application)
     attacker_page = pages.get("/tip").get_data(as_text=True)
-    from tests.pages.conftest import csrf_token
+    from tests.page_clients import csrf_token
 
     token = csrf_token(attacker_page)
     answer = victim.client.post(

@@ -8,7 +8,7 @@ from flask import Blueprint, render_template
 
 from config.auth import login_required
 from config.database import db_session
-from workflows import statistics as stats
+from intake import statistics as stats
 from workflows.db import utcnow
 from workflows.models import Role
 

@@ -16,10 +16,11 @@ from sqlalchemy import select
 
 from config.auth import current_user, login_required
 from config.database import db_session, runtime
-from intake import screening_form, services
+from intake import services
 from intake.forms import FormErrors, load
 from intake.replies import reply_to_tipster
 from intake.schemas import TipMessageIn
+from intake.staff import screening_form
 from workflows.access import record_pii_view
 from workflows.cases import get_case
 from workflows.casework import SCREENABLE
@@ -155,7 +156,7 @@ def case_event(case_id: int) -> Any:
         with transaction(session):
             fire_case_event(
                 session, case_id, event, _me(), version=_version(), reason=reason,
-                data=data or None,
+                data=data or None, catalogs=runtime().catalogs,
             )
     except DomainError as exc:
         return _refused(case_id, exc)
@@ -218,6 +219,7 @@ def referral_event(referral_id: int) -> Any:
             fire_referral_event(
                 session, referral_id, event, _me(),
                 reason=(request.form.get("reason") or "").strip() or None, data=data or None,
+                catalogs=runtime().catalogs,
             )
     except DomainError as exc:
         return _refused(case_id, exc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
-from tests.pages.flows import screened_case, sent_referral
+from tests.flows import screened_case, sent_referral
 
 UNLABELLED_TYPES = {"hidden", "submit", "button"}
 

@@ -16,7 +16,7 @@ from config.database import db_session, runtime
 from workflows.logins import is_locked
 from workflows.models import Role, User
 
-bp = Blueprint("admin_pages", __name__)
+bp = Blueprint("admin_pages", __name__, template_folder="templates")
 
 
 @bp.get("/admin/")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from intake import statistics
 from referrals.schemas import INVESTIGATION_STATUSES
-from tests.pages.flows import screened_case, sent_referral
-from workflows import statistics
+from tests.flows import screened_case, sent_referral
 from workflows.db import transaction, utcnow
 from workflows.lifecycle import fire_referral_event
 from workflows.models import Case, User
@@ -20,18 +20,20 @@ def _agency(session, code: str) -> User:
     return user
 
 
-def test_dashboard_draws_the_live_figures(app, logged_in, db_session) -> None:
+def test_dashboard_draws_the_live_figures(app, logged_in, db_session, catalogs) -> None:
     accepted = sent_referral(app)
     declined = sent_referral(app)
     screened_case(app)
     with transaction(db_session):
         fbi = _agency(db_session, "FBI")
-        fire_referral_event(db_session, accepted.id, "accept", fbi)
+        fire_referral_event(db_session, accepted.id, "accept", fbi, catalogs=catalogs)
         fire_referral_event(
             db_session, accepted.id, "record_outcome", fbi,
-            data={"outcome": {"investigation_status": "open"}},
+            data={"outcome": {"investigation_status": "open"}}, catalogs=catalogs,
         )
-        fire_referral_event(db_session, declined.id, "decline", fbi, reason="not ours")
+        fire_referral_event(
+            db_session, declined.id, "decline", fbi, reason="not ours", catalogs=catalogs
+        )
     late = screened_case(app)
     db_session.get(Case, late).deadline = utcnow() - timedelta(hours=1)
     db_session.commit()

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from intake.models import Signal, TipMessage
-from tests.pages.flows import screened_case
+from tests.flows import screened_case
 from workflows.models import Case
 
 

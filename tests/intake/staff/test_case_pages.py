@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from tests.pages.flows import screened_case, sent_referral
+from tests.flows import screened_case, sent_referral
 from workflows.db import transaction, utcnow
 from workflows.lifecycle import fire_referral_event
 from workflows.models import Case, Referral
@@ -43,7 +43,7 @@ def _event(client, case_id: int, event: str, **fields: str):
     )
 
 
-def test_call_log_to_agency_acceptance(app, logged_in, db_session) -> None:
+def test_call_log_to_agency_acceptance(app, logged_in, db_session, catalogs) -> None:
     operator = logged_in("operator")
     case_id = _case_id(operator.submit("/operator/calls/new", "/operator/calls/new", CALL))
     page = operator.get(f"/cases/{case_id}").get_data(as_text=True)
@@ -62,7 +62,7 @@ def test_call_log_to_agency_acceptance(app, logged_in, db_session) -> None:
     referral = next(r for r in case.referrals if r.agency_code == "FBI")
     assert referral.state == "queued"
     with transaction(db_session):  # the delivery worker's part
-        fire_referral_event(db_session, referral.id, "mark_sent", None)
+        fire_referral_event(db_session, referral.id, "mark_sent", None, catalogs=catalogs)
 
     fbi = logged_in("agency", "FBI")
     inbox = fbi.get("/agency/").get_data(as_text=True)
@@ -184,13 +184,15 @@ def test_a_declined_referral_is_rerouted_by_the_supervisor(app, logged_in, db_se
     assert agencies["FBI"] == "declined" and agencies["ICE"] in {"pending", "queued"}
 
 
-def test_failed_deliveries_are_listed_and_retried(app, logged_in, db_session) -> None:
+def test_failed_deliveries_are_listed_and_retried(app, logged_in, db_session, catalogs) -> None:
     referral = sent_referral(app)
     row = db_session.get(Referral, referral.id)
     with transaction(db_session):
         row.state = "queued"  # as if the first delivery was still running
     with transaction(db_session):
-        fire_referral_event(db_session, referral.id, "fail", None, reason="HTTP 500")
+        fire_referral_event(
+            db_session, referral.id, "fail", None, reason="HTTP 500", catalogs=catalogs
+        )
     supervisor = logged_in("supervisor")
     page = supervisor.get("/supervisor/failed").get_data(as_text=True)
     assert f'id="retry-{referral.id}"' in page

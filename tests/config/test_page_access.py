@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.pages.flows import screened_case
+from tests.flows import screened_case
 
 PUBLIC = ["/", "/tip", "/tip?lang=es", "/follow-up", "/statistics", "/login"]
 # page -> roles that may open it (everyone else: 403, agencies 404; nobody logged in: login)
