@@ -66,6 +66,7 @@ class BenchEnv:
     web_workers: int = field(default_factory=lambda: 2 * cpu_count())
     pii_key: str = field(default_factory=lambda: Fernet.generate_key().decode())
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    audit_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -86,6 +87,7 @@ class BenchEnv:
             REDIS_NAMESPACE=self.namespace,
             SECRET_KEY=self.secret_key,
             PII_ENCRYPTION_KEYS=self.pii_key,
+            AUDIT_KEYS=self.audit_key,
             TWILIO_AUTH_TOKEN=TWILIO_TOKEN,
             PUBLIC_BASE_URL=PUBLIC_BASE_URL,
             # The limiter would answer 429 to a load generator on one address; the bench

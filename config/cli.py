@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -13,7 +15,7 @@ from flask.cli import AppGroup
 
 from config.database import runtime
 from workflows.accounts import create_token, create_user, revoke_token
-from workflows.audit import verify_chain
+from workflows.audit import verify_chain, write_anchor
 from workflows.db import transaction
 from workflows.errors import DomainError
 
@@ -22,7 +24,7 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 db_cli = AppGroup("db", help="Create and migrate the schema.")
 users_cli = AppGroup("users", help="Manage people who log in.")
 tokens_cli = AppGroup("tokens", help="Manage API bearer tokens.")
-audit_cli = AppGroup("audit", help="Check the audit log.")
+audit_cli = AppGroup("audit", help="Check and anchor the audit log.")
 
 
 def alembic_config(database_url: str) -> AlembicConfig:
@@ -102,19 +104,53 @@ def tokens_revoke(prefix: str) -> None:
 
 @audit_cli.command("verify")
 def audit_verify() -> None:
-    """Walk the hash chain; exit 1 naming the first broken link."""
+    """Check every chain, head and anchor; say which key verified which events.
+
+    Exit 1 naming the first broken link.
+    """
     session = runtime().session()
-    report = verify_chain(session)
-    session.close()
+    try:
+        report = verify_chain(
+            session, anchor_period=timedelta(seconds=runtime().settings.audit_anchor_seconds)
+        )
+    finally:
+        session.close()
+    for warning in report.warnings:
+        click.echo(f"WARNING: {warning}", err=True)
     if report.ok:
-        click.echo(f"audit chain intact: {report.checked} events verified")
+        for key_range in report.keys:
+            click.echo(key_range.describe())
+        click.echo(
+            f"audit chain intact: {report.checked} events verified in {report.chains} "
+            f"chain(s), {report.anchors} anchor(s)"
+        )
         return
+    where = f"event {report.broken_at}" if report.broken_at is not None else "an anchor or head"
     click.echo(
-        f"audit chain BROKEN at event {report.broken_at}: {report.problem} "
+        f"audit chain BROKEN at {where}: {report.problem} "
         f"({report.checked} events before it verified)",
         err=True,
     )
     sys.exit(1)
+
+
+@audit_cli.command("anchor")
+def audit_anchor() -> None:
+    """Sign the chain heads that moved now (the worker does it every AUDIT_ANCHOR_SECONDS)."""
+    session = runtime().session()
+    try:
+        with transaction(session):
+            anchor = write_anchor(session)
+            seq, count = (anchor.seq, len(anchor.entries)) if anchor else (None, 0)
+    finally:
+        session.close()
+    click.echo(f"anchor {seq}: {count} chain head(s)" if seq else "nothing moved; no anchor")
+
+
+@audit_cli.command("new-key")
+def audit_new_key() -> None:
+    """Print a new key for AUDIT_KEYS (prepend it: the first signs, all verify)."""
+    click.echo(secrets.token_urlsafe(32))
 
 
 def init_app(app: Flask) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config import catalogs
 from config.settings import Settings, SettingsError, exposure_warning
+from workflows.audit import audit_keys
 from workflows.db import make_engine, make_session_factory
 from workflows.pii import keyring
 
@@ -45,6 +46,9 @@ def build_runtime(settings: Settings) -> Runtime:
     if warning:
         logging.getLogger(__name__).warning(warning)
     keyring.configure(settings.pii_encryption_keys, settings.pii_lookup_key)
+    if not settings.audit_keys:
+        raise SettingsError("AUDIT_KEYS is empty: no key to sign the audit chain")
+    audit_keys.configure(settings.audit_keys)
     engine = make_engine(settings.database_url)
     runtime = Runtime(settings, engine, make_session_factory(engine))
     runtime.catalogs = load_catalogs(settings)

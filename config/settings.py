@@ -162,6 +162,8 @@ class Settings:
     supervisor_emails: tuple[str, ...] = ()
     pii_encryption_keys: tuple[str, ...] = ()
     pii_lookup_key: str | None = None  # keys the phone look-up HMAC; default: last PII key
+    audit_keys: tuple[str, ...] = ()  # HMAC keys of the audit chain: the first signs
+    audit_anchor_seconds: int = 60  # how often the worker signs the moved chain heads
     session_cookie_secure: bool = True
     session_minutes: int = 30
     proxy_count: int = 0  # ProxyFix: exactly the number of proxies in front
@@ -226,6 +228,11 @@ class Settings:
             # A key of its own, never derived from SECRET_KEY: one leaked secret must not
             # open both the sessions and the data.
             pii_keys = (instance_secret(instance_dir, "pii_key", _fernet_key),)
+        audit_keys = parse_list(env.get("AUDIT_KEYS"))
+        if not audit_keys:
+            if production:
+                raise SettingsError("AUDIT_KEYS must be set in production")
+            audit_keys = (instance_secret(instance_dir, "audit_key", _random_secret),)
         config_dir = Path(env.get("HOTLINE_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
         if not config_dir.is_dir():
             raise SettingsError(f"HOTLINE_CONFIG_DIR {str(config_dir)!r} is not a directory")
@@ -253,6 +260,10 @@ class Settings:
             supervisor_emails=parse_list(env.get("SUPERVISOR_EMAILS")),
             pii_encryption_keys=pii_keys,
             pii_lookup_key=env.get("PII_LOOKUP_KEY") or None,
+            audit_keys=audit_keys,
+            audit_anchor_seconds=parse_int(
+                "AUDIT_ANCHOR_SECONDS", env.get("AUDIT_ANCHOR_SECONDS"), 60, minimum=5
+            ),
             session_cookie_secure=parse_bool(
                 "SESSION_COOKIE_SECURE", env.get("SESSION_COOKIE_SECURE"), True
             ),

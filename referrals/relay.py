@@ -241,6 +241,16 @@ def tick_retention_purge(runtime: Runtime, connection: Any, queues: dict[str, An
     )
 
 
+def tick_audit_anchor(runtime: Runtime, connection: Any, queues: dict[str, Any]) -> bool:
+    """Enqueue the audit anchor once per period across every relay (a Redis SET NX)."""
+    period = runtime.settings.audit_anchor_seconds
+    return _enqueue_once_per_period(
+        runtime, connection, queues, name="audit-anchor",
+        task="referrals.tasks.run_audit_anchor", period=period, key_ttl=period * 3,
+        description="audit anchor",
+    )
+
+
 def run_relay_loop(runtime: Runtime, stop: threading.Event | None = None) -> None:
     """Relay until stopped: the worker command runs this beside the RQ worker."""
     from redis import Redis
@@ -257,6 +267,7 @@ def run_relay_loop(runtime: Runtime, stop: threading.Event | None = None) -> Non
             # not claim and release rows every pass meanwhile.
             tick_deadline_check(runtime, connection, queues)
             tick_retention_purge(runtime, connection, queues)
+            tick_audit_anchor(runtime, connection, queues)
             moved = relay_once(runtime, connection, queues)
         except RedisError as exc:
             log.warning("queue unreachable (%s); retrying", type(exc).__name__)
@@ -292,6 +303,7 @@ def run_claims_in_process(runtime: Runtime, claims: list[Claim]) -> None:
 def run_embedded_once(runtime: Runtime, check_deadlines: bool = True) -> int:
     """The embedded default (no REDIS_URL): claim due rows and run them in-process."""
     from referrals.notifications import check_deadlines as watch
+    from workflows.audit import write_anchor
     from workflows.retention import purge_expired
 
     session = runtime.session()
@@ -299,6 +311,8 @@ def run_embedded_once(runtime: Runtime, check_deadlines: bool = True) -> int:
         if check_deadlines:
             watch(session)
             purge_expired(session, utcnow(), runtime.catalogs["retention"])
+            with transaction(session):
+                write_anchor(session)
         claims = claim_due(session, runtime)
     finally:
         session.close()

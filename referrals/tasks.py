@@ -167,3 +167,21 @@ def run_retention_purge() -> int:
         return purge_expired(session, utcnow(), runtime.catalogs["retention"])
     finally:
         session.close()
+
+
+def run_audit_anchor() -> int:
+    """RQ job: sign the audit chain heads that moved since the last anchor.
+
+    Safe to run twice: anchors are written one at a time (an advisory lock), and a run
+    that finds nothing moved writes nothing. Returns how many heads it signed.
+    """
+    from workflows.audit import write_anchor
+
+    runtime = job_runtime()
+    session = runtime.session()
+    try:
+        with transaction(session):
+            anchor = write_anchor(session)
+            return len(anchor.entries) if anchor else 0
+    finally:
+        session.close()

@@ -114,6 +114,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory, worker_id_safe: str) -> S
         environment="test",
         twilio_auth_token="test-twilio-auth-token",
         pii_encryption_keys=(generate_key(),),
+        audit_keys=("test-audit-key-" + os.urandom(16).hex(),),
         session_cookie_secure=False,
         embedded_worker=False,
         rate_limits_enabled=False,
@@ -166,6 +167,7 @@ def make_app(app, settings: Settings) -> Iterator[Callable[..., object]]:  # typ
     to the session app's afterwards, so later tests in this process are unaffected.
     """
     import config.runtime
+    from workflows.audit import audit_keys
     from workflows.pii import keyring
 
     built = []
@@ -180,6 +182,7 @@ def make_app(app, settings: Settings) -> Iterator[Callable[..., object]]:  # typ
     for other in built:
         other.extensions["runtime"].engine.dispose()
     keyring.configure(settings.pii_encryption_keys, settings.pii_lookup_key)
+    audit_keys.configure(settings.audit_keys)
     config.runtime._current = app.extensions["runtime"]
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -165,9 +166,15 @@ class Referral(Base):
 
 
 class AuditEvent(Base):
-    """Append-only, hash-chained record of every transition and every view of PII."""
+    """Append-only record of every transition and every view of PII, in per-case chains.
+
+    Each case's events form one chain (``chain`` = the case id; 0 holds events of no
+    case, such as logins), numbered by ``seq`` without gaps; ``hash`` is an HMAC (key
+    ``key_id`` of ``AUDIT_KEYS``) over the event, its place and the previous ``hash``.
+    """
 
     __tablename__ = "audit_events"
+    __table_args__ = (UniqueConstraint("chain", "seq"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     case_id: Mapped[int | None] = mapped_column(Integer, index=True)
@@ -179,15 +186,50 @@ class AuditEvent(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    chain: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer)
+    key_id: Mapped[str] = mapped_column(String(16))
+    # An HMAC of reason and detail: the purge may erase them (erased_at), the chain holds.
+    content_mac: Mapped[str] = mapped_column(String(64))
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
 
 
-class AuditHead(Base):
-    """One row holding the chain's newest hash; locking it serialises appends."""
+class AuditChainHead(Base):
+    """The newest event of one chain; locking it serialises appends to that case only."""
 
-    __tablename__ = "audit_head"
+    __tablename__ = "audit_chain_heads"
+
+    chain: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    last_event_id: Mapped[int] = mapped_column(Integer)
+
+
+class AuditAnchor(Base):
+    """A signed list of chain heads that moved since the previous anchor.
+
+    Written periodically by the worker; anchors chain among themselves, so deleting a
+    whole case's events (and its head row) leaves an anchored head that no event
+    matches, which ``audit verify`` reports.
+    """
+
+    __tablename__ = "audit_anchors"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    last_event_id: Mapped[int] = mapped_column(Integer, default=0)
-    last_hash: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(Integer, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    entries: Mapped[list[Any]] = mapped_column(JSON)  # [[chain, seq, hash], ...]
+    key_id: Mapped[str] = mapped_column(String(16))
+    prev_mac: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str] = mapped_column(String(64))
+
+
+class AuditAnchored(Base):
+    """How far each chain is anchored (bookkeeping for the next anchor, not evidence)."""
+
+    __tablename__ = "audit_anchored"
+
+    chain: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer)

@@ -4,8 +4,9 @@ Purging de-identifies rather than deletes: every encrypted column, look-up hash 
 Twilio SID of the case's rows is erased (rows whose personal data is mandatory, such
 as messages and notifications, are deleted), while the case stays as a shell (state,
 type, priority, level, score, dates, referral rows) so statistics still add up. Each
-purge writes its own audit event; older audit events are never edited, so the chain
-still verifies. Idempotent: a purged case has ``purged_at`` and is never looked at again.
+purge writes its own audit event and erases the free text (reason, detail) of the case's
+older events; the chain covers an HMAC of that text, so it still verifies. Idempotent:
+a purged case has ``purged_at`` and is never looked at again.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from sqlalchemy import Column, Table, delete, select, update
 from sqlalchemy.orm import Session
 
-from workflows.audit import record_event
+from workflows.audit import erase_case_content, record_event
 from workflows.catalog_files import CatalogError, line_of, read_yaml, read_yaml_nodes
 from workflows.db import Base, is_postgres, transaction
 from workflows.models import Case, Referral
@@ -178,6 +179,9 @@ def purge_case(session: Session, case: Case, now: datetime, days: int) -> dict[s
     case.screening = aggregate_only(case.screening)
     case.purged_at = now
     session.expire(case, ["signals", "messages"])
+    # Reasons and details of its audit events may quote the tipster: erased too. The
+    # chain covers their HMAC, not the text, so it still verifies (workflows.audit).
+    done["audit_events_erased"] = erase_case_content(session, case.id)
     record_event(
         session,
         actor=ACTOR,

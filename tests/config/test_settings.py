@@ -24,13 +24,16 @@ def test_nonsense_is_refused_naming_the_variable(name: str, value: str) -> None:
         Settings.from_env({name: value})
 
 
-@pytest.mark.parametrize("missing", ["SECRET_KEY", "TWILIO_AUTH_TOKEN", "PII_ENCRYPTION_KEYS"])
+@pytest.mark.parametrize(
+    "missing", ["SECRET_KEY", "TWILIO_AUTH_TOKEN", "PII_ENCRYPTION_KEYS", "AUDIT_KEYS"]
+)
 def test_production_refuses_to_start_without_its_secrets(missing: str) -> None:
     env = {
         "HOTLINE_ENV": "production",
         "SECRET_KEY": "s" * 40,
         "TWILIO_AUTH_TOKEN": "t" * 32,
         "PII_ENCRYPTION_KEYS": "k",
+        "AUDIT_KEYS": "a" * 40,
     }
     del env[missing]
     with pytest.raises(SettingsError, match=missing):
@@ -111,11 +114,11 @@ def test_instance_key_files_are_born_private(tmp_path, monkeypatch) -> None:
         Settings.from_env({"HOTLINE_INSTANCE_DIR": str(tmp_path / "instance")})
     finally:
         os.umask(old_umask)
-    for name in ("secret_key", "pii_key"):
+    for name in ("secret_key", "pii_key", "audit_key"):
         path = tmp_path / "instance" / name
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
     writes = [(p, f, m) for p, f, m in opened if f & os.O_CREAT]
-    assert len(writes) == 2
+    assert len(writes) == 3  # secret_key, pii_key, audit_key
     assert all(f & os.O_EXCL and m == 0o600 for _p, f, m in writes), writes
     assert stat.S_IMODE((tmp_path / "instance").stat().st_mode) == 0o700
 

@@ -298,6 +298,7 @@ def delivery_env(settings: Settings, **extra: str) -> dict[str, str]:
         "DATABASE_URL": settings.database_url,
         "SECRET_KEY": settings.secret_key,
         "PII_ENCRYPTION_KEYS": ",".join(settings.pii_encryption_keys),
+        "AUDIT_KEYS": ",".join(settings.audit_keys),
         "TWILIO_AUTH_TOKEN": settings.twilio_auth_token or "",
         "ONCALL_SUPERVISOR_PHONE": ONCALL_PHONE,
         "SUPERVISOR_EMAILS": SUPERVISOR_EMAIL,
