@@ -52,6 +52,34 @@ NARRATIVES = [
 ]
 LOCATIONS = ["Springfield", "Riverside", "Fairview", "Madison", "Georgetown", "Clinton"]
 CHANNELS = [("web", 0.4), ("voice", 0.35), ("sms", 0.15), ("operator", 0.10)]
+# Shaped on published hotline statistics (Polaris 2019-2021): most signals about sex
+# trafficking, then labor; states roughly by population; a quarter of victims minors.
+TYPES = [("sex", 0.62), ("labor", 0.14), ("both", 0.05), ("unknown", 0.19)]
+STATES = [("CA", 0.13), ("TX", 0.10), ("FL", 0.08), ("NY", 0.06), ("GA", 0.04), ("OH", 0.04),
+          ("NC", 0.035), ("IL", 0.035), ("MI", 0.03), ("PA", 0.03), ("NV", 0.025),
+          ("VA", 0.025), ("WA", 0.025), ("AZ", 0.025), ("NJ", 0.025), ("TN", 0.02),
+          ("CO", 0.02), ("MO", 0.02), ("MD", 0.02), ("LA", 0.02), ("IN", 0.02), ("OK", 0.015),
+          ("OR", 0.015), ("MN", 0.015), ("SC", 0.015), ("AL", 0.015), ("KY", 0.015),
+          ("MA", 0.015), ("WI", 0.01), ("UT", 0.01), ("NM", 0.01), ("AR", 0.01), ("", 0.085)]
+VENUES = {
+    "sex": [("escort_services", 0.3), ("illicit_massage", 0.2), ("residential", 0.18),
+            ("outdoor_solicitation", 0.12), ("personal_sexual_servitude", 0.05),
+            ("pornography", 0.05), ("remote_sexual_acts", 0.03), (None, 0.07)],
+    "labor": [("domestic_work", 0.25), ("agriculture", 0.18), ("restaurants_food_service", 0.12),
+              ("traveling_sales_crews", 0.1), ("construction", 0.08), ("peddling_begging", 0.07),
+              ("health_beauty_services", 0.07), ("hospitality", 0.05), ("landscaping", 0.04),
+              (None, 0.04)],
+    "both": [("bars_strip_clubs", 0.6), ("illicit_activities", 0.2), (None, 0.2)],
+    "unknown": [(None, 1.0)],
+}
+AGES = [(None, 0.12), ((12, 17), 0.25), ((18, 24), 0.28), ((25, 34), 0.2), ((35, 60), 0.15)]
+FOREIGN = [(True, 0.35), (False, 0.4), (None, 0.25)]
+HEARD_FROM = [("friend_family", 0.2), ("web_search", 0.22), ("social_media", 0.12),
+              ("professional", 0.12), ("poster_billboard", 0.07), ("tv_radio", 0.05),
+              ("other", 0.05), (None, 0.17)]
+# What agencies report on accepted referrals; 71 % of known outcomes an investigation.
+OUTCOMES = [("open", 0.4), ("charged", 0.15), ("convicted", 0.1), ("referred_for_prosecution",
+            0.06), ("closed_no_action", 0.29)]
 
 
 def _pick(rng: random.Random, weighted: list[tuple[Any, ...]]) -> tuple[Any, ...]:
@@ -94,16 +122,16 @@ class Seeder:
             closed = state == "closed"
             deadline = None if closed else created + timedelta(hours=DEADLINE_HOURS[priority])
             screened = state != "received"
+            facts = _facts(rng, priority) if screened else None
             cases.append({
                 "id": case_id, "reference": f"HT-{created.year}-{case_id:07d}", "state": state,
                 "priority": priority, "priority_rank": rank,
                 "level": rng.choice(["high", "moderate", "none"]) if screened else None,
                 "score": rng.randrange(0, 40) if screened else 0,
-                "case_type": rng.choice(["sex", "labor", "both", "unknown"]),
+                "case_type": facts["trafficking_type"] if facts else "unknown",
                 "assignee_id": rng.choice(self.users) if screened and self.users else None,
                 "deadline": deadline,
-                "screening": {"facts": {"imminent_danger": priority == "emergency"},
-                              "indicators": []} if screened else None,
+                "screening": {"facts": facts, "indicators": []} if facts else None,
                 "resolution_code": rng.choice(RESOLUTIONS) if closed else None,
                 "anonymous": rng.random() < 0.6, "passphrase_hash": None,
                 "created_at": created, "updated_at": created + (self.now - created) / 2,
@@ -118,6 +146,7 @@ class Seeder:
                 "narrative": rng.choice(self.narratives),
                 "location": rng.choice(self.locations) if rng.random() < 0.7 else None,
                 "anonymous": cases[-1]["anonymous"], "created_at": created,
+                "heard_from": _pick(rng, HEARD_FROM)[0],
                 "updated_at": created,
             })
             if state in ("pending_approval", "referred"):
@@ -146,9 +175,45 @@ class Seeder:
                         "attempts": 1 if ref_state != "pending" else 0,
                         "created_at": created, "updated_at": created,
                         "queued_at": created if ref_state != "pending" else None,
+                        **_referral_times(rng, ref_state, created),
                         "version": 1,
                     })
         return cases, signals, referrals
+
+
+def _facts(rng: random.Random, priority: str) -> dict[str, Any]:
+    """Screening facts as a hotline records them: type, venue, state, the victim."""
+    ttype = _pick(rng, TYPES)[0]
+    ages = _pick(rng, AGES)[0]
+    age = rng.randint(*ages) if ages else None
+    return {
+        "imminent_danger": priority == "emergency", "trafficking_type": ttype,
+        "venue": _pick(rng, VENUES[ttype])[0], "state": _pick(rng, STATES)[0] or None,
+        "victim_age": age, "victim_minor": None if age is None else age < 18,
+        "foreign_national": _pick(rng, FOREIGN)[0],
+        "caller_type": rng.choice(["victim", "community_member", "community_member",
+                                   "service_provider", "law_enforcement", "other"]),
+        "request_type": rng.choice(["tip", "tip", "referral", "crisis", "information"]),
+    }
+
+
+def _referral_times(rng: random.Random, state: str, created: datetime) -> dict[str, Any]:
+    """When it was sent, taken up and answered, and the outcome an agency reported."""
+    out: dict[str, Any] = dict.fromkeys(
+        ("sent_at", "acknowledged_at", "answered_at", "outcome"))  # executemany: same keys
+    if state in ("pending", "queued"):
+        return out
+    out["sent_at"] = created + timedelta(minutes=rng.randint(5, 600))
+    if state in ("acknowledged", "accepted", "declined"):
+        out["acknowledged_at"] = out["sent_at"] + timedelta(hours=rng.expovariate(1 / 20))
+    if state in ("accepted", "declined"):
+        out["answered_at"] = out["acknowledged_at"] + timedelta(hours=rng.expovariate(1 / 60))
+    if state == "accepted" and rng.random() < 0.6:
+        status = _pick(rng, OUTCOMES)[0]
+        ordered = rng.choice([0, 0, 0, 5000, 25_000, 120_000]) if status == "convicted" else 0
+        out["outcome"] = {"investigation_status": status, "restitution_ordered": ordered or None,
+                          "restitution_paid": round(ordered * rng.random(), 2) or None}
+    return out
 
 
 def _complete(columns: list[Any], row: dict[str, Any]) -> list[Any]:

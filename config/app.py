@@ -20,6 +20,7 @@ from intake.staff import (
     case_views,
     dashboard_pages,
     operator_pages,
+    research_views,
     supervisor_pages,
 )
 from referrals import agency_pages, relay
@@ -46,6 +47,9 @@ BLUEPRINTS = (
     supervisor_pages.bp,
     dashboard_pages.bp,
     admin_pages.bp,
+    # researchers: statistics and de-identified extracts, never a case
+    research_views.api,
+    research_views.pages,
     # agencies
     agency_api.api,
     agency_pages.bp,

@@ -18,6 +18,7 @@ from workflows.accounts import create_token, create_user, revoke_token
 from workflows.audit import verify_chain, write_anchor
 from workflows.db import transaction
 from workflows.errors import DomainError
+from workflows.models import Role
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -53,7 +54,7 @@ def db_upgrade(revision: str) -> None:
 @users_cli.command("create")
 @click.argument("username")
 @click.option(
-    "--role", required=True, type=click.Choice(["operator", "supervisor", "agency", "admin"])
+    "--role", required=True, type=click.Choice([role.value for role in Role])
 )
 @click.option("--agency", "agency", default=None, help="Agency code, for agency users.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
@@ -166,3 +167,6 @@ def init_app(app: Flask) -> None:
 
     app.cli.add_command(pii_cli)
     app.cli.add_command(retention_cli)
+    from intake.staff.research_cli import export_cli
+
+    app.cli.add_command(export_cli)

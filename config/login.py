@@ -27,6 +27,7 @@ START_PAGES = {
     "supervisor": "supervisor_pages.queues",
     "agency": "agency_pages.inbox",
     "admin": "admin_pages.start",
+    "researcher": "research_pages.start",
 }
 
 

@@ -181,6 +181,7 @@ class Settings:
     relay_poll_ms: int = 100  # how often the outbox relay looks for due rows (an indexed query)
     deadline_check_seconds: int = 60  # how often the deadline watch runs
     rate_limits_enabled: bool = True
+    statistics_k: int = 5  # research rows: k cases share each combination; public cells >= k
     log_level: str = "INFO"
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -289,6 +290,7 @@ class Settings:
                 "DELIVERY_BACKOFF_SECONDS", env.get("DELIVERY_BACKOFF_SECONDS"), 30, minimum=1
             ),
             relay_poll_ms=parse_int("RELAY_POLL_MS", env.get("RELAY_POLL_MS"), 100, minimum=50),
+            statistics_k=parse_int("STATISTICS_K", env.get("STATISTICS_K"), 5, minimum=2),
             deadline_check_seconds=parse_int(
                 "DEADLINE_CHECK_SECONDS", env.get("DEADLINE_CHECK_SECONDS"), 60, minimum=1
             ),

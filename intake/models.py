@@ -50,6 +50,8 @@ class Signal(Base):
     safe_contact: Mapped[str | None] = mapped_column(EncryptedText)  # JSON text, encrypted
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
     ivr_path: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # How the caller heard of the hotline: a code of workflows.campaigns.HEARD_FROM.
+    heard_from: Mapped[str | None] = mapped_column(String(24))
     operator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(

@@ -34,6 +34,7 @@ class Role(enum.StrEnum):
     SUPERVISOR = "supervisor"
     AGENCY = "agency"
     ADMIN = "admin"
+    RESEARCHER = "researcher"  # statistics and de-identified exports, never a case
 
 
 class Priority(enum.StrEnum):
@@ -48,7 +49,9 @@ PRIORITY_RANK = {Priority.EMERGENCY: 0, Priority.URGENT: 1, Priority.ROUTINE: 2}
 class User(Base):
     __tablename__ = "users"
     __table_args__ = (
-        CheckConstraint("role IN ('operator','supervisor','agency','admin')", name="valid_role"),
+        CheckConstraint(
+            "role IN ('operator','supervisor','agency','admin','researcher')", name="valid_role"
+        ),
         CheckConstraint("role <> 'agency' OR agency_code IS NOT NULL", name="agency_has_code"),
     )
 
@@ -233,3 +236,20 @@ class AuditAnchored(Base):
 
     chain: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(Integer)
+
+
+class PublishedStatistics(Base):
+    """One period's public figures, frozen when first published.
+
+    Published numbers never change afterwards, so comparing two snapshots tells nothing
+    the first did not; ``counts`` keeps the exact figures (aggregates, no one's data) so a
+    coarser period can be checked against what its parts already revealed.
+    """
+
+    __tablename__ = "published_statistics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period: Mapped[str] = mapped_column(String(7), unique=True)  # YYYY or YYYY-MM
+    published_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -23,13 +23,16 @@ from workflows.accounts import create_token, create_user
 from workflows.db import transaction
 from workflows.models import Case
 
-ROLES = ("anonymous", "operator", "supervisor", "admin", "fbi", "ice", "hhs")
+ROLES = ("anonymous", "operator", "supervisor", "admin", "researcher", "fbi", "ice", "hhs")
 EVERYONE = frozenset(ROLES)
 SIGNED_IN = EVERYONE - {"anonymous"}
 STAFF = frozenset({"operator", "supervisor", "admin"})
 DESK = frozenset({"operator", "supervisor"})
 SUPERVISORS = frozenset({"supervisor", "admin"})
 AGENCIES = frozenset({"fbi", "ice", "hhs"})
+# The case API answers 404 to anyone outside the desk: existence never leaks.
+NOT_STAFF = AGENCIES | {"researcher"}
+RESEARCH = frozenset({"researcher", "supervisor", "admin"})  # statistics, never a case
 DOMAIN_REFUSALS = {409, 422}
 
 
@@ -107,7 +110,7 @@ TABLE: dict[str, Rule] = {
     ),
     # Staff case API; agencies get 404 for any case.
     "case_api.log_call": _api("POST", lambda w: "/api/v1/calls", DESK, body=_call_log),
-    "case_api.list_cases": _api("GET", lambda w: "/api/v1/cases", STAFF, hidden=AGENCIES),
+    "case_api.list_cases": _api("GET", lambda w: "/api/v1/cases", STAFF, hidden=NOT_STAFF),
     "case_api.show_case": _api(
         "GET", lambda w: f"/api/v1/cases/{w.case_id}", STAFF, hidden=AGENCIES
     ),
@@ -118,7 +121,7 @@ TABLE: dict[str, Rule] = {
         "PUT",
         lambda w: f"/api/v1/cases/{w.case_id}/screening",
         DESK,
-        hidden=AGENCIES,
+        hidden=NOT_STAFF,
         body=lambda w, r: MINOR,
     ),
     "case_api.post_event": _api(
@@ -132,21 +135,21 @@ TABLE: dict[str, Rule] = {
         "POST",
         lambda w: f"/api/v1/cases/{w.case_id}/assign",
         DESK,
-        hidden=AGENCIES,
+        hidden=NOT_STAFF,
         body=lambda w, r: {"assignee": w.users["operator"].username, "version": w.version},
     ),
     "case_api.reply": _api(
         "POST",
         lambda w: f"/api/v1/cases/{w.case_id}/messages",
         DESK,
-        hidden=AGENCIES,
+        hidden=NOT_STAFF,
         body=lambda w, r: {"body": "a reply"},
     ),
     "case_api.post_referral_event": _api(
         "POST",
         lambda w: f"/api/v1/cases/{w.case_id}/referrals/{w.referral_id}/events",
         frozenset({"supervisor"}),
-        hidden=AGENCIES,
+        hidden=NOT_STAFF,
         body=lambda w, r: {"event": "withdraw", "reason": "matrix"},
     ),
     # The agency API: one's own referrals only; another agency's answer 404.
@@ -163,6 +166,14 @@ TABLE: dict[str, Rule] = {
         frozenset({"fbi"}),
         hidden=frozenset({"ice", "hhs"}),
         body=lambda w, r: {"event": "acknowledge"},
+    ),
+    # Research: de-identified extracts only.
+    "research_api.research_export": _api(
+        "GET", lambda w: "/api/v1/exports/research?from=2026-01-01&to=2026-01-31", RESEARCH
+    ),
+    "research_pages.start": _page("GET", lambda w: "/research/", RESEARCH),
+    "research_pages.export_download": _page(
+        "GET", lambda w: "/research/export?from=2026-01-01&to=2026-01-31", RESEARCH
     ),
     # Admin API.
     "security_api.revoke_tokens": _api(
@@ -307,6 +318,7 @@ def world(app, make_actor) -> World:  # type: ignore[no-untyped-def]
         "operator": make_actor("operator"),
         "supervisor": make_actor("supervisor"),
         "admin": make_actor("admin"),
+        "researcher": make_actor("researcher"),
         "fbi": make_actor("agency", "FBI"),
         "ice": make_actor("agency", "ICE"),
         "hhs": make_actor("agency", "HHS"),
