@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import date
 from typing import Any
 
-from apiflask import APIBlueprint
+from apiflask import APIBlueprint, FileSchema
 from apiflask.fields import Date
 from flask import Blueprint, Response, render_template, request, stream_with_context
 
@@ -69,8 +69,11 @@ def export_response(start: date, end: date) -> Response:
 @api.get("/exports/research")
 @api.auth_required(token_auth, roles=EXPORTERS)
 @api.input(ExportQuery, location="query", arg_name="query")
+@api.output(FileSchema(type="string", format="binary"), content_type="application/zip",
+            description="A zip: datapackage.json, cases.csv, victims.csv, referrals.csv, "
+                        "data-dictionary.csv, suppression.csv")
 @api.doc(summary="De-identified research extract (a zipped Frictionless Data Package)",
-         responses={200: "application/zip", 401: "", 403: "", 422: ""})
+         responses=[200, 401, 403, 422])
 def research_export(query: dict[str, Any]) -> Any:
     return export_response(query["from_"], query["to"])
 

@@ -36,6 +36,7 @@ ROLES = [
     ("operator", None),
     ("supervisor", None),
     ("admin", None),
+    ("researcher", None),
     ("agency", "FBI"),
     ("agency", "ICE"),
     ("agency", "HHS"),
@@ -60,6 +61,7 @@ OPERATIONS = [
     "GET /api/v1/agency/referrals/{referral_id}",
     "POST /api/v1/agency/referrals/{referral_id}/events",
     "DELETE /api/v1/tokens/{prefix}",
+    "GET /api/v1/exports/research",
 ]
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from frictionless import Package
 
+from bench.seed import seed_command
 from workflows.disclosure import LADDER, QI_COLUMNS, KAnonymity, release
 
 CANARY = {
@@ -102,7 +103,7 @@ def test_no_canary_name_phone_address_or_narrative_appears_anywhere(
 def test_a_seeded_database_exports_a_valid_k_anonymous_package(
     runner, tmp_path: Path, app
 ) -> None:
-    seeded = runner.invoke(args=["seed", "--cases", "3000", "--batch", "1000"])
+    seeded = runner.invoke(seed_command, ["--cases", "3000", "--batch", "1000"])
     assert seeded.exit_code == 0, seeded.output
     out = tmp_path / "extract"
     result = runner.invoke(args=["export", "research", "--from", "2000-01-01", "--to",
@@ -130,7 +131,7 @@ def test_a_seeded_database_exports_a_valid_k_anonymous_package(
 
 
 def test_a_smaller_k_releases_more_and_still_holds(runner, tmp_path: Path) -> None:
-    assert runner.invoke(args=["seed", "--cases", "800"]).exit_code == 0
+    assert runner.invoke(seed_command, ["--cases", "800"]).exit_code == 0
     shown = {}
     for k in (2, 10):
         out = tmp_path / f"k{k}"
