@@ -8,7 +8,7 @@ from datetime import timedelta
 from apiflask import APIFlask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import cli, database, errors, health, login, pages, security
+from config import cli, database, errors, health, kept_forms, login, pages, security
 from config.runtime import build_runtime
 from config.settings import Settings
 from intake import public_pages, sms_views, voice
@@ -40,6 +40,7 @@ BLUEPRINTS = (
     sms_views.bp,
     # the staff desk
     login.bp,
+    kept_forms.bp,
     case_views.api,
     access_log_views.api,
     operator_pages.bp,
@@ -101,6 +102,9 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     cli.init_app(app)
     relay.init_app(app, runtime)
     pages.init_app(app)  # CSRF on every form, template helpers
+    # Typed work survives an idle session: the script says "still here" three times
+    # per idle lifetime, at most every five minutes.
+    kept_forms.init_app(app, keepalive_seconds=min(300, settings.session_minutes * 20))
     _register_blueprints(app)
     return app
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from apiflask import HTTPTokenAuth
-from flask import abort, g, redirect, request, session, url_for
+from flask import abort, current_app, g, redirect, request, session, url_for
 
 from config.database import db_session
 from workflows.accounts import user_for_token
@@ -66,6 +66,12 @@ def login_required(roles: Iterable[str] | None = None) -> Callable[[F], F]:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             user = current_user()
             if user is None:
+                # A staff form posted after the session ended: the web shell keeps it
+                # (config.kept_forms registers itself here; auth cannot import it).
+                keep = current_app.extensions.get("keep_failed_submit")
+                kept = keep("session") if keep and request.method == "POST" else None
+                if kept is not None:
+                    return kept
                 return redirect(url_for("login.login", next=request.full_path.rstrip("?")))
             if allowed and user.role not in allowed:
                 abort(404 if user.role == "agency" else 403)

@@ -10,7 +10,8 @@ from typing import Any
 
 from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
-from flask import render_template_string, request
+from flask import render_template, request
+from markupsafe import escape
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
@@ -18,10 +19,39 @@ from workflows.errors import DomainError
 
 log = logging.getLogger(__name__)
 
-PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>{{ status }} {{ title }}</title></head><body><main>
-<h1>{{ title }}</h1><p>{{ message }}</p><p><a href="/">Back to the start page</a></p>
-</main></body></html>"""
+# Error pages speak the person's language (a tipster on a Spanish page, a browser asking
+# for Spanish) and always show the way back.
+PAGE_WORDS = {
+    "en": {
+        "titles": {
+            400: "Bad request", 403: "Not allowed", 404: "Not found", 405: "Not allowed",
+            409: "Changed meanwhile", 413: "Too large", 422: "Check the form",
+            429: "Too many requests", 500: "Something went wrong",
+        },
+        "default": "Error",
+        "status": "Error code",
+        "back": "Back to the start page",
+    },
+    "es": {
+        "titles": {
+            400: "Solicitud incorrecta", 403: "No permitido", 404: "No encontrado",
+            405: "No permitido", 409: "Cambió mientras tanto", 413: "Demasiado grande",
+            422: "Revise el formulario", 429: "Demasiados intentos",
+            500: "Algo salió mal",
+        },
+        "default": "Error",
+        "status": "Código de error",
+        "back": "Volver a la página de inicio",
+    },
+}
+
+
+def page_language() -> str:
+    """The person's language: the page's ``lang`` if given, else what the browser asks."""
+    asked = (request.values.get("lang") or "")[:5].lower()
+    if asked in PAGE_WORDS:
+        return asked
+    return request.accept_languages.best_match(list(PAGE_WORDS), default="en") or "en"
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -69,17 +99,21 @@ def error_answer(
         if detail:
             body["detail"] = detail
         return body, status, headers or {}
-    title = {
-        400: "Bad request",
-        403: "Not allowed",
-        404: "Not found",
-        405: "Not allowed",
-        409: "Changed meanwhile",
-        413: "Too large",
-        422: "Check the form",
-        429: "Too many requests",
-    }.get(status, "Error")
-    html = render_template_string(PAGE, status=status, title=title, message=message)
+    lang = page_language()
+    words = PAGE_WORDS[lang]
+    title = words["titles"].get(status, words["default"])  # type: ignore[attr-defined]
+    back = "/start" if request.cookies.get("hotline_session") else f"/?lang={lang}"
+    try:
+        html = render_template(
+            "errors/error.html", status=status, title=title, message=message, words=words,
+            back=back, lang=lang,
+        )
+    except Exception:  # noqa: BLE001 - the page itself failed (database down): plain words
+        log.warning("error page could not be rendered; answering plainly")
+        html = (
+            f"<!doctype html><title>{status}</title>"
+            f"<h1>{escape(title)}</h1><p>{escape(message)}</p>"
+        )
     return html, status, {**(headers or {}), "Content-Type": "text/html; charset=utf-8"}
 
 

@@ -13,6 +13,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from config.auth import current_user
 from config.errors import error_answer
+from config.kept_forms import keep_failed_submit
 from workflows.db import utcnow
 from workflows.deadlines import is_overdue, referral_overdue
 
@@ -70,6 +71,10 @@ def _refused_token(error: CSRFError) -> Any:
         from intake.public_pages import resend_tip_form
 
         return resend_tip_form(error.description)
+    # A staff form whose session or token ran out: keep what was typed, lead back to it.
+    kept = keep_failed_submit("csrf")
+    if kept is not None:
+        return kept
     return error_answer(400, f"{error.description} Go back, reload the page and try again.")
 
 

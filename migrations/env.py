@@ -7,6 +7,7 @@ from sqlalchemy import engine_from_config, pool
 
 import intake.models  # noqa: F401  (registers tables)
 import referrals.models  # noqa: F401
+import workflows.drafts
 import workflows.models
 import workflows.outbox  # noqa: F401
 from workflows.db import Base

@@ -24,7 +24,7 @@ from workflows.access import record_pii_view
 from workflows.db import transaction
 from workflows.errors import DomainError
 from workflows.lifecycle import fire_referral_event
-from workflows.models import Referral, Role, User
+from workflows.models import Case, Referral, Role, User
 
 bp = Blueprint("agency_pages", __name__, template_folder="templates")
 
@@ -45,21 +45,42 @@ def _me() -> User:
     return user
 
 
+ANSWERED_PAGE = 25
+
+
 @bp.get("/agency/")
 @login_required(AGENCY)
 def inbox() -> Any:
+    """Open referrals, emergencies first then by deadline; the answered ones a page at a
+    time, newest first (an agency's history grows without end)."""
     me = _me()
-    referrals = db_session().scalars(
+    session = db_session()
+    visible = (
         select(Referral)
+        .join(Case, Case.id == Referral.case_id)
         .where(Referral.agency_code == me.agency_code, Referral.state.notin_(HIDDEN_FROM_AGENCIES))
-        .order_by(Referral.deadline.is_(None), Referral.deadline, Referral.id)
+    )
+    open_referrals = session.scalars(
+        visible.where(Referral.state.in_(OPEN_STATES)).order_by(
+            Case.priority_rank, Referral.deadline.is_(None), Referral.deadline, Referral.id
+        )
+    ).all()
+    page = request.args.get("page", "1")
+    number = int(page) if page.isdigit() and 0 < len(page) < 7 else 1
+    answered = session.scalars(
+        visible.where(Referral.state.notin_(OPEN_STATES))
+        .order_by(Referral.updated_at.desc(), Referral.id.desc())
+        .offset((number - 1) * ANSWERED_PAGE)
+        .limit(ANSWERED_PAGE + 1)
     ).all()
     agency = (runtime().catalogs.get("agencies") or {}).get(me.agency_code)
     return render_template(
         "agency/inbox.html",
         agency=agency,
-        open_referrals=[r for r in referrals if r.state in OPEN_STATES],
-        answered=[r for r in referrals if r.state not in OPEN_STATES],
+        open_referrals=open_referrals,
+        answered=answered[:ANSWERED_PAGE],
+        page=number,
+        more=len(answered) > ANSWERED_PAGE,
     )
 
 

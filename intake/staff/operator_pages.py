@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from config.auth import current_user, login_required
 from config.database import db_session, runtime
+from config.kept_forms import restored_form
 from intake import schemas, services
 from intake.forms import FormErrors, load, text_or_none, tri_state
 from intake.models import CALLER_TYPES, LANGUAGES, Signal, TipMessage
@@ -108,9 +109,14 @@ def _screening_context() -> dict[str, Any]:
     }
 
 
+# Asked while the caller talks, before everything else on the call form (issue 19).
+FIRST_FACTS = ("imminent_danger", "victim_minor")
+
+
 def _form_page(form: Any, errors: dict[str, str], status: int = 200) -> Any:
     page = render_template(
         "operator/call_form.html",
+        first_facts=FIRST_FACTS,
         form=form,
         checked=set(form.getlist("indicators")) if hasattr(form, "getlist") else set(),
         errors=errors,
@@ -126,7 +132,37 @@ def _form_page(form: Any, errors: dict[str, str], status: int = 200) -> Any:
 @bp.get("/operator/calls/new")
 @login_required(CALLERS)
 def new_call() -> Any:
-    return _form_page({}, {})
+    return _form_page(restored_form("call:new") or {}, {})
+
+
+@bp.post("/operator/calls/preview")
+@login_required(CALLERS)
+def preview() -> Any:
+    """The screening result and recommended referrals of the form as it stands, before
+    saving: the very code that saves it runs, in a transaction that is rolled back."""
+    form = request.form
+    body = call_from_form(form)
+    body["caller_type"] = body["caller_type"] or "other"
+    body["narrative"] = body["narrative"] or "(not typed yet)"
+    session = db_session()
+    try:
+        call = load(schemas.CallIn(), body)
+        screening = screening_form.screening_body(form, form.getlist("indicators"))
+        case = services.log_call(session, _me(), {**call, "call_sid": None})
+        result = screen(session, case.id, _me(), load(ScreeningIn(), screening),
+                        catalogs=runtime().catalogs)
+    except FormErrors as exc:
+        return {"error": "check the form", "fields": exc.errors}, 422
+    except DomainError as exc:
+        return {"error": exc.message, "field": exc.field}, exc.status
+    finally:
+        session.rollback()  # a preview stores nothing
+    return {
+        "level": (result["level"] or "none").replace("_", " "),
+        "priority": result["priority"],
+        "recommended": [r["reason"] for r in result["recommended_referrals"]],
+        "action": result["recommended_action"],
+    }
 
 
 def call_from_form(form: Any) -> dict[str, Any]:
@@ -188,6 +224,9 @@ def _screen_page(case: Case, form: Any, checked: set[str], errors: dict[str, str
 @login_required(CALLERS)
 def screen_again(case_id: int) -> Any:
     case = get_case(db_session(), case_id)
+    restored = restored_form(f"screen:{case_id}")
+    if restored is not None:
+        return _screen_page(case, restored, set(restored.getlist("indicators")), {})
     form, checked = screening_form.form_from_screening(case.screening)
     return _screen_page(case, form, checked, {})
 

@@ -7,6 +7,7 @@ from alembic.migration import MigrationContext
 
 import intake.models  # noqa: F401
 import referrals.models  # noqa: F401
+import workflows.drafts
 import workflows.outbox  # noqa: F401
 from workflows.db import Base
 
