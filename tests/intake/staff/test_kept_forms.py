@@ -44,19 +44,28 @@ def _hidden(page: str, name: str) -> str:
 
 def _form_with_binding(client: PageClient, url: str) -> dict[str, str]:
     page = client.get(url).get_data(as_text=True)
-    return {name: _hidden(page, name) for name in ("csrf_token", "_form_key", "_back", "_desk_user")}
+    return {
+        name: _hidden(page, name) for name in ("csrf_token", "_form_key", "_back", "_desk_user")
+    }
 
 
 def _assert_call_restored(page: str) -> None:
     assert NARRATIVE in page
     assert 'value="Elm Street nail salon"' in page
     assert re.search(r'<option value="labor" selected>', page)
-    assert re.search(r'id="ind-documents_confiscated" name="indicators" value="documents_confiscated" checked', page)
-    assert re.search(r'id="ind-debt_to_employer" name="indicators" value="debt_to_employer" checked', page)
+    assert re.search(
+        r'id="ind-documents_confiscated" name="indicators" value="documents_confiscated" checked',
+        page,
+    )
+    assert re.search(
+        r'id="ind-debt_to_employer" name="indicators" value="debt_to_employer" checked', page
+    )
     assert "Only text after 9 pm" in page
 
 
-def test_a_stale_token_keeps_the_call_and_gives_it_back_filled_in(app, logged_in, db_session) -> None:
+def test_a_stale_token_keeps_the_call_and_gives_it_back_filled_in(
+    app, logged_in, db_session
+) -> None:
     operator = logged_in("operator")
     binding = _form_with_binding(operator, "/operator/calls/new")
     answer = operator.client.post(
@@ -69,7 +78,9 @@ def test_a_stale_token_keeps_the_call_and_gives_it_back_filled_in(app, logged_in
     _assert_call_restored(page)
     # The person saves it now: one case, and nothing kept any more.
     fresh = csrf_token(page)
-    saved = operator.client.post("/operator/calls/new", data={**CALL, **binding, "csrf_token": fresh})
+    saved = operator.client.post(
+        "/operator/calls/new", data={**CALL, **binding, "csrf_token": fresh}
+    )
     assert saved.status_code == 303 and "/cases/" in saved.headers["Location"]
     db_session.expire_all()
     assert db_session.scalar(select(func.count()).select_from(Case)) == 1
@@ -97,8 +108,12 @@ def test_an_expired_session_keeps_the_submit_until_the_same_person_logs_in(
     next_url = re.search(r'name="next" value="([^"]+)"', login_page).group(1).replace("&amp;", "&")
     operator.client.post(
         "/login",
-        data={"username": other.username, "password": PASSWORD, "next": next_url,
-              "csrf_token": csrf_token(login_page)},
+        data={
+            "username": other.username,
+            "password": PASSWORD,
+            "next": next_url,
+            "csrf_token": csrf_token(login_page),
+        },
     )
     page = operator.get(next_url).get_data(as_text=True)
     assert NARRATIVE not in page
@@ -108,8 +123,12 @@ def test_an_expired_session_keeps_the_submit_until_the_same_person_logs_in(
     login_page = operator.get("/login").get_data(as_text=True)
     back = operator.client.post(
         "/login",
-        data={"username": operator.actor.username, "password": PASSWORD, "next": next_url,
-              "csrf_token": csrf_token(login_page)},
+        data={
+            "username": operator.actor.username,
+            "password": PASSWORD,
+            "next": next_url,
+            "csrf_token": csrf_token(login_page),
+        },
     )
     assert back.status_code == 302 and back.headers["Location"] == next_url
     _assert_call_restored(operator.get(next_url).get_data(as_text=True))
@@ -138,12 +157,16 @@ def test_a_kept_submit_never_leads_off_the_site_nor_keeps_a_forged_owner(
     assert db_session.scalar(select(func.count()).select_from(KeptForm)) == 0
 
 
-def test_drafts_are_saved_offered_restored_and_dropped_on_submit(app, logged_in, db_session) -> None:
+def test_drafts_are_saved_offered_restored_and_dropped_on_submit(
+    app, logged_in, db_session
+) -> None:
     operator = logged_in("operator")
     binding = _form_with_binding(operator, "/operator/calls/new")
     saved = operator.client.post("/desk/drafts", data={**CALL, **binding})
     assert saved.status_code == 200 and "saved_at" in saved.get_json()
-    again = operator.client.post("/desk/drafts", data={**CALL, **binding, "narrative": NARRATIVE + " more"})
+    again = operator.client.post(
+        "/desk/drafts", data={**CALL, **binding, "narrative": NARRATIVE + " more"}
+    )
     assert again.status_code == 200
     assert db_session.scalar(select(func.count()).select_from(KeptForm)) == 1  # replaced
 
@@ -159,8 +182,11 @@ def test_drafts_are_saved_offered_restored_and_dropped_on_submit(app, logged_in,
     # ... nor write into it under the first operator's name.
     forged = colleague.client.post(
         "/desk/drafts",
-        data={**CALL, **_form_with_binding(colleague, "/operator/calls/new"),
-              "_desk_user": binding["_desk_user"]},
+        data={
+            **CALL,
+            **_form_with_binding(colleague, "/operator/calls/new"),
+            "_desk_user": binding["_desk_user"],
+        },
     )
     assert forged.status_code == 400
 
@@ -205,24 +231,43 @@ def test_keepalive_refreshes_a_live_session_only(app, logged_in, pages) -> None:
 
 def test_the_call_form_asks_the_urgent_questions_first(app, logged_in) -> None:
     page = logged_in("operator").get("/operator/calls/new").get_data(as_text=True)
-    order = [page.index(f'id="{name}"') for name in (
-        "narrative", "imminent_danger", "victim_minor", "location",
-        "consent_law_enforcement", "consent_services", "caller_type", "language", "victim_age",
-    )]
+    order = [
+        page.index(f'id="{name}"')
+        for name in (
+            "narrative",
+            "imminent_danger",
+            "victim_minor",
+            "location",
+            "consent_law_enforcement",
+            "consent_services",
+            "caller_type",
+            "language",
+            "victim_age",
+        )
+    ]
     assert order == sorted(order)
 
 
-def test_the_screening_preview_shows_the_result_and_stores_nothing(app, logged_in, db_session) -> None:
+def test_the_screening_preview_shows_the_result_and_stores_nothing(
+    app, logged_in, db_session
+) -> None:
     operator = logged_in("operator")
     binding = _form_with_binding(operator, "/operator/calls/new")
-    minor = {**binding, "narrative": "A girl of 16 advertised online", "victim_minor": "yes",
-             "commercial_sex": "yes", "indicators": ["under_18_commercial_sex"]}
+    minor = {
+        **binding,
+        "narrative": "A girl of 16 advertised online",
+        "victim_minor": "yes",
+        "commercial_sex": "yes",
+        "indicators": ["under_18_commercial_sex"],
+    }
     answer = operator.client.post("/operator/calls/preview", data=minor)
     assert answer.status_code == 200, answer.get_data(as_text=True)
     result = answer.get_json()
     assert any(line.startswith("FBI") for line in result["recommended"]), result
     assert result["level"] == "high indicators"
-    nothing = operator.client.post("/operator/calls/preview", data={**binding, "narrative": "Asked for a brochure"})
+    nothing = operator.client.post(
+        "/operator/calls/preview", data={**binding, "narrative": "Asked for a brochure"}
+    )
     assert nothing.get_json()["recommended"] == []
     db_session.expire_all()
     assert db_session.scalar(select(func.count()).select_from(Case)) == 0
@@ -257,9 +302,9 @@ def test_the_agency_inbox_puts_emergencies_first_and_pages_the_answered(
     inbox = fbi.get("/agency/").get_data(as_text=True)
     waiting = inbox[: inbox.index('id="answered"')]
     assert waiting.index(f"#{second.id}<") < waiting.index(f"#{first.id}<")
-    answered_rows = inbox[inbox.index('id="answered"'):].count('href="/agency/referrals/')
+    answered_rows = inbox[inbox.index('id="answered"') :].count('href="/agency/referrals/')
     assert answered_rows == 25 and 'id="older"' in inbox
     older = fbi.get("/agency/?page=2").get_data(as_text=True)
-    assert older[older.index('id="answered"'):].count('href="/agency/referrals/') == 2
+    assert older[older.index('id="answered"') :].count('href="/agency/referrals/') == 2
     assert fbi.get("/agency/?page=-3").status_code == 200
     assert fbi.get("/agency/?page=99999999999").status_code == 200
