@@ -1,7 +1,7 @@
 """kept forms
 
-Revision ID: 0005_kept_forms
-Revises: 0001
+Revision ID: 0004_kept_forms
+Revises: 0003_research
 Create Date: 2026-11-30 23:41:51.165679
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 
 import workflows.pii
 
-revision: str = "0005_kept_forms"
-down_revision: str | None = "0001"
+revision: str = "0004_kept_forms"
+down_revision: str | None = "0003_research"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
