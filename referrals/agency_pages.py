@@ -17,9 +17,9 @@ from sqlalchemy import select
 from config.auth import current_user, login_required
 from config.database import db_session, runtime
 from intake.forms import FormErrors, load
-from referrals.packets import build_packet
+from referrals.packets import disclosed_packet
 from referrals.schemas import INVESTIGATION_STATUSES, AgencyEventIn
-from referrals.views import HIDDEN_FROM_AGENCIES, own_referral
+from referrals.views import DISCLOSED, others_on_case, own_referral
 from workflows.access import record_pii_view
 from workflows.db import transaction
 from workflows.errors import DomainError
@@ -58,7 +58,7 @@ def inbox() -> Any:
     visible = (
         select(Referral)
         .join(Case, Case.id == Referral.case_id)
-        .where(Referral.agency_code == me.agency_code, Referral.state.notin_(HIDDEN_FROM_AGENCIES))
+        .where(Referral.agency_code == me.agency_code, DISCLOSED)
     )
     open_referrals = session.scalars(
         visible.where(Referral.state.in_(OPEN_STATES)).order_by(
@@ -92,14 +92,11 @@ def show(referral_id: int) -> Any:
     referral = own_referral(session, me, referral_id)
     with transaction(session):
         record_pii_view(session, me, referral.case_id, via="page", referral_id=referral.id)
-    others = [
-        r for r in referral.case.referrals
-        if r.id != referral.id and r.state not in HIDDEN_FROM_AGENCIES
-    ]
+    others = others_on_case(referral)
     return render_template(
         "agency/show.html",
         referral=referral,
-        packet=build_packet(referral),
+        packet=disclosed_packet(session, referral) if referral.state != "withdrawn" else None,
         others=others,
         answers=ANSWERS,
         statuses=INVESTIGATION_STATUSES,

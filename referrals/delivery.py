@@ -19,7 +19,7 @@ from config.runtime import Runtime, current_runtime
 from referrals import messaging
 from referrals.agencies import Agency
 from referrals.models import DeliveryAttempt
-from referrals.packets import build_packet, encode_packet, sign
+from referrals.packets import sign, take_snapshot
 from workflows.db import is_postgres, transaction, utcnow
 from workflows.errors import DomainError
 from workflows.lifecycle import fire_referral_event
@@ -78,14 +78,18 @@ def _notice(referral: Referral) -> str:
     )
 
 
-def _try_channels(runtime: Runtime, agency: Agency, referral: Referral) -> tuple[str, int | None]:
+def _try_channels(
+    session: Session, runtime: Runtime, agency: Agency, referral: Referral
+) -> tuple[str, int | None]:
     """Reach the agency over its first configured channel; returns (channel, status)."""
     channels = agency.ready_channels
     if not channels:
         raise DeliveryFailed(f"{agency.code} has no delivery channel configured")
     channel = channels[0]
     if channel == "webhook":
-        body = encode_packet(build_packet(referral))
+        # The snapshot taken at queue time (a row queued before snapshots existed gets
+        # its first one now): the same bytes on every try, whatever the case became.
+        body = take_snapshot(session, referral).body.encode("utf-8")
         status = _post_webhook(runtime, agency, referral, body)
         if not 200 <= status < 300:
             raise DeliveryFailed(f"{agency.code} webhook answered {status}")
@@ -122,7 +126,7 @@ def deliver_referral(session: Session, referral: Referral, runtime: Runtime | No
         try:
             if agency is None:
                 raise DeliveryFailed(f"agency {current.agency_code} is not in agencies.yaml")
-            channel, status = _try_channels(runtime, agency, current)
+            channel, status = _try_channels(session, runtime, agency, current)
         except DeliveryFailed as exc:
             error = str(exc)
         current.attempts = (current.attempts or 0) + 1

@@ -14,6 +14,10 @@ import re
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from referrals.models import ReferralPacket
 from workflows.db import utcnow
 from workflows.models import Case, Referral
 from workflows.screening import consent_state
@@ -136,6 +140,42 @@ def build_packet(referral: Referral) -> dict[str, Any]:
         "people": _people(case, referral, screening),
         "created_at": _iso(referral.created_at),
     }
+
+
+def latest_snapshot(session: Session, referral: Referral) -> ReferralPacket | None:
+    """The newest packet version disclosed for this referral, or None (never queued)."""
+    return session.scalar(
+        select(ReferralPacket)
+        .where(ReferralPacket.referral_id == referral.id)
+        .order_by(ReferralPacket.version.desc())
+        .limit(1)
+    )
+
+
+def take_snapshot(session: Session, referral: Referral) -> ReferralPacket:
+    """Freeze the packet as it is disclosed now (at queue time), built once per version.
+
+    A retry after a failed delivery sends the same version again: the agency dedupes on
+    the Idempotency-Key, so the bytes behind one key must never change.
+    """
+    existing = latest_snapshot(session, referral)
+    if existing is not None:
+        return existing
+    snapshot = ReferralPacket(
+        referral_id=referral.id,
+        case_id=referral.case_id,
+        version=1,
+        body=encode_packet(build_packet(referral)).decode("utf-8"),
+    )
+    session.add(snapshot)
+    session.flush()
+    return snapshot
+
+
+def disclosed_packet(session: Session, referral: Referral) -> dict[str, Any] | None:
+    """What the agency was given, as a dict (None when nothing was kept for it)."""
+    snapshot = latest_snapshot(session, referral)
+    return json.loads(snapshot.body) if snapshot is not None else None
 
 
 def encode_packet(packet: dict[str, Any]) -> bytes:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from config.auth import current_user, token_auth
 from config.database import db_session, runtime
 from referrals import schemas
-from referrals.packets import build_packet
+from referrals.packets import disclosed_packet
 from workflows.access import record_pii_view
 from workflows.db import transaction
 from workflows.errors import NotFound
@@ -24,7 +24,19 @@ from workflows.models import Referral, Role, User
 
 api = APIBlueprint("referrals_api", __name__, url_prefix="/api/v1", tag="agency")
 
-HIDDEN_FROM_AGENCIES = ("pending",)  # not approved: nothing was disclosed yet
+
+
+def disclosed(referral: Referral) -> bool:
+    """Queued at least once, so the agency was given it (issue 11, item 1).
+
+    A referral withdrawn while still ``pending`` (a rejection, a close, a re-submission)
+    was never approved: its agency never learns it existed, in any list, filter or page.
+    """
+    return referral.queued_at is not None
+
+
+# The same rule in SQL, for lists and filters.
+DISCLOSED = Referral.queued_at.is_not(None)
 
 
 def _agency_user() -> User:
@@ -39,21 +51,29 @@ def own_referral(session: Session, user: User, referral_id: int) -> Referral:
     if (
         referral is None
         or referral.agency_code != user.agency_code
-        or referral.state in HIDDEN_FROM_AGENCIES
+        or not disclosed(referral)
         or referral.case.purged_at is not None
     ):
         raise NotFound(f"no referral {referral_id}")
     return referral
 
 
-def present(referral: Referral, *, with_packet: bool) -> dict[str, Any]:
-    """A referral as its agency sees it: others on the case by agency and state only."""
-    others = [
-        {"agency": r.agency_code, "state": r.state}
-        for r in referral.case.referrals
-        if r.id != referral.id and r.state not in HIDDEN_FROM_AGENCIES
-    ]
-    packet = build_packet(referral) if with_packet and referral.state != "withdrawn" else None
+def others_on_case(referral: Referral) -> list[Referral]:
+    """The case's other disclosed referrals (an agency sees who else holds the case)."""
+    return [r for r in referral.case.referrals if r.id != referral.id and disclosed(r)]
+
+
+def present(
+    referral: Referral, *, with_packet: bool, session: Session | None = None
+) -> dict[str, Any]:
+    """A referral as its agency sees it: others on the case by agency and state only.
+
+    The packet is the snapshot disclosed at queue time, never rebuilt from the live case.
+    """
+    others = [{"agency": r.agency_code, "state": r.state} for r in others_on_case(referral)]
+    packet = None
+    if with_packet and referral.state != "withdrawn" and session is not None:
+        packet = disclosed_packet(session, referral)
     return {
         "id": referral.id,
         "agency": referral.agency_code,
@@ -88,7 +108,7 @@ def list_referrals(query: dict[str, Any]) -> Any:
         select(Referral)
         .where(
             Referral.agency_code == user.agency_code,
-            Referral.state.not_in(HIDDEN_FROM_AGENCIES),
+            DISCLOSED,
         )
         .order_by(Referral.id.desc())
         .limit(query["limit"] + 1)
@@ -117,7 +137,7 @@ def show_referral(referral_id: int) -> Any:
         referral = own_referral(session, user, referral_id)
         # The packet holds personal data: every read of it is on the audit log.
         record_pii_view(session, user, referral.case_id, via="api", referral_id=referral.id)
-    return present(referral, with_packet=True)
+    return present(referral, with_packet=True, session=session)
 
 
 @api.post("/agency/referrals/<int:referral_id>/events")

@@ -108,6 +108,13 @@ def _on_queue(session: Session, referral: Referral, ctx: Context) -> None:
         basis.update(approved_by=ctx.actor.username, approved_at=ctx.now.isoformat())
         referral.legal_basis = basis
     session.flush()
+    # The disclosure is decided here: freeze the packet now, so what the agency receives
+    # and reads is what was approved, not the case as it is later (issue 11, item 1).
+    # Imported here because packets are the referrals package's (as active_catalogs does
+    # for the runtime); workflows keeps no import of it at module level.
+    from referrals.packets import take_snapshot
+
+    take_snapshot(session, referral)
     add_outbox_message(session, "deliver_referral", ref_id=referral.id)
 
 

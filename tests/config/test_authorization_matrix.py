@@ -425,3 +425,98 @@ def test_hidden_answers_do_not_reveal_existence(world) -> None:
     assert real.status_code == none.status_code == 404
     assert real.get_json()["error"] == f"no referral {world.referral_id}"
     assert none.get_json()["error"] == "no referral 999999"
+
+
+# --- the referral-state column: what an agency sees of its own referral in each state ---
+# Nothing before it was queued for the agency (pending, or withdrawn while pending);
+# everything it was given from then on, withdrawn afterwards included (issue 11, item 1).
+STATE_PATHS: dict[str, tuple[str, ...]] = {
+    "pending": ("submit",),
+    "withdrawn before queued": ("submit", "reject"),
+    "queued": ("submit", "approve"),
+    "failed": ("submit", "approve", "fail"),
+    "sent": ("submit", "approve", "mark_sent"),
+    "acknowledged": ("submit", "approve", "mark_sent", "acknowledge"),
+    "accepted": ("submit", "approve", "mark_sent", "accept"),
+    "declined": ("submit", "approve", "mark_sent", "decline"),
+    "withdrawn after queued": ("submit", "approve", "mark_sent", "withdraw"),
+}
+SEEN_BY_FBI = {state: state not in ("pending", "withdrawn before queued") for state in STATE_PATHS}
+
+
+def _referral_in_state(app: Any, label: str) -> int:
+    from tests.pages.flows import screened_case
+    from workflows.lifecycle import fire_case_event, fire_referral_event
+    from workflows.models import Referral, User
+
+    case_id = screened_case(app, f"matrix {label}")
+    runtime = app.extensions["runtime"]
+
+    def user(session: Any, role: str, agency: str | None = None) -> User:
+        found = session.scalar(select(User).where(User.username == f"state-{role}"))
+        if found is None:
+            found = User(username=f"state-{role}", role=role, agency_code=agency)
+            session.add(found)
+            session.flush()
+        return found
+
+    with runtime.session() as session:
+        referral_id = None
+        for step in STATE_PATHS[label]:
+            with transaction(session):
+                if step == "submit":
+                    fire_case_event(session, case_id, "submit_for_approval",
+                                    user(session, "operator"), version=None)
+                    referral_id = session.scalar(
+                        select(Referral.id).where(Referral.case_id == case_id))
+                elif step in ("reject", "approve"):
+                    fire_case_event(session, case_id, step, user(session, "supervisor"),
+                                    version=None, reason="matrix")
+                elif step in ("fail", "mark_sent"):
+                    fire_referral_event(session, referral_id, step, None, data={"error": "x"})
+                elif step == "withdraw":
+                    fire_referral_event(session, referral_id, step, user(session, "supervisor"),
+                                        reason="matrix")
+                else:
+                    fire_referral_event(session, referral_id, step,
+                                        user(session, "agency", "FBI"), reason="matrix")
+        state = session.get(Referral, referral_id).state
+    assert state == label.split()[0], (label, state)
+    return int(referral_id)
+
+
+@pytest.mark.parametrize("label", list(STATE_PATHS))
+def test_an_agency_sees_its_referral_only_from_queued_on(app, make_actor, label) -> None:
+    from tests.pages.conftest import PASSWORD, PageClient
+
+    referral_id = _referral_in_state(app, label)
+    state = label.split()[0]
+    seen = SEEN_BY_FBI[label]
+    for code, may_see in (("FBI", seen), ("ICE", False)):
+        actor = make_actor("agency", code, password=PASSWORD)
+        client = app.test_client()
+        api = "/api/v1/agency/referrals"
+        listed = client.get(api, headers=actor.headers).get_json()["items"]
+        filtered = client.get(f"{api}?state={state}", headers=actor.headers)
+        shown = client.get(f"{api}/{referral_id}", headers=actor.headers)
+        answered = client.post(f"{api}/{referral_id}/events", json={"event": "acknowledge"},
+                               headers=actor.headers)
+        pages = PageClient(app.test_client())
+        assert pages.login(actor.username).status_code == 302
+        inbox = pages.get("/agency/").get_data(as_text=True)
+        page = pages.get(f"/agency/referrals/{referral_id}")
+        posted = pages.submit("/agency/", f"/agency/referrals/{referral_id}/events",
+                              {"event": "acknowledge"})
+        in_list = referral_id in [r["id"] for r in listed]
+        in_filter = filtered.status_code == 200 and referral_id in [
+            r["id"] for r in filtered.get_json()["items"]]
+        view = {
+            "list": in_list,
+            "list ?state=": in_filter,
+            "detail": shown.status_code == 200,
+            "events": answered.status_code != 404,
+            "inbox page": f"/agency/referrals/{referral_id}" in inbox,
+            "detail page": page.status_code == 200,
+            "answer page": posted.status_code != 404,
+        }
+        assert view == dict.fromkeys(view, may_see), (code, label, view)
