@@ -17,7 +17,6 @@ from sqlalchemy import select
 from config.auth import current_user, login_required
 from config.database import db_session, runtime
 from intake.forms import FormErrors, load
-from referrals.packets import disclosed_packet
 from referrals.schemas import INVESTIGATION_STATUSES, AgencyEventIn
 from referrals.views import DISCLOSED, others_on_case, own_referral
 from workflows.access import record_pii_view
@@ -25,6 +24,7 @@ from workflows.db import transaction
 from workflows.errors import DomainError
 from workflows.lifecycle import fire_referral_event
 from workflows.models import Case, Referral, Role, User
+from workflows.packets import disclosed_packet
 
 bp = Blueprint("agency_pages", __name__, template_folder="templates")
 

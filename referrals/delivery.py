@@ -7,6 +7,8 @@ wrote it down, so the same packet may arrive again. The agency dedupes on the
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import time
 from datetime import timedelta
@@ -19,12 +21,12 @@ from config.runtime import Runtime, current_runtime
 from referrals import messaging
 from referrals.agencies import Agency
 from referrals.models import DeliveryAttempt
-from referrals.packets import sign, take_snapshot
 from workflows.db import is_postgres, transaction, utcnow
 from workflows.errors import DomainError
 from workflows.lifecycle import fire_referral_event
 from workflows.models import Referral
 from workflows.outbox import OutboxMessage, add_outbox_message
+from workflows.packets import take_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,12 @@ def _load_for_delivery(session: Session, referral_id: int) -> Referral | None:
         # still busy) queue up here; the second then sees ``sent`` and stops.
         stmt = stmt.with_for_update()
     return session.scalars(stmt).one_or_none()
+
+
+def sign(body: bytes, secret: str) -> str:
+    """``sha256=<hex HMAC-SHA256 of the raw body>``, the X-Hotline-Signature value."""
+    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
 
 
 def _post_webhook(runtime: Runtime, agency: Agency, referral: Referral, body: bytes) -> int:

@@ -11,27 +11,6 @@ from workflows.db import Base, utcnow
 from workflows.pii import EncryptedText
 
 
-class ReferralPacket(Base):
-    """The packet exactly as disclosed to the agency, one row per version (issue 11, item 1).
-
-    Taken when the referral is queued, in the same transaction; the webhook sends these
-    bytes and the agency API and inbox read them, never the live case. Personal data:
-    encrypted, and deleted with the case's other personal data by the retention purge.
-    """
-
-    __tablename__ = "referral_packets"
-    __table_args__ = (UniqueConstraint("referral_id", "version"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    referral_id: Mapped[int] = mapped_column(
-        ForeignKey("referrals.id", ondelete="CASCADE"), index=True
-    )
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
-    version: Mapped[int] = mapped_column(Integer)
-    body: Mapped[str] = mapped_column(EncryptedText)  # the JSON text that is signed and sent
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
 class DeliveryAttempt(Base):
     """One try at delivering a referral over one channel."""
 

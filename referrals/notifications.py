@@ -24,11 +24,11 @@ from intake.models import TipMessage
 from intake.sms import is_opted_out, phone_key, set_opt_out
 from referrals import messaging
 from referrals.models import DeadlineBreach, Notification
-from referrals.packets import consent_given
 from workflows.db import transaction, utcnow
 from workflows.machines import AWAITING_AGENCY, OPEN_CASE_STATES
 from workflows.models import Case, Referral, Role, User
 from workflows.outbox import OutboxMessage, add_outbox_message
+from workflows.packets import consent_given
 from workflows.pii import lookup_hash
 
 log = logging.getLogger(__name__)

@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 from config.auth import current_user, token_auth
 from config.database import db_session, runtime
 from referrals import schemas
-from referrals.packets import disclosed_packet
 from workflows.access import record_pii_view
 from workflows.db import transaction
 from workflows.errors import NotFound
 from workflows.lifecycle import fire_referral_event
 from workflows.models import Referral, Role, User
+from workflows.packets import disclosed_packet
 
 api = APIBlueprint("referrals_api", __name__, url_prefix="/api/v1", tag="agency")
 

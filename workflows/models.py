@@ -168,6 +168,27 @@ class Referral(Base):
     case: Mapped[Case] = relationship(back_populates="referrals")
 
 
+class ReferralPacket(Base):
+    """The packet exactly as disclosed to the agency, one row per version (issue 11, item 1).
+
+    Taken when the referral is queued, in the same transaction; the webhook sends these
+    bytes and the agency API and inbox read them, never the live case. Personal data:
+    encrypted, and deleted with the case's other personal data by the retention purge.
+    """
+
+    __tablename__ = "referral_packets"
+    __table_args__ = (UniqueConstraint("referral_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referral_id: Mapped[int] = mapped_column(
+        ForeignKey("referrals.id", ondelete="CASCADE"), index=True
+    )
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    body: Mapped[str] = mapped_column(EncryptedText)  # the JSON text that is signed and sent
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class AuditEvent(Base):
     """Append-only record of every transition and every view of PII, in per-case chains.
 

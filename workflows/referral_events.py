@@ -24,6 +24,7 @@ from workflows.errors import Conflict, InvalidInput
 from workflows.machines import ACTIVE_REFERRAL_STATES, Context, fire, referral_machine
 from workflows.models import Case, Referral, User
 from workflows.outbox import add_outbox_message
+from workflows.packets import take_snapshot
 
 
 def configured_agencies(catalogs: dict[str, Any]) -> tuple[str, ...]:
@@ -110,10 +111,6 @@ def _on_queue(session: Session, referral: Referral, ctx: Context) -> None:
     session.flush()
     # The disclosure is decided here: freeze the packet now, so what the agency receives
     # and reads is what was approved, not the case as it is later (issue 11, item 1).
-    # Imported here because packets are the referrals package's (as active_catalogs does
-    # for the runtime); workflows keeps no import of it at module level.
-    from referrals.packets import take_snapshot
-
     take_snapshot(session, referral)
     add_outbox_message(session, "deliver_referral", ref_id=referral.id)
 

@@ -445,7 +445,7 @@ SEEN_BY_FBI = {state: state not in ("pending", "withdrawn before queued") for st
 
 
 def _referral_in_state(app: Any, label: str) -> int:
-    from tests.pages.flows import screened_case
+    from tests.flows import screened_case
     from workflows.lifecycle import fire_case_event, fire_referral_event
     from workflows.models import Referral, User
 
@@ -466,20 +466,23 @@ def _referral_in_state(app: Any, label: str) -> int:
             with transaction(session):
                 if step == "submit":
                     fire_case_event(session, case_id, "submit_for_approval",
-                                    user(session, "operator"), version=None)
+                                    user(session, "operator"), version=None,
+                                    catalogs=runtime.catalogs)
                     referral_id = session.scalar(
                         select(Referral.id).where(Referral.case_id == case_id))
                 elif step in ("reject", "approve"):
                     fire_case_event(session, case_id, step, user(session, "supervisor"),
-                                    version=None, reason="matrix")
+                                    version=None, reason="matrix", catalogs=runtime.catalogs)
                 elif step in ("fail", "mark_sent"):
-                    fire_referral_event(session, referral_id, step, None, data={"error": "x"})
+                    fire_referral_event(session, referral_id, step, None, data={"error": "x"},
+                                        catalogs=runtime.catalogs)
                 elif step == "withdraw":
                     fire_referral_event(session, referral_id, step, user(session, "supervisor"),
-                                        reason="matrix")
+                                        reason="matrix", catalogs=runtime.catalogs)
                 else:
                     fire_referral_event(session, referral_id, step,
-                                        user(session, "agency", "FBI"), reason="matrix")
+                                        user(session, "agency", "FBI"), reason="matrix",
+                                        catalogs=runtime.catalogs)
         state = session.get(Referral, referral_id).state
     assert state == label.split()[0], (label, state)
     return int(referral_id)
@@ -487,7 +490,7 @@ def _referral_in_state(app: Any, label: str) -> int:
 
 @pytest.mark.parametrize("label", list(STATE_PATHS))
 def test_an_agency_sees_its_referral_only_from_queued_on(app, make_actor, label) -> None:
-    from tests.pages.conftest import PASSWORD, PageClient
+    from tests.page_clients import PASSWORD, PageClient
 
     referral_id = _referral_in_state(app, label)
     state = label.split()[0]

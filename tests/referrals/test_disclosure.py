@@ -10,15 +10,14 @@ import pytest
 from sqlalchemy import Text, select, type_coerce
 
 from intake.models import Signal
-from referrals.models import ReferralPacket
 from referrals.relay import run_embedded_once
-from tests.pages.conftest import PASSWORD, PageClient
-from tests.pages.flows import screened_case
+from tests.flows import screened_case
+from tests.page_clients import PASSWORD, PageClient
 from tests.referrals.casework import screen_and_approve, submit_tip
 from tests.referrals.conftest import agency_env
 from workflows.db import transaction
 from workflows.lifecycle import fire_case_event
-from workflows.models import Referral, User
+from workflows.models import Referral, ReferralPacket, User
 
 SECRET_NARRATIVE = "A girl of 16 is kept at the blue house on Elm Street"
 
@@ -48,19 +47,22 @@ def withdrawn_before_queued(app: Any, how: str) -> tuple[int, int]:
     with runtime.session() as session:
         with transaction(session):
             fire_case_event(session, case_id, "submit_for_approval", _as(session, "operator"),
-                            version=None)
+                            version=None, catalogs=runtime.catalogs)
         [referral_id] = [r.id for r in session.scalars(
             select(Referral).where(Referral.case_id == case_id))]
         with transaction(session):
             if how == "reject":
                 fire_case_event(session, case_id, "reject", _as(session, "supervisor"),
-                                version=None, reason="not enough to go on")
+                                version=None, reason="not enough to go on",
+                                catalogs=runtime.catalogs)
             elif how == "close":
                 fire_case_event(session, case_id, "close", _as(session, "supervisor"),
-                                version=None, data={"resolution_code": "duplicate"})
+                                version=None, data={"resolution_code": "duplicate"},
+                                catalogs=runtime.catalogs)
             else:  # escalated: the pending ones are withdrawn, new ones queued at once
                 fire_case_event(session, case_id, "escalate", _as(session, "operator"),
-                                version=None, reason="she called again, in danger")
+                                version=None, reason="she called again, in danger",
+                                catalogs=runtime.catalogs)
         referral = session.get(Referral, referral_id)
         assert referral is not None and referral.state == "withdrawn"
     return case_id, referral_id

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from referrals.packets import REDACTED, redact_protected
 from referrals.relay import run_embedded_once
 from tests.referrals.casework import screen_and_approve
 from tests.referrals.conftest import agency_env
+from workflows.packets import REDACTED, redact_protected
 
 # The pattern the packet used before: the sentence rule it meant, kept here as the oracle.
 OLD_RULE = re.compile(

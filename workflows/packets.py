@@ -1,5 +1,9 @@
 """The referral packet: what an agency receives, versioned, least data first.
 
+Domain code (no Flask): the lifecycle freezes it when a referral is queued
+(``take_snapshot``), the delivery worker sends the frozen bytes and the agency API and
+inbox read them back.
+
 Who the tipster or victim is goes out only with the matching consent and never for an
 anonymous signal; immigration-relief details (T-visa, U-visa, VAWA) never leave the
 system (8 U.S.C. 1367), neither as screening facts nor inside a narrative.
@@ -7,8 +11,6 @@ system (8 U.S.C. 1367), neither as screening facts nor inside a narrative.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 from datetime import datetime
@@ -17,9 +19,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from referrals.models import ReferralPacket
 from workflows.db import utcnow
-from workflows.models import Case, Referral
+from workflows.models import Case, Referral, ReferralPacket
 from workflows.screening import consent_state
 
 SCHEMA_VERSION = "1.0"
@@ -181,9 +182,3 @@ def disclosed_packet(session: Session, referral: Referral) -> dict[str, Any] | N
 def encode_packet(packet: dict[str, Any]) -> bytes:
     """The exact bytes that are signed and sent."""
     return json.dumps(packet, separators=(",", ":"), sort_keys=True, default=str).encode("utf-8")
-
-
-def sign(body: bytes, secret: str) -> str:
-    """``sha256=<hex HMAC-SHA256 of the raw body>``, the X-Hotline-Signature value."""
-    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
