@@ -1,7 +1,7 @@
 """referral packets: the snapshot of each packet version disclosed to an agency
 
-Revision ID: 0004_referral_packets
-Revises: 0003_research
+Revision ID: 0005_referral_packets
+Revises: 0004_kept_forms
 Create Date: 2026-11-30 23:30:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 
 import workflows.pii
 
-revision: str = "0004_referral_packets"
-down_revision: str | None = "0003_research"
+revision: str = "0005_referral_packets"
+down_revision: str | None = "0004_kept_forms"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
