@@ -26,6 +26,8 @@ from flask import (
     url_for,
 )
 from markupsafe import Markup, escape
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.datastructures import MultiDict
 
 from config.auth import current_user
@@ -178,8 +180,12 @@ def save() -> Any:
     if not key or not back or form.get(USER) != str(me.id):
         return {"error": "not a staff form", "field": FORM_KEY}, 400
     db = db_session()
-    with transaction(db):
-        draft = save_draft(db, me.id, key, back, form.items(multi=True))
+    try:
+        with transaction(db):
+            draft = save_draft(db, me.id, key, back, form.items(multi=True))
+    except (StaleDataError, IntegrityError):
+        # The form was submitted (its draft dropped) while this save was on its way.
+        return {"error": "the form changed meanwhile; nothing to save"}, 409
     return {"saved_at": draft.updated_at.isoformat()}
 
 

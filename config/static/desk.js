@@ -49,6 +49,9 @@
       if (timer) { clearTimeout(timer); }
       timer = setTimeout(save, 700);
     });
+    form.addEventListener("submit", function () {
+      if (timer) { clearTimeout(timer); }  // the submit itself keeps the work now
+    });
   }
 
   function clear(node) { while (node.firstChild) { node.removeChild(node.firstChild); } }
