@@ -174,7 +174,7 @@ class Settings:
     smtp_from: str = "hotline@localhost"
     smtp_starttls: bool = False
     embedded_worker: bool = True  # run queued jobs in a thread when REDIS_URL is unset
-    delivery_timeout_seconds: int = 10
+    delivery_timeout_seconds: int = 10  # the total deadline of one try, not a socket timeout
     delivery_max_attempts: int = 5
     delivery_lease_seconds: int = 60
     delivery_backoff_seconds: int = 30  # first retry delay; doubles each attempt (capped 1 h)
@@ -234,6 +234,19 @@ class Settings:
             if production:
                 raise SettingsError("AUDIT_KEYS must be set in production")
             audit_keys = (instance_secret(instance_dir, "audit_key", _random_secret),)
+        delivery_deadline = parse_int(
+            "DELIVERY_TIMEOUT_SECONDS", env.get("DELIVERY_TIMEOUT_SECONDS"), 10, minimum=1
+        )
+        delivery_lease = parse_int(
+            "DELIVERY_LEASE_SECONDS", env.get("DELIVERY_LEASE_SECONDS"), 60, minimum=5
+        )
+        if delivery_deadline >= delivery_lease:
+            # A try still talking to the agency when its lease ends would be dispatched
+            # again beside it: two POSTs at once.
+            raise SettingsError(
+                "DELIVERY_TIMEOUT_SECONDS must be shorter than DELIVERY_LEASE_SECONDS "
+                f"({delivery_deadline} >= {delivery_lease})"
+            )
         config_dir = Path(env.get("HOTLINE_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
         if not config_dir.is_dir():
             raise SettingsError(f"HOTLINE_CONFIG_DIR {str(config_dir)!r} is not a directory")
@@ -277,15 +290,11 @@ class Settings:
             smtp_from=env.get("SMTP_FROM") or defaults.smtp_from,
             smtp_starttls=parse_bool("SMTP_STARTTLS", env.get("SMTP_STARTTLS"), False),
             embedded_worker=parse_bool("EMBEDDED_WORKER", env.get("EMBEDDED_WORKER"), True),
-            delivery_timeout_seconds=parse_int(
-                "DELIVERY_TIMEOUT_SECONDS", env.get("DELIVERY_TIMEOUT_SECONDS"), 10, minimum=1
-            ),
+            delivery_timeout_seconds=delivery_deadline,
             delivery_max_attempts=parse_int(
                 "DELIVERY_MAX_ATTEMPTS", env.get("DELIVERY_MAX_ATTEMPTS"), 5, minimum=1
             ),
-            delivery_lease_seconds=parse_int(
-                "DELIVERY_LEASE_SECONDS", env.get("DELIVERY_LEASE_SECONDS"), 60, minimum=5
-            ),
+            delivery_lease_seconds=delivery_lease,
             delivery_backoff_seconds=parse_int(
                 "DELIVERY_BACKOFF_SECONDS", env.get("DELIVERY_BACKOFF_SECONDS"), 30, minimum=1
             ),

@@ -7,13 +7,11 @@ wrote it down, so the same packet may arrive again. The agency dedupes on the
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 
-import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,6 +19,7 @@ from config.runtime import Runtime, current_runtime
 from referrals import messaging
 from referrals.agencies import Agency
 from referrals.models import DeliveryAttempt
+from referrals.webhook import WebhookFailed, post_signed
 from workflows.db import is_postgres, transaction, utcnow
 from workflows.errors import DomainError
 from workflows.lifecycle import fire_referral_event
@@ -31,7 +30,6 @@ from workflows.packets import take_snapshot
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = timedelta(hours=1)
-USER_AGENT = "hotline-referrals/1.0"
 
 
 class DeliveryFailed(Exception):
@@ -52,32 +50,6 @@ def _load_for_delivery(session: Session, referral_id: int) -> Referral | None:
     return session.scalars(stmt).one_or_none()
 
 
-def sign(body: bytes, secret: str) -> str:
-    """``sha256=<hex HMAC-SHA256 of the raw body>``, the X-Hotline-Signature value."""
-    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
-def _post_webhook(runtime: Runtime, agency: Agency, referral: Referral, body: bytes) -> int:
-    assert agency.webhook_url and agency.webhook_secret
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": USER_AGENT,
-        "X-Hotline-Signature": sign(body, agency.webhook_secret),
-        "Idempotency-Key": referral.idempotency_key,
-    }
-    timeout = runtime.settings.delivery_timeout_seconds
-    try:
-        answer = requests.post(
-            agency.webhook_url, data=body, headers=headers, timeout=timeout, allow_redirects=False
-        )
-    except requests.Timeout:
-        raise DeliveryFailed(f"{agency.code} webhook timed out after {timeout}s") from None
-    except requests.RequestException as exc:
-        raise DeliveryFailed(f"{agency.code} webhook unreachable: {type(exc).__name__}") from None
-    return answer.status_code
-
-
 def _notice(referral: Referral) -> str:
     # No personal data in notices: the agency reads the referral in its inbox or the API.
     return (
@@ -86,10 +58,19 @@ def _notice(referral: Referral) -> str:
     )
 
 
-def _try_channels(
-    session: Session, runtime: Runtime, agency: Agency, referral: Referral
-) -> tuple[str, int | None]:
-    """Reach the agency over its first configured channel; returns (channel, status)."""
+@dataclass(frozen=True)
+class Outgoing:
+    """What one try sends, read from the database before any connection is opened."""
+
+    channel: str
+    body: bytes = b""  # webhook: the encoded packet
+    notice: str = ""  # e-mail or SMS: a notice without personal data
+    subject: str = ""
+    idempotency_key: str = ""
+
+
+def _prepare(session: Session, agency: Agency, referral: Referral) -> Outgoing:
+    """Choose the agency's first ready channel and build what it will carry."""
     channels = agency.ready_channels
     if not channels:
         raise DeliveryFailed(f"{agency.code} has no delivery channel configured")
@@ -97,30 +78,51 @@ def _try_channels(
     if channel == "webhook":
         # The snapshot taken at queue time (a row queued before snapshots existed gets
         # its first one now): the same bytes on every try, whatever the case became.
-        body = take_snapshot(session, referral).body.encode("utf-8")
-        status = _post_webhook(runtime, agency, referral, body)
-        if not 200 <= status < 300:
-            raise DeliveryFailed(f"{agency.code} webhook answered {status}")
-        return channel, status
-    try:
-        if channel == "email":
-            assert agency.email
-            messaging.send_email(
-                runtime.settings, agency.email, f"Referral {referral.id}", _notice(referral)
+        return Outgoing(
+            channel, body=take_snapshot(session, referral).body.encode("utf-8"),
+            idempotency_key=referral.idempotency_key,
+        )
+    return Outgoing(channel, notice=_notice(referral), subject=f"Referral {referral.id}")
+
+
+def _send(runtime: Runtime, agency: Agency, outgoing: Outgoing) -> int | None:
+    """Reach the agency (no database work here); returns the webhook's status."""
+    settings = runtime.settings
+    if outgoing.channel == "webhook":
+        assert agency.webhook_url and agency.webhook_secret
+        try:
+            answer = post_signed(
+                agency.webhook_url, outgoing.body, agency.webhook_secret,
+                outgoing.idempotency_key,
+                deadline_seconds=settings.delivery_timeout_seconds,
+                allow_loopback_http=not settings.is_production,
             )
+        except WebhookFailed as exc:
+            raise DeliveryFailed(f"{agency.code} webhook {exc}") from None
+        if not 200 <= answer.status < 300:
+            raise DeliveryFailed(f"{agency.code} webhook answered {answer.status}")
+        return answer.status
+    try:
+        if outgoing.channel == "email":
+            assert agency.email
+            messaging.send_email(settings, agency.email, outgoing.subject, outgoing.notice)
         else:
             assert agency.sms
-            messaging.send_sms(runtime.settings, agency.sms, _notice(referral))
+            messaging.send_sms(settings, agency.sms, outgoing.notice)
     except (messaging.SendFailed, messaging.ChannelNotConfigured) as exc:
-        raise DeliveryFailed(f"{agency.code} {channel}: {exc}") from None
+        raise DeliveryFailed(f"{agency.code} {outgoing.channel}: {exc}") from None
     except messaging.RecipientOptedOut:
         raise DeliveryFailed(f"{agency.code} sms number is unsubscribed") from None
-    return channel, None
+    return None
 
 
 def deliver_referral(session: Session, referral: Referral, runtime: Runtime | None = None) -> bool:
     """Send a queued referral to its agency; True when it is (now or already) delivered.
 
+    Three steps, so no transaction or row lock is held while the agency is talked to
+    (a slow agency must not pin a database connection and block the case's writers):
+    read and build the packet, send it (bounded by the delivery deadline, which is
+    shorter than the outbox lease), then record the try and mark the referral sent.
     Raises DeliveryFailed after recording the try, so the caller schedules a retry.
     """
     runtime = runtime or current_runtime()
@@ -129,14 +131,25 @@ def deliver_referral(session: Session, referral: Referral, runtime: Runtime | No
         if current is None or current.state != "queued":
             return current is not None and current.state != "withdrawn"
         agency = runtime.catalogs.get("agencies", {}).get(current.agency_code)
-        started = time.monotonic()
-        channel, status, error = "webhook", None, None
+        outgoing, error = None, None
         try:
             if agency is None:
                 raise DeliveryFailed(f"agency {current.agency_code} is not in agencies.yaml")
-            channel, status = _try_channels(session, runtime, agency, current)
+            outgoing = _prepare(session, agency, current)
         except DeliveryFailed as exc:
             error = str(exc)
+    started = time.monotonic()
+    status = None
+    if outgoing is not None and agency is not None:
+        try:
+            status = _send(runtime, agency, outgoing)
+        except DeliveryFailed as exc:
+            error = str(exc)
+    channel = outgoing.channel if outgoing is not None else "webhook"
+    with transaction(session):
+        current = _load_for_delivery(session, referral.id)
+        if current is None:
+            return False
         current.attempts = (current.attempts or 0) + 1
         current.last_error = error
         session.add(
@@ -149,7 +162,7 @@ def deliver_referral(session: Session, referral: Referral, runtime: Runtime | No
                 duration_ms=int((time.monotonic() - started) * 1000),
             )
         )
-        if error is None:
+        if error is None and current.state == "queued":
             fire_referral_event(
                 session, current.id, "mark_sent", None,
                 data={"channel": channel}, catalogs=runtime.catalogs,

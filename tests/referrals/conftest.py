@@ -69,8 +69,13 @@ class AgencyServer:
     url: str = ""
 
     def handle(self, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
-        expected = "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
-        valid = hmac.compare_digest(headers.get("X-Hotline-Signature", ""), expected)
+        # As README "Delivery to agencies" tells agencies: HMAC of "<timestamp>.<body>",
+        # and a timestamp within five minutes of now.
+        timestamp = headers.get("X-Hotline-Timestamp", "")
+        signed = timestamp.encode() + b"." + body
+        expected = "sha256=" + hmac.new(self.secret.encode(), signed, hashlib.sha256).hexdigest()
+        fresh = timestamp.isdigit() and abs(time.time() - int(timestamp)) <= 300
+        valid = fresh and hmac.compare_digest(headers.get("X-Hotline-Signature", ""), expected)
         key = headers.get("Idempotency-Key", "")
         with self.lock:
             first = not self.requests
