@@ -64,7 +64,8 @@ def test_worker_killed_mid_delivery_is_redone_within_a_minute_once(
 ) -> None:
     agency.mode = "hold_first"
     env = agency_env(agency.url)
-    first = start_worker(DELIVERY_TIMEOUT_SECONDS="30", **env)
+    # A deadline inside the 5 s lease (settings refuse longer); the kill comes first.
+    first = start_worker(DELIVERY_TIMEOUT_SECONDS="4", **env)
     [referral_id] = screen_and_approve(app, submit_tip(client), operator, supervisor)
     wait_until(lambda: agency.requests, 30, "the first request to arrive")
 
