@@ -73,10 +73,17 @@ def call_signal(session: Session, call_sid: str, from_number: str | None = None)
     return signal
 
 
+# A real call passes a handful of steps; replayed callbacks must not grow the row for ever.
+MAX_STEPS = 50
+
+
 def note_step(signal: Signal, step: str, **data: Any) -> None:
     """Remember the caller's path through the IVR (menu choices only, never content)."""
     path = dict(signal.ivr_path or {})
-    path["steps"] = [*path.get("steps", []), {"step": step, **data}]
+    steps = path.get("steps", [])
+    if len(steps) >= MAX_STEPS:
+        return
+    path["steps"] = [*steps, {"step": step, **data}]
     signal.ivr_path = path  # a new object, so SQLAlchemy sees the change
 
 
@@ -168,12 +175,16 @@ def attach_transcription(
     return True
 
 
-def finish_voicemail(session: Session, signal: Signal) -> str:
-    """A fresh passphrase for the caller to hear; only its hash is kept.
+def finish_voicemail(session: Session, signal: Signal) -> str | None:
+    """The caller's passphrase, the first time only; None once the tip has one.
 
-    Twilio plays only the answer it received, so if it retries this step, the last
-    passphrase generated is the one the caller heard and the one that works.
+    Twilio's signatures carry no timestamp, so a captured ``/voice/recorded`` request can
+    be replayed for ever: issuing a passphrase again would hand the replayer a working
+    secret and lock the caller out of their own tip. One passphrase per tip; only its
+    hash is kept, so nothing can repeat it either (issue 11, item 7).
     """
+    if signal.case.passphrase_hash is not None:
+        return None
     passphrase = new_passphrase()
     signal.case.passphrase_hash = hash_passphrase(passphrase)
     note_step(signal, "voicemail_done")

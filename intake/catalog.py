@@ -23,6 +23,7 @@ VOICE_PROMPTS = (
     "no_recording",
     "reference",
     "passphrase",
+    "passphrase_given",
     "repeat",
     "goodbye",
 )

@@ -231,7 +231,7 @@ def voice_recorded() -> Any:
     recording_sid = param("RecordingSid")
     url, duration = param("RecordingUrl", 500), calls.whole_number(param("RecordingDuration"))
 
-    def work(session: Session) -> tuple[str, str]:
+    def work(session: Session) -> tuple[str, str | None]:
         signal = calls.call_signal(session, call_sid)
         calls.attach_recording(session, signal, recording_sid, url, duration)
         passphrase = calls.finish_voicemail(session, signal)
@@ -245,7 +245,12 @@ def voice_recorded() -> Any:
         if time:
             _say(response, "repeat", lang)
         _say(response, "reference", lang, reference=spoken_reference(reference))
-        _say(response, "passphrase", lang, passphrase=spoken_passphrase(passphrase))
+        if passphrase is None:
+            # A repeat of this step (Twilio's retry or a replay): the same answer, minus
+            # the secret, which was said once and is kept nowhere to be said again.
+            _say(response, "passphrase_given", lang)
+        else:
+            _say(response, "passphrase", lang, passphrase=spoken_passphrase(passphrase))
     _say(response, "goodbye", lang)
     response.hangup()
     return twiml(response)

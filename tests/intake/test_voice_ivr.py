@@ -9,7 +9,7 @@ from intake.models import Signal
 from workflows.models import AuditEvent, Case
 from workflows.outbox import OutboxMessage
 
-from .twilio_caller import PUBLIC_BASE, Call, new_sid, spoken
+from .twilio_caller import PUBLIC_BASE, Call, new_sid, parse_twiml, post_signed, spoken
 
 
 def _signal(db_session, call: Call) -> Signal:
@@ -266,3 +266,60 @@ def test_unknown_digits_and_unknown_parameters_do_not_break_the_call(client) -> 
     call.dial_in()
     doc = call._go(call._only("Gather").get("action", ""), Digits="7", BrandNewParam="x")
     assert doc.find("Gather") is not None  # asked again, not a 500
+
+
+def _heard_passphrase(doc) -> str | None:  # type: ignore[no-untyped-def]
+    text = " ".join(t for _, t in spoken(doc))
+    if "Your passphrase is: " not in text:
+        return None
+    words = text.split("Your passphrase is: ")[1].split(".")[0].split(", ")
+    return "-".join([*words[:-1], words[-1].replace(" ", "")])
+
+
+@pytest.mark.parametrize("replayed_with", ["same", "no recording", "other recording"])
+def test_a_replayed_recorded_callback_issues_no_new_passphrase(
+    client, db_session, replayed_with
+) -> None:
+    """Issue 11, item 7: signatures carry no timestamp, so a captured request replays."""
+    call = Call(client)
+    call.dial_in()
+    call.press("1")
+    call.press("3")
+    recording_sid = new_sid("RE")
+    call.record(recording_sid)
+    first = _heard_passphrase(call.doc)
+    recorded_url, first_doc = call.url, call.doc
+    reference = _signal(db_session, call).case.reference
+    stored = _signal(db_session, call).case.passphrase_hash
+    extra = {
+        "same": {"RecordingSid": recording_sid, "RecordingDuration": "42", "Digits": "#"},
+        "no recording": {},
+        "other recording": {"RecordingSid": new_sid("RE"), "RecordingDuration": "9"},
+    }[replayed_with]
+
+    replays = [parse_twiml(post_signed(client, recorded_url, call.params(**extra)))
+               for _ in range(3)]
+
+    assert first is not None
+    for replay in replays:
+        assert _heard_passphrase(replay) is None  # no secret in the answer
+        said = " ".join(t for _, t in spoken(replay))
+        assert "never repeated" in said and reference.split("-")[-1][-1] in said
+        assert replay[-1].tag == "Hangup"
+        if replayed_with == "same":
+            assert [v.tag for v in replay] == [v.tag for v in first_doc]  # the same answer
+    assert _signal(db_session, call).case.passphrase_hash == stored  # the first still works
+    answer = client.get(f"/api/v1/tips/{reference}", headers={"X-Tip-Passphrase": first})
+    assert answer.status_code == 200, answer.get_json()
+
+
+def test_replayed_ivr_steps_do_not_grow_the_call_record_without_end(client, db_session) -> None:
+    call = Call(client)
+    call.dial_in()
+    menu = call.press("1")
+    action = menu.find("Gather").get("action", "")
+    for _ in range(120):
+        call._go(action, Digits="9")
+        call.url = ""
+    steps = _signal(db_session, call).ivr_path["steps"]
+    assert len(steps) <= 50
