@@ -167,6 +167,7 @@ def init_app(app: Flask) -> None:
 
     app.cli.add_command(pii_cli)
     app.cli.add_command(retention_cli)
-    from intake.staff.research_cli import export_cli
+    from intake.staff.research_cli import export_cli, statistics_cli
 
     app.cli.add_command(export_cli)
+    app.cli.add_command(statistics_cli)

@@ -46,6 +46,9 @@ PUBLIC_LIMITS: dict[tuple[str, str], str] = {
     ("public_pages.follow_up_open", "POST"): "30 per minute",
     ("public_pages.follow_up_add", "POST"): "20 per minute",
     ("login.login_submit", "POST"): "10 per minute;50 per hour",
+    # Published snapshots are cheap reads, but a crawler need not have them all at once.
+    ("public_pages.statistics", "GET"): "60 per minute",
+    ("public_pages.statistics_csv", "GET"): "60 per minute",
 }
 
 # A wrong passphrase counts against the reference itself: after this many within the

@@ -7,16 +7,19 @@ so neither the browser's history nor a shared cache can show it again.
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from typing import Any
 
 from flask import Blueprint, render_template, request
 
-from config.database import db_session
+from config.database import db_session, runtime
 from config.security import open_tip_throttled
 from intake import schemas, services
-from intake import statistics as stats
 from intake.forms import FormErrors, load, text_or_none
 from intake.public_text import HOTLINE_PHONE, HOTLINE_TEXT, STATUS_WORDS, TEXT, pick_language
+from workflows import publication
 from workflows.db import transaction
 from workflows.errors import NotFound
 
@@ -142,10 +145,42 @@ def follow_up_add() -> Any:
     return _thread(reference, passphrase, status=201, note=TEXT[lang]["added"])
 
 
+PERIOD = re.compile(r"\d{4}(-\d{2})?")
+# Published periods never change (workflows/publication.py): shared caches may keep them.
+PUBLISHED_CACHE = {"Cache-Control": "public, max-age=3600"}
+
+
 @bp.get("/statistics")
 def statistics() -> Any:
-    figures = stats.published(db_session())
-    return render_template("public/statistics.html", figures=figures, floor=stats.SUPPRESS_BELOW)
+    """The published snapshot of a period (default: the newest); never computed live."""
+    session = db_session()
+    periods = publication.published_periods(session)
+    period = request.args.get("period", "")[:8] or (periods[0] if periods else "")
+    shown = publication.snapshot(session, period) if period in periods else None
+    status = 404 if period and shown is None else 200
+    page = render_template("public/statistics.html", periods=periods, period=period,
+                           shown=shown, tables=publication.TABLES, total=publication.TOTAL,
+                           k=runtime().settings.statistics_k)
+    return page, status, PUBLISHED_CACHE if status == 200 else {}
+
+
+@bp.get("/statistics/<period>.csv")
+def statistics_csv(period: str) -> Any:
+    """The same snapshot as CSV: period, table, category, count (empty where hidden)."""
+    shown = publication.snapshot(db_session(), period) if PERIOD.fullmatch(period) else None
+    if shown is None:
+        return "No statistics are published for that period.\n", 404, {
+            "Content-Type": "text/plain; charset=utf-8"}
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["period", "table", "category", "count", "hidden"])
+    for table, cells in shown["figures"].items():
+        for category, count in cells.items():
+            writer.writerow([period, table, category, "" if count is None else count,
+                             "true" if count is None else "false"])
+    return out.getvalue(), 200, {
+        **PUBLISHED_CACHE, "Content-Type": "text/csv; charset=utf-8",
+        "Content-Disposition": f'attachment; filename="hotline-statistics-{period}.csv"'}
 
 
 def resend_tip_form(message: str) -> Any:

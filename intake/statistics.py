@@ -1,7 +1,6 @@
-"""Figures for the supervisors' dashboard and the published statistics, from live data.
+"""Figures for the supervisors' dashboard, from live data (staff only, not suppressed).
 
-Published figures suppress small counts (SPEC §9): a cell below ``SUPPRESS_BELOW`` is
-shown as "fewer than 3", so no one can pick out a single case from a public table.
+The public figures are published snapshots with suppression: workflows/publication.py.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from workflows.deadlines import aware
 from workflows.machines import AWAITING_AGENCY, CASE_STATES
 from workflows.models import Case, Referral
 
-SUPPRESS_BELOW = 3
 # Outcomes (referrals.schemas.INVESTIGATION_STATUSES) that mean an investigation was opened.
 INVESTIGATED = frozenset(
     {"open", "referred_for_prosecution", "charged", "convicted", "acquitted", "closed"}
@@ -160,19 +158,3 @@ def dashboard(session: Session, now: datetime, days: int = 14) -> Dashboard:
         late_cases=late_cases,
         late_referrals=late_referrals,
     )
-
-
-def suppress(count: int) -> int | None:
-    """A count fit to publish: None (shown as "fewer than 3") when it is below 3 but not 0."""
-    return None if 0 < count < SUPPRESS_BELOW else count
-
-
-def published(session: Session) -> dict[str, Any]:
-    """The public figures: cases by state and referrals per agency, small counts suppressed."""
-    return {
-        "cases_by_state": {s: suppress(n) for s, n in cases_by_state(session).items()},
-        "referrals": {
-            a.agency: {"total": suppress(a.total), "accepted": suppress(a.accepted)}
-            for a in agency_figures(session)
-        },
-    }

@@ -241,6 +241,16 @@ def tick_retention_purge(runtime: Runtime, connection: Any, queues: dict[str, An
     )
 
 
+def tick_statistics_publication(runtime: Runtime, connection: Any,
+                                queues: dict[str, Any]) -> bool:
+    """Enqueue the statistics publication once per hour across every relay."""
+    return _enqueue_once_per_period(
+        runtime, connection, queues, name="statistics-publication",
+        task="referrals.tasks.run_statistics_publication", period=RETENTION_PERIOD,
+        key_ttl=RETENTION_PERIOD * 2, description="statistics publication",
+    )
+
+
 def tick_audit_anchor(runtime: Runtime, connection: Any, queues: dict[str, Any]) -> bool:
     """Enqueue the audit anchor once per period across every relay (a Redis SET NX)."""
     period = runtime.settings.audit_anchor_seconds
@@ -268,6 +278,7 @@ def run_relay_loop(runtime: Runtime, stop: threading.Event | None = None) -> Non
             tick_deadline_check(runtime, connection, queues)
             tick_retention_purge(runtime, connection, queues)
             tick_audit_anchor(runtime, connection, queues)
+            tick_statistics_publication(runtime, connection, queues)
             moved = relay_once(runtime, connection, queues)
         except RedisError as exc:
             log.warning("queue unreachable (%s); retrying", type(exc).__name__)
@@ -304,6 +315,8 @@ def run_embedded_once(runtime: Runtime, check_deadlines: bool = True) -> int:
     """The embedded default (no REDIS_URL): claim due rows and run them in-process."""
     from referrals.notifications import check_deadlines as watch
     from workflows.audit import write_anchor
+    from workflows.publication import publish_due
+    from workflows.research import Vocabulary
     from workflows.retention import purge_expired
 
     session = runtime.session()
@@ -313,6 +326,8 @@ def run_embedded_once(runtime: Runtime, check_deadlines: bool = True) -> int:
             purge_expired(session, utcnow(), runtime.catalogs["retention"])
             with transaction(session):
                 write_anchor(session)
+            publish_due(session, utcnow(), runtime.settings.statistics_k,
+                        Vocabulary.from_catalogs(runtime.catalogs))
         claims = claim_due(session, runtime)
     finally:
         session.close()

@@ -185,3 +185,21 @@ def run_audit_anchor() -> int:
             return len(anchor.entries) if anchor else 0
     finally:
         session.close()
+
+
+def run_statistics_publication() -> list[str]:
+    """RQ job: publish the public figures of every ended month and year not yet out.
+
+    Safe to run twice: a published period is never recomputed (workflows.publication),
+    and the period is unique, so a second writer's insert fails without harm.
+    """
+    from workflows.publication import publish_due
+    from workflows.research import Vocabulary
+
+    runtime = job_runtime()
+    session = runtime.session()
+    try:
+        return publish_due(session, utcnow(), runtime.settings.statistics_k,
+                           Vocabulary.from_catalogs(runtime.catalogs))
+    finally:
+        session.close()

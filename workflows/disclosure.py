@@ -177,18 +177,22 @@ def release(qi: QI, level: int) -> QI | None:
 
 
 def suppress_line(cells: Mapping[str, int], threshold: int,
-                  already: Iterable[str] = ()) -> set[str]:
-    """Which cells of one line (whose total is published) to suppress.
+                  unknown: Mapping[str, int] | None = None,
+                  already: Iterable[str] = ()) -> tuple[set[str], bool]:
+    """Which cells of one line (whose total is published) to hide, and must the total go.
 
-    Primary: every non-zero cell below ``threshold``. Complementary: while the suppressed
-    cells add up to less than ``threshold`` (but not 0), suppress the smallest cell left,
-    so the total minus the published cells never gives a small count back. ``already``
-    holds cells suppressed elsewhere (another line through them) that count too.
+    Primary: every non-zero cell below ``threshold``, and ``already`` (cells hidden for
+    another reason). Complementary: while what the hidden cells keep unknown adds up to 1
+    to ``threshold - 1``, hide the cell left that adds the least unknown; without one, the
+    total must be hidden too. ``unknown`` is what a reader cannot work out of a cell
+    from elsewhere (its value by default; for a year, what its months hid).
     """
+    mass = unknown if unknown is not None else cells
     hidden = {name for name, n in cells.items() if 0 < n < threshold} | set(already)
-    while hidden and sum(cells[name] for name in hidden) < threshold:
-        left = sorted((n, name) for name, n in cells.items() if name not in hidden and n > 0)
+    while 0 < sum(mass.get(name, 0) for name in hidden) < threshold:
+        left = sorted((mass.get(name, 0), n, name) for name, n in cells.items()
+                      if name not in hidden and mass.get(name, 0) > 0)
         if not left:
-            break
-        hidden.add(left[0][1])
-    return hidden
+            return hidden, True
+        hidden.add(left[0][2])
+    return hidden, False

@@ -12,9 +12,24 @@ from config.database import runtime
 from workflows.audit import record_event
 from workflows.datapackage import stream_package, unpack_package
 from workflows.db import transaction, utcnow
+from workflows.publication import publish_due
 from workflows.research import ExportError, Vocabulary, case_records, date_range
 
 export_cli = AppGroup("export", help="De-identified extracts.")
+statistics_cli = AppGroup("statistics", help="Public statistics.")
+
+
+@statistics_cli.command("publish")
+def publish_statistics() -> None:
+    """Publish every ended month and year not yet published (the worker does it hourly)."""
+    rt = runtime()
+    session = rt.session()
+    try:
+        done = publish_due(session, utcnow(), rt.settings.statistics_k,
+                           Vocabulary.from_catalogs(rt.catalogs))
+    finally:
+        session.close()
+    click.echo(f"published {len(done)} period(s)" + (": " + ", ".join(done) if done else ""))
 
 
 @export_cli.command("research")

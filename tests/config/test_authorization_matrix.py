@@ -21,7 +21,7 @@ from intake import services
 from tests.page_clients import csrf_token
 from workflows.accounts import create_token, create_user
 from workflows.db import transaction
-from workflows.models import Case
+from workflows.models import Case, PublishedStatistics
 
 ROLES = ("anonymous", "operator", "supervisor", "admin", "researcher", "fbi", "ice", "hhs")
 EVERYONE = frozenset(ROLES)
@@ -199,6 +199,7 @@ TABLE: dict[str, Rule] = {
         body=lambda w, r: {"reference": w.reference, "passphrase": w.passphrase, "body": "m"},
     ),
     "public_pages.statistics": _page("GET", lambda w: "/statistics", EVERYONE),
+    "public_pages.statistics_csv": _page("GET", lambda w: "/statistics/2020.csv", EVERYONE),
     # Logging in and out: anyone may try (a wrong password is 401, not a refusal).
     "login.login": _page("GET", lambda w: "/login", EVERYONE),
     "login.login_submit": _page(
@@ -313,6 +314,7 @@ def world(app, make_actor) -> World:  # type: ignore[no-untyped-def]
         tip = services.submit_tip(session, {"narrative": "matrix tip"})
         reference, passphrase, tip_case_id = tip.case.reference, tip.passphrase, tip.case.id
         create_user(session, "matrix-spare", "operator")
+        session.add(PublishedStatistics(period="2020", counts={}, figures={}))  # public
         spare = create_token(session, "matrix-spare")
     actors = {
         "operator": make_actor("operator"),

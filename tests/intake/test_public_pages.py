@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import func, select
 
 from intake.models import Signal, TipMessage
-from tests.flows import screened_case
 from workflows.models import Case
 
 
@@ -128,14 +127,3 @@ def test_a_hotline_reply_reaches_the_follow_up_page(app, pages, logged_in, db_se
     assert db_session.scalar(
         select(func.count()).select_from(TipMessage).where(TipMessage.direction == "out")
     ) == 1
-
-
-def test_published_statistics_suppress_counts_below_three(app, pages) -> None:
-    screened_case(app)
-    screened_case(app)
-    page = pages.get("/statistics").get_data(as_text=True)
-    row = re.search(r"<td>screening</td><td>([^<]+)</td>", page)
-    assert row and row.group(1) == "fewer than 3"
-    screened_case(app)
-    page = pages.get("/statistics").get_data(as_text=True)
-    assert re.search(r"<td>screening</td><td>3</td>", page)
