@@ -155,6 +155,10 @@ class Settings:
     twilio_auth_token: str | None = None
     twilio_from_number: str = "+15005550006"
     twilio_api_base_url: str | None = None  # tests point the SDK at a local server
+    # WhatsApp through Twilio: the sender (defaults to TWILIO_FROM_NUMBER) and the approved
+    # template (a Content SID, HX…) that says "you have a reply" outside the 24-hour window.
+    twilio_whatsapp_from: str | None = None
+    twilio_whatsapp_template_sid: str | None = None
     twilio_timeout_seconds: int = 10
     operator_numbers: tuple[str, ...] = ()  # <Dial> targets for the IVR
     operator_queue: str | None = None  # an <Enqueue> name instead of <Dial>
@@ -265,6 +269,8 @@ class Settings:
             twilio_auth_token=auth_token,
             twilio_from_number=env.get("TWILIO_FROM_NUMBER") or defaults.twilio_from_number,
             twilio_api_base_url=env.get("TWILIO_API_BASE_URL") or None,
+            twilio_whatsapp_from=env.get("TWILIO_WHATSAPP_FROM") or None,
+            twilio_whatsapp_template_sid=env.get("TWILIO_WHATSAPP_TEMPLATE_SID") or None,
             twilio_timeout_seconds=parse_int(
                 "TWILIO_TIMEOUT_SECONDS", env.get("TWILIO_TIMEOUT_SECONDS"), 10, minimum=1
             ),

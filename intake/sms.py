@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -45,9 +45,39 @@ class SmsIn:
     body: str
 
 
+WHATSAPP = "whatsapp:"
+# WhatsApp lets a business answer freely for 24 hours after the person's last message;
+# after that only an approved template may be sent (Twilio error 63016 otherwise).
+WHATSAPP_WINDOW = timedelta(hours=24)
+
+
+def is_whatsapp(address: str) -> bool:
+    """A Twilio WhatsApp address (``whatsapp:+1…``) rather than a phone number."""
+    return address.strip().lower().startswith(WHATSAPP)
+
+
 def phone_key(number: str) -> str:
-    """The number as we hash it: E.164 when it parses, else as Twilio wrote it."""
-    return e164_or_none(number) or number.strip()
+    """The number as we hash it: E.164 when it parses, else as Twilio wrote it. A
+    WhatsApp sender is the same person as that number's texts: same key, same case."""
+    bare = number.strip()
+    if is_whatsapp(bare):
+        bare = bare[len(WHATSAPP):]
+    return e164_or_none(bare) or bare
+
+
+def whatsapp_window_open(session: Session, address: str) -> bool:
+    """True while WhatsApp allows a free-form reply: the person wrote within 24 hours."""
+    last = session.scalar(
+        select(SmsConversation.updated_at)
+        .where(SmsConversation.phone_hash == lookup_hash(phone_key(address)))
+        .order_by(SmsConversation.updated_at.desc())
+        .limit(1)
+    )
+    if last is None:
+        return False
+    if last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    return utcnow() - last < WHATSAPP_WINDOW
 
 
 def is_opted_out(session: Session, e164: str) -> bool:
@@ -163,10 +193,13 @@ def _start(
         anonymous=True,
         passphrase_hash=hash_passphrase(passphrase),
     )
-    phone = e164_or_none(sms.sender)
+    whatsapp = is_whatsapp(sms.sender)
+    phone = e164_or_none(phone_key(sms.sender))
+    if phone and whatsapp:
+        phone = WHATSAPP + phone  # replies go back where the person wrote from
     signal = Signal(
         case_id=case.id,
-        channel="sms",
+        channel="whatsapp" if whatsapp else "sms",
         language=language,
         anonymous=True,
         from_phone=phone or sms.sender[:32],

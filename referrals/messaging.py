@@ -55,11 +55,25 @@ def twilio_client(settings: Settings) -> Client:
     return client
 
 
-def send_sms(settings: Settings, to: str, body: str) -> str:
-    """Send one text; returns Twilio's message SID."""
+def send_sms(settings: Settings, to: str, body: str, *, template_only: bool = False) -> str:
+    """Send one text (SMS, or WhatsApp to a ``whatsapp:`` address); returns Twilio's SID.
+
+    ``template_only``: WhatsApp's 24-hour window is closed, so only the configured
+    template ("you have a reply, use your reference") may go, never the body.
+    """
     client = twilio_client(settings)
+    sender = settings.twilio_from_number
+    content: dict[str, str] = {"body": body}
+    if to.strip().lower().startswith("whatsapp:"):
+        sender = "whatsapp:" + (settings.twilio_whatsapp_from or settings.twilio_from_number)
+        if template_only:
+            if not settings.twilio_whatsapp_template_sid:
+                raise ChannelNotConfigured(
+                    "outside WhatsApp's 24-hour window and TWILIO_WHATSAPP_TEMPLATE_SID is not set"
+                )
+            content = {"content_sid": settings.twilio_whatsapp_template_sid}
     try:
-        message = client.messages.create(to=to, from_=settings.twilio_from_number, body=body)
+        message = client.messages.create(to=to, from_=sender, **content)
     except TwilioRestException as exc:
         if exc.code == TWILIO_UNSUBSCRIBED:
             raise RecipientOptedOut(f"twilio error {exc.code}") from None

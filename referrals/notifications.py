@@ -21,7 +21,13 @@ from sqlalchemy.orm import Session
 
 from config.runtime import Runtime
 from intake.models import TipMessage
-from intake.sms import is_opted_out, phone_key, set_opt_out
+from intake.sms import (
+    is_opted_out,
+    is_whatsapp,
+    phone_key,
+    set_opt_out,
+    whatsapp_window_open,
+)
 from referrals import messaging
 from referrals.models import DeadlineBreach, Notification
 from workflows.db import transaction, utcnow
@@ -166,7 +172,12 @@ def _send_one(session: Session, runtime: Runtime, row: Notification) -> str | No
             if is_opted_out(session, row.recipient):
                 row.state = "opted_out"
                 return None
-            row.provider_id = messaging.send_sms(settings, row.recipient, row.body)
+            closed = is_whatsapp(row.recipient) and not whatsapp_window_open(
+                session, row.recipient
+            )
+            row.provider_id = messaging.send_sms(
+                settings, row.recipient, row.body, template_only=closed
+            )
         else:
             subject, _, text = row.body.partition("\n\n")
             row.provider_id = messaging.send_email(settings, row.recipient, subject, text)
