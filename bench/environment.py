@@ -184,7 +184,6 @@ class BenchEnv:
                 sys.executable, "-m", "gunicorn", target,
                 "--bind", f"127.0.0.1:{port}",
                 "--workers", str(workers or self.web_workers),
-                "--worker-class", "sync",
                 "--backlog", "2048",
                 "--keep-alive", "5",
                 "--log-level", "warning",

@@ -1,21 +1,28 @@
-"""One place that turns errors into answers: JSON under /api and /twilio, pages elsewhere.
+"""One place that turns errors into answers: problem+json under /api and /twilio, pages elsewhere.
 
-Never a stack trace; domain errors keep their field so clients can point at it.
+Never a stack trace; domain errors keep their field so clients can point at it. Every
+header an HTTP error carries (``Allow`` on a 405, ``WWW-Authenticate`` on a 401) is kept;
+a 429 says when to come back in the header and the body from one number. The body's
+schema and the shared field types are in ``config.contract``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from typing import Any
 
 from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
-from flask import render_template, request
+from flask import Response, current_app, render_template, request
 from markupsafe import escape
 from sqlalchemy.exc import IntegrityError
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
-from workflows.errors import DomainError
+from config.contract import PROBLEM_CONTENT_TYPE, PROBLEM_SCHEMA, problem
+from workflows.errors import DomainError, TooManyRequests
 
 log = logging.getLogger(__name__)
 
@@ -53,22 +60,17 @@ def page_language() -> str:
         return asked
     return request.accept_languages.best_match(list(PAGE_WORDS), default="en") or "en"
 
-ERROR_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "error": {"type": "string"},
-        "field": {"type": ["string", "null"]},
-        "detail": {},
-    },
-    "required": ["error"],
-}
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+# Headers the body's own answer sets; everything else an error carries is kept.
+_BODY_HEADERS = {"content-type", "content-length"}
 
 
 def wants_json() -> bool:
     """API and webhook callers get JSON; people get a page."""
     path = request.path
     return path.startswith(("/api/", "/twilio/", "/healthz", "/readyz")) or (
-        request.accept_mimetypes.best == "application/json"
+        request.accept_mimetypes.best in ("application/json", PROBLEM_CONTENT_TYPE)
     )
 
 
@@ -90,15 +92,36 @@ def _first_field(detail: Any) -> tuple[str | None, str | None]:
     return None, None
 
 
+def retry_phrase(seconds: int) -> str:
+    """``seconds`` as a person reads it, exactly (the header says the same number)."""
+    if seconds >= 60 and seconds % 60 == 0:
+        minutes = seconds // 60
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
+
+
 def error_answer(
-    status: int, message: str, field: str | None = None, detail: Any = None, headers: Any = None
-) -> Any:
-    """The answer for an error, in the caller's format."""
+    status: int,
+    message: str,
+    field: str | None = None,
+    *,
+    headers: Any = None,
+    retry_after: int | None = None,
+    **extensions: Any,
+) -> Response:
+    """The answer for an error, in the caller's format, with the error's own headers."""
+    kept = Headers()
+    for name, value in Headers(headers or {}).items():
+        if name.lower() not in _BODY_HEADERS:
+            kept.add(name, value)
+    if retry_after is not None:
+        kept["Retry-After"] = str(retry_after)
+        message = f"{message}; try again in {retry_phrase(retry_after)}"
     if wants_json():
-        body: dict[str, Any] = {"error": message, "field": field}
-        if detail:
-            body["detail"] = detail
-        return body, status, headers or {}
+        body = problem(status, message, field, retry_after=retry_after, **extensions)
+        return current_app.response_class(
+            json.dumps(body), status, headers=kept, mimetype=PROBLEM_CONTENT_TYPE
+        )
     lang = page_language()
     words = PAGE_WORDS[lang]
     title = words["titles"].get(status, words["default"])  # type: ignore[attr-defined]
@@ -114,46 +137,108 @@ def error_answer(
             f"<!doctype html><title>{status}</title>"
             f"<h1>{escape(title)}</h1><p>{escape(message)}</p>"
         )
-    return html, status, {**(headers or {}), "Content-Type": "text/html; charset=utf-8"}
+    return current_app.response_class(html, status, headers=kept, mimetype="text/html")
 
 
-def _document_body_errors(spec: dict[str, Any]) -> dict[str, Any]:
-    """Every operation that takes a body can answer 400 (not JSON) and 413 (over 1 MB)."""
-    error = {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPError"}}}
+def _limiter_retry_after() -> int:
+    """Seconds until the address limit that refused this request lets one through."""
+    limiter = current_app.extensions.get("hotline_limiter")
+    limit = limiter.current_limit if limiter is not None else None
+    if limit is None:
+        return 60
+    return max(1, int(limit.reset_at - time.time()) + 1)
+
+
+def _require_json_body() -> Response | None:
+    """An operation that takes a JSON body refuses a request without one (the document
+    marks every request body ``required``): 400 without a body, 415 with another type."""
+    if not request.path.startswith("/api/"):
+        return None
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is None or "body" not in getattr(view, "_spec", {}):
+        return None
+    if request.is_json:
+        return None
+    if not request.content_length and not request.headers.get("Transfer-Encoding"):
+        return error_answer(400, "a JSON body is required")
+    return error_answer(415, "the body must be JSON (Content-Type: application/json)")
+
+
+def _document_errors(spec: dict[str, Any]) -> dict[str, Any]:
+    """Make the document say what the server does about errors and bodies.
+
+    One error schema (``Problem``) as ``application/problem+json`` for every 4xx/5xx;
+    every request body ``required``; 400/413/415 where a body is taken; ``Retry-After``
+    on every 429.
+    """
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = PROBLEM_SCHEMA
+    schemas.pop("HTTPError", None)
+    schemas.pop("ValidationError", None)
+    problem_content = {PROBLEM_CONTENT_TYPE: {"schema": PROBLEM_REF}}
     for path_item in spec.get("paths", {}).values():
         for operation in path_item.values():
-            if not isinstance(operation, dict) or "requestBody" not in operation:
+            if not isinstance(operation, dict) or "responses" not in operation:
                 continue
-            responses = operation.setdefault("responses", {})
-            responses.setdefault("400", {"description": "The body is not JSON", "content": error})
-            responses.setdefault("413", {"description": "The body is over 1 MB", "content": error})
+            responses = operation["responses"]
+            if "requestBody" in operation:
+                operation["requestBody"]["required"] = True
+                responses.setdefault("400", {"description": "The body is missing or not JSON"})
+                responses.setdefault("413", {"description": "The body is over 1 MB"})
+                responses.setdefault("415", {"description": "The body is not application/json"})
+            for status, response in responses.items():
+                if int(status) >= 400:
+                    response["content"] = dict(problem_content)
+                if status == "429":
+                    response["headers"] = {
+                        "Retry-After": {
+                            "description": "Seconds to wait; the body's retry_after says the same",
+                            "schema": {"type": "integer", "minimum": 1},
+                        }
+                    }
     return spec
 
 
 def init_app(app: APIFlask) -> None:
-    app.config["VALIDATION_ERROR_SCHEMA"] = ERROR_SCHEMA
-    app.config["HTTP_ERROR_SCHEMA"] = ERROR_SCHEMA
-    app.spec_processor(_document_body_errors)
+    app.config["VALIDATION_ERROR_SCHEMA"] = PROBLEM_SCHEMA
+    app.config["HTTP_ERROR_SCHEMA"] = PROBLEM_SCHEMA
+    app.spec_processor(_document_errors)
+    app.before_request(_require_json_body)
 
     @app.error_processor
     def _process(error: HTTPError) -> Any:
         if error.status_code == 422 or (error.status_code == 400 and error.detail):
             field, text = _first_field(error.detail)
             message = f"{field}: {text}" if field and text else (text or error.message)
-            return error_answer(error.status_code, message, field, error.detail, error.headers)
-        return error_answer(error.status_code, error.message or "error", None, None, error.headers)
+            return error_answer(
+                error.status_code, message, field, headers=error.headers, errors=error.detail
+            )
+        return error_answer(error.status_code, error.message or "error", headers=error.headers)
+
+    @app.errorhandler(TooManyRequests)
+    def _too_many(error: TooManyRequests) -> Any:
+        return error_answer(429, error.message, error.field, retry_after=error.retry_after)
 
     @app.errorhandler(DomainError)
     def _domain(error: DomainError) -> Any:
-        return error_answer(error.status, error.message, error.field, error.extra or None)
+        return error_answer(error.status, error.message, error.field, **error.extra)
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Any:
+        headers = error.get_headers()  # Allow on a 405, and whatever else it carries
         messages = (getattr(error, "data", None) or {}).get("messages")
         if error.code == 400 and isinstance(messages, dict) and "json" in messages:
             # webargs' unparsable body: say so, not werkzeug's stock "could not understand".
-            return error_answer(400, "the request body is not valid JSON", None, messages)
-        return error_answer(error.code or 500, error.description or error.name)
+            return error_answer(
+                400, "the request body is not valid JSON", headers=headers, errors=messages
+            )
+        if error.code == 429:
+            # Flask-Limiter's per-address limit: the window it counts says when to return.
+            return error_answer(
+                429, error.description or "too many requests", headers=headers,
+                retry_after=_limiter_retry_after(),
+            )
+        return error_answer(error.code or 500, error.description or error.name, headers=headers)
 
     @app.errorhandler(IntegrityError)
     def _integrity(error: IntegrityError) -> Any:

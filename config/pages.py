@@ -79,6 +79,8 @@ def _refused_token(error: CSRFError) -> Any:
 
 
 def _protect_forms() -> Any:
+    if request.endpoint is None:
+        return  # no route (404) or not this method (405): nothing runs, routing answers
     if request.method in {"POST", "PUT", "PATCH", "DELETE"} and not request.path.startswith(
         CSRF_FREE_PREFIXES
     ):

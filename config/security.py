@@ -9,6 +9,8 @@ gunicorn worker and machine), memory on the embedded default.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from typing import Any
 
 from flask import Flask, Response, current_app, request
@@ -22,7 +24,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
 from config.settings import Settings
-from workflows.errors import DomainError, NotFound
+from workflows.errors import NotFound, TooManyRequests
 from workflows.models import Case
 
 log = logging.getLogger(__name__)
@@ -57,10 +59,8 @@ PUBLIC_LIMITS: dict[tuple[str, str], str] = {
 PASSPHRASE_ATTEMPTS = parse("5 per 15 minutes")
 
 
-class TooManyAttempts(DomainError):
+class TooManyAttempts(TooManyRequests):
     """Too many wrong passphrases for one reference; try later."""
-
-    status = 429
 
 
 def _public_limit() -> str:
@@ -103,8 +103,16 @@ class PassphraseThrottle:
             return
         if not allowed:
             raise TooManyAttempts(
-                "too many wrong passphrases for this reference; try again in 15 minutes"
+                "too many wrong passphrases for this reference", retry_after=self._wait(reference)
             )
+
+    def _wait(self, reference: str) -> int:
+        """Seconds until the window lets one more try through (the answer's Retry-After)."""
+        try:
+            reset_at = self._limiter.get_window_stats(PASSPHRASE_ATTEMPTS, self._key(reference))[0]
+        except Exception:  # noqa: BLE001 - storage gone since test(): the whole window
+            return PASSPHRASE_ATTEMPTS.get_expiry()
+        return max(1, math.ceil(reset_at - time.time()))
 
     def wrong(self, reference: str) -> None:
         """Count one wrong passphrase."""
@@ -179,13 +187,15 @@ def init_app(app: Flask, settings: Settings) -> None:
             Limit(
                 _public_limit,
                 per_method=True,
-                error_message="too many requests; try again later",
+                error_message="too many requests from this address",
             )
         ],
         storage_uri=_storage_uri(settings),
         storage_options=_storage_options(settings),
         strategy="moving-window",
-        headers_enabled=True,
+        # No X-RateLimit-*/Retry-After on every answer: a refused request's Retry-After is
+        # set by config.errors from the same window as its body says (they must agree).
+        headers_enabled=False,
         # Redis down must not turn a tip into a 500: limits fall back to this process's
         # memory, and a storage error lets the request through (logged by the limiter).
         swallow_errors=True,

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from workflows.db import Base, utcnow
 from workflows.models import Case
@@ -19,6 +19,14 @@ from workflows.pii import EncryptedText
 CHANNELS = ("voice", "sms", "whatsapp", "web", "operator")
 CALLER_TYPES = ("victim", "community_member", "law_enforcement", "service_provider", "other")
 LANGUAGES = ("en", "es")
+
+
+def blank_is_none(value: str | None) -> str | None:
+    """An optional unique id: blank is absent. Stored, "" would hold the unique slot and
+    make every later blank one a conflict (whatever the channel the value came from)."""
+    if value is None:
+        return None
+    return value.strip() or None
 
 
 class Signal(Base):
@@ -60,6 +68,10 @@ class Signal(Base):
 
     case: Mapped[Case] = relationship(back_populates="signals")
 
+    @validates("call_sid", "recording_sid", "transcription_sid")
+    def _blank_sid_is_none(self, _key: str, value: str | None) -> str | None:
+        return blank_is_none(value)
+
 
 class TipMessage(Base):
     """A message in the anonymous two-way follow-up, or one inbound/outbound SMS."""
@@ -76,6 +88,10 @@ class TipMessage(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     case: Mapped[Case] = relationship(back_populates="messages")
+
+    @validates("message_sid")
+    def _blank_sid_is_none(self, _key: str, value: str | None) -> str | None:
+        return blank_is_none(value)
 
 
 class SmsConversation(Base):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import phonenumbers
@@ -11,16 +10,8 @@ from apiflask.fields import Boolean, DateTime, Dict, Email, Integer, List, Neste
 from apiflask.validators import Length, OneOf
 from marshmallow import ValidationError, validates_schema
 
+from config.contract import OptionalId, StrictBoolean, StrictSchema, Text
 from intake.models import CALLER_TYPES, LANGUAGES
-
-# C0/C1 controls other than tab, newline and carriage return have no place in a tip.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-
-
-def reject_control_characters(value: str) -> None:
-    """Refuse control characters (they break logs, exports and screens)."""
-    if _CONTROL.search(value):
-        raise ValidationError("must not contain control characters")
 
 
 def to_e164(raw: str, region: str = "US") -> str:
@@ -32,22 +23,6 @@ def to_e164(raw: str, region: str = "US") -> str:
     if not phonenumbers.is_valid_number(number):
         raise ValidationError("is not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def Text(max_length: int, required: bool = False, **kwargs: Any) -> String:  # noqa: N802
-    """A free-text field: bounded length, no control characters, stored verbatim."""
-    return String(
-        required=required,
-        validate=[Length(min=1 if required else 0, max=max_length), reject_control_characters],
-        **kwargs,
-    )
-
-
-class StrictSchema(Schema):
-    """Unknown keys are an error (marshmallow's default, stated here on purpose)."""
-
-    class Meta:
-        unknown = "raise"
 
 
 class PhoneField(String):
@@ -68,7 +43,7 @@ class TipIn(StrictSchema):
         20000, required=True, metadata={"description": "What happened, in the tipster's words."}
     )
     location = Text(500, allow_none=True)
-    anonymous = Boolean(load_default=True)
+    anonymous = StrictBoolean(load_default=True)
     contact = Nested(ContactIn, allow_none=True)
     language = String(load_default="en", validate=OneOf(LANGUAGES))
 
@@ -104,9 +79,9 @@ class PassphraseHeader(Schema):
 
 
 class SafeContactIn(StrictSchema):
-    safe_to_call = Boolean(allow_none=True)
-    safe_to_text = Boolean(allow_none=True)
-    safe_for_voicemail = Boolean(allow_none=True)
+    safe_to_call = StrictBoolean(allow_none=True)
+    safe_to_text = StrictBoolean(allow_none=True)
+    safe_for_voicemail = StrictBoolean(allow_none=True)
     safe_hours = Text(200, allow_none=True)
     safe_word = Text(100, allow_none=True)
     unsafe_word = Text(100, allow_none=True)
@@ -120,9 +95,9 @@ class CallIn(StrictSchema):
     narrative = Text(20000, required=True)
     caller_phone = PhoneField(allow_none=True)
     caller_name = Text(200, allow_none=True)
-    anonymous = Boolean(load_default=False)
+    anonymous = StrictBoolean(load_default=False)
     safe_contact = Nested(SafeContactIn, allow_none=True)
-    call_sid = String(allow_none=True, validate=Length(max=64))
+    call_sid = OptionalId(64)
 
     @validates_schema
     def _anonymous_has_no_name(self, data: dict[str, Any], **_: Any) -> None:

@@ -9,7 +9,7 @@ from apiflask.fields import Boolean, DateTime, Dict, Float, Integer, List, Neste
 from apiflask.validators import Length, OneOf, Range
 from marshmallow import ValidationError, validates_schema
 
-from intake.schemas import StrictSchema, Text
+from config.contract import StrictSchema, Text
 
 AGENCY_EVENTS = ("acknowledge", "accept", "decline", "request_info", "record_outcome")
 INVESTIGATION_STATUSES = (

@@ -37,3 +37,17 @@ class Conflict(DomainError):
     """The state or version moved on; the caller must reload."""
 
     status = 409
+
+
+class TooManyRequests(DomainError):
+    """Refused for now; ``retry_after`` seconds from now it may succeed.
+
+    The one number feeds both the ``Retry-After`` header and the body (``retry_after``
+    and the sentence in ``detail``), so they cannot disagree.
+    """
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int, field: str | None = None) -> None:
+        super().__init__(message, field)
+        self.retry_after = max(1, int(retry_after))

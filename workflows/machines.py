@@ -181,6 +181,9 @@ CASE_TRANSITIONS: list[dict[str, Any]] = [
      "conditions": [role_in(SUPERVISOR, "reopen a case"), needs_reason("reopen")]},
 ]
 
+# Every event of the case lifecycle, in definition order (the API's enum of ``event``).
+CASE_EVENTS = tuple(dict.fromkeys(t["trigger"] for t in CASE_TRANSITIONS))
+
 REFERRAL_STATES = [
     "pending", "queued", "sent", "acknowledged", "accepted", "declined", "failed", "withdrawn",
 ]

@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from apiflask import Schema
 from apiflask.fields import Boolean, DateTime, Dict, Float, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
-from marshmallow import ValidationError
 
-from intake.schemas import CaseSummary, StrictSchema, Text
-from workflows.machines import CASE_STATES
+from config.contract import StrictBoolean, StrictInteger, StrictSchema, Text
+from intake.schemas import CaseSummary
+from workflows.machines import CASE_EVENTS, CASE_STATES
 from workflows.screening import CALLER_TYPES, REQUEST_TYPES, TRAFFICKING_TYPES
-
-
-class StrictBoolean(Boolean):
-    """true or false only: ``"yes"``, ``1`` and ``"true"`` are wrong types here."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise ValidationError("must be true, false or null")
-        return value
-
-
-class StrictInteger(Integer):
-    """A whole number only: ``true``, ``16.0`` and ``"16"`` are wrong types here."""
-
-    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValidationError("must be a whole number or null")
-        return int(super()._deserialize(value, attr, data, **kwargs))
 
 
 def _fact_bool() -> StrictBoolean:
@@ -94,7 +74,7 @@ class ScreeningOut(Schema):
 
 
 class CaseEventIn(StrictSchema):
-    event = String(required=True, validate=Length(min=1, max=32))
+    event = String(required=True, validate=OneOf(CASE_EVENTS))
     version = StrictInteger(required=True)
     reason = Text(2000, allow_none=True)
     resolution_code = String(allow_none=True, validate=Length(max=32))
@@ -121,7 +101,7 @@ class CaseQuery(StrictSchema):
     assignee = String(validate=Length(min=1, max=64),
                       metadata={"description": "a username, or `none` for unassigned"})
     agency = String(validate=Length(min=2, max=32))
-    overdue = Boolean()
+    overdue = Boolean(truthy={"true"}, falsy={"false"})
     reference = String(validate=Length(min=1, max=32))
     limit = Integer(load_default=50, validate=Range(1, 200))
     cursor = String(validate=Length(max=400))

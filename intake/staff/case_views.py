@@ -173,7 +173,8 @@ def reply(case_id: int, body: dict[str, Any]) -> Any:
 @api.auth_required(token_auth, roles=sorted(DESK))
 @api.input(CallIn, arg_name="data")
 @api.output(CaseOut, status_code=201)
-@api.doc(summary="Log a call (operator)", responses=[201, 401, 403, 422])
+@api.doc(summary="Log a call (operator); 409 when its call_sid is already recorded",
+         responses=[201, 401, 403, 409, 422])
 def log_call(data: dict[str, Any]) -> Any:
     session = db_session()
     user = current_user()

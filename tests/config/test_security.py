@@ -121,8 +121,14 @@ def test_tips_are_limited_per_address_with_a_json_429(make_app, settings) -> Non
     assert [a.status_code for a in answers[:10]] == [201] * 10
     refused = answers[10]
     assert refused.status_code == 429
-    assert refused.get_json()["error"] == "too many requests; try again later"
-    assert int(refused.headers["Retry-After"]) > 0
+    body = refused.get_json()
+    assert refused.content_type == "application/problem+json"
+    assert body["detail"].startswith("too many requests from this address; try again in ")
+    # One number feeds the header, the body's retry_after and its sentence.
+    wait = int(refused.headers["Retry-After"])
+    assert 0 < wait <= 60
+    assert body["retry_after"] == wait
+    assert body["detail"].endswith(f" {wait} seconds") or body["detail"].endswith(" 1 minute")
     _assert_security_headers(refused)
     other_address = client.post(
         "/api/v1/tips", json={"narrative": "x"}, environ_base={"REMOTE_ADDR": "10.9.8.7"}

@@ -73,4 +73,4 @@ def test_an_operator_logging_a_call_the_ivr_already_holds_gets_409(client, opera
     again = client.post("/api/v1/calls", json=body, headers=operator.headers)
     assert again.status_code == 409
     assert again.get_json()["field"] == "call_sid"
-    assert again.get_json()["detail"] == {"case_id": first.get_json()["id"]}
+    assert again.get_json()["case_id"] == first.get_json()["id"]
