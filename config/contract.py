@@ -178,3 +178,64 @@ class OptionalId(String):
             raise ValidationError(f"Longer than maximum length {self.max_length}.")
         reject_control_characters(text)
         return text.strip() or None
+
+
+def _ref(path: str, method: str) -> str:
+    """An OpenAPI operationRef (a JSON pointer: "/" is "~1")."""
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+
+_CASE = "$response.body#/id"
+# How answers lead to the next requests (OpenAPI links): clients and Schemathesis' stateful
+# phase follow them (a tip's reference and passphrase to its follow-up, a logged call's
+# case id to its screening, events, assignment and replies).
+LINKS: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {
+    ("/api/v1/tips", "post", "201"): {
+        "ReadTip": {
+            "operationRef": _ref("/api/v1/tips/{reference}", "get"),
+            "parameters": {
+                "path.reference": "$response.body#/reference",
+                "header.X-Tip-Passphrase": "$response.body#/passphrase",
+            },
+        },
+        "AddToTip": {
+            "operationRef": _ref("/api/v1/tips/{reference}/messages", "post"),
+            "parameters": {
+                "path.reference": "$response.body#/reference",
+                "header.X-Tip-Passphrase": "$response.body#/passphrase",
+            },
+        },
+    },
+    ("/api/v1/calls", "post", "201"): {
+        name: {"operationRef": _ref(path, method), "parameters": {"path.case_id": _CASE}}
+        for name, path, method in [
+            ("ShowCase", "/api/v1/cases/{case_id}", "get"),
+            ("ScreenCase", "/api/v1/cases/{case_id}/screening", "put"),
+            ("FireCaseEvent", "/api/v1/cases/{case_id}/events", "post"),
+            ("AssignCase", "/api/v1/cases/{case_id}/assign", "post"),
+            ("ReplyToTipster", "/api/v1/cases/{case_id}/messages", "post"),
+            ("CaseAccessLog", "/api/v1/cases/{case_id}/access-log", "get"),
+        ]
+    },
+}
+
+
+def add_links(spec: dict[str, Any]) -> None:
+    """Put ``LINKS`` into the document (only between operations it has)."""
+    paths = spec.get("paths", {})
+    for (path, method, status), links in LINKS.items():
+        response = paths.get(path, {}).get(method, {}).get("responses", {}).get(status)
+        if response is None:
+            continue
+        present = {
+            name: link for name, link in links.items()
+            if _target_exists(paths, link["operationRef"])
+        }
+        if present:
+            response["links"] = present
+
+
+def _target_exists(paths: dict[str, Any], ref: str) -> bool:
+    *_, pointer_path, method = ref.split("/")
+    path = pointer_path.replace("~1", "/").replace("~0", "~")
+    return method in paths.get(path, {})

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import HTTPException
 
-from config.contract import PROBLEM_CONTENT_TYPE, PROBLEM_SCHEMA, problem
+from config.contract import PROBLEM_CONTENT_TYPE, PROBLEM_SCHEMA, add_links, problem
 from workflows.errors import DomainError, TooManyRequests
 
 log = logging.getLogger(__name__)
@@ -196,10 +196,13 @@ def _document_errors(spec: dict[str, Any]) -> dict[str, Any]:
                             "schema": {"type": "integer", "minimum": 1},
                         }
                     }
+    add_links(spec)
     return spec
 
 
 def init_app(app: APIFlask) -> None:
+    # operationIds (method_endpoint) name the functions of generated clients.
+    app.config["AUTO_OPERATION_ID"] = True
     app.config["VALIDATION_ERROR_SCHEMA"] = PROBLEM_SCHEMA
     app.config["HTTP_ERROR_SCHEMA"] = PROBLEM_SCHEMA
     app.spec_processor(_document_errors)

@@ -1,46 +1,46 @@
-"""Schemathesis over /api/v1/openapi.json: no 5xx, every answer as documented.
+"""Schemathesis over /api/v1/openapi.json, per role: every check, every phase, zero failures.
 
-Each operation gets a bounded number of generated requests (valid and invalid ones),
-each sent as one of the roles with a real token (or none), against a database holding a
-referred case. Figures per operation go to ``test-output/schemathesis/``.
+For each role (a tipster without a token, operator, supervisor, admin, researcher, an
+agency) the
+Schemathesis CLI runs, as CI would run it, against the app behind a real HTTP server on
+the test database (holding a case screened and referred to FBI): all checks (server
+errors, status codes, content types, response schemas and headers, positive data
+accepted, negative data refused, missing required headers, unsupported methods and
+their ``Allow``, ignored auth, use after free, resource availability), both generation
+modes (valid and invalid data), and the phases examples, coverage, fuzzing and stateful
+(chains along the document's links: a tip to its follow-up, a logged call to its
+screening, events, assignment and replies).
+
+Budget: ``MAX_EXAMPLES`` per operation and phase, ``MAX_SECONDS`` per role at most, one
+fixed seed (the same requests every run). Figures per role (requests, statuses) go to
+``test-output/schemathesis/<role>.json``.
+
+Exceptions (nothing else may fail): ``CONFIG`` below, each with its reason.
 """
 
 from __future__ import annotations
 
 import json
-import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_headers_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
-MAX_EXAMPLES = 20
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-    response_headers_conformance,
-]
-ROLES = [
-    ("anonymous", None),
-    ("operator", None),
-    ("supervisor", None),
-    ("admin", None),
-    ("researcher", None),
-    ("agency", "FBI"),
-    ("agency", "ICE"),
-    ("agency", "HHS"),
-]
+MAX_EXAMPLES = 5
+MAX_SECONDS = 300
+SEED = 17
+
+ROLES = {
+    "tipster": None,  # no token: the public tip API, and 401 everywhere else
+    "operator": ("operator", None),
+    "supervisor": ("supervisor", None),
+    "admin": ("admin", None),
+    "researcher": ("researcher", None),
+    "agency": ("agency", "FBI"),
+}
 # Every operation of the document; a new one fails test_every_operation_is_fuzzed.
 OPERATIONS = [
     "GET /healthz",
@@ -64,74 +64,89 @@ OPERATIONS = [
     "GET /api/v1/exports/research",
 ]
 
-
-@pytest.fixture(scope="session")
-def api_schema(app):  # type: ignore[no-untyped-def]
-    """The OpenAPI document as the app serves it, loaded by Schemathesis."""
-    return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
-
-
-def _operations(schema: Any) -> dict[str, Any]:
-    found = {}
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        found[f"{operation.method.upper()} {operation.path}"] = operation
-    return found
+# The documented exceptions (schemathesis.toml). Each widens what one check accepts:
+CONFIG = """
+[checks.positive_data_acceptance]
+# Valid by the schema, refused (422) by a rule no JSON Schema keyword can state: a phone
+# number libphonenumber does not know (the schema can only say "string"); an agency
+# `decline` without a reason (a rule across fields); an indicator, venue or agency code
+# missing from the catalogs in config/ (they change without a new API version); an
+# assignee who is no user. 404 (ids that name nothing), 409 (an event the state does not
+# allow now) and 429 are Schemathesis' defaults.
+expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
+"""
 
 
-def test_every_operation_is_fuzzed(api_schema) -> None:
-    assert sorted(_operations(api_schema)) == sorted(OPERATIONS)
+def _st() -> str:
+    return str(Path(sys.executable).with_name("st"))
 
 
-@pytest.mark.parametrize("label", OPERATIONS)
-def test_fuzzed_requests_get_documented_answers(
-    label, api_schema, app, make_actor, output_dir
+def test_every_operation_is_fuzzed(client) -> None:
+    spec = client.get("/api/v1/openapi.json").get_json()
+    found = [f"{m.upper()} {p}" for p, item in spec["paths"].items() for m in item]
+    assert sorted(found) == sorted(OPERATIONS)
+
+
+def _figures(ndjson: Path) -> dict[str, Any]:
+    """Requests and statuses from Schemathesis' event stream."""
+    statuses: Counter[str] = Counter()
+    for line in ndjson.read_text().splitlines():
+        _count(json.loads(line), statuses)
+    return {"requests": sum(statuses.values()), "statuses": dict(sorted(statuses.items()))}
+
+
+def _count(node: Any, statuses: Counter[str]) -> None:
+    # Each interaction is recorded once, with its response's status_code.
+    if isinstance(node, dict):
+        if "interactions" in node and isinstance(node["interactions"], dict):
+            for interaction in node["interactions"].values():
+                response = (interaction or {}).get("response") or {}
+                if "status_code" in response:
+                    statuses[str(response["status_code"])] += 1
+            return
+        for value in node.values():
+            _count(value, statuses)
+    elif isinstance(node, list):
+        for value in node:
+            _count(value, statuses)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("role", list(ROLES))
+def test_schemathesis_finds_nothing(
+    role, live_server, app, make_actor, output_dir, tmp_path
 ) -> None:
     from tests.flows import sent_referral
 
-    sent_referral(app)  # a case, screened and referred to FBI: real ids to land on
-    headers = {
-        f"{role}{'-' + agency if agency else ''}": (
-            {} if role == "anonymous" else make_actor(role, agency).headers
-        )
-        for role, agency in ROLES
-    }
-    operation = _operations(api_schema)[label]
-    strategy = st.one_of(
-        operation.as_strategy(schemathesis.GenerationMode.POSITIVE),
-        operation.as_strategy(schemathesis.GenerationMode.NEGATIVE),
+    sent_referral(app)  # real ids to land on
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(CONFIG)
+    folder = output_dir / "schemathesis"
+    folder.mkdir(exist_ok=True)
+    ndjson = folder / f"{role}.ndjson"
+    command = [
+        _st(), "--config-file", str(config), "--no-color", "run",
+        f"http://127.0.0.1:{live_server}/api/v1/openapi.json",
+        "--checks", "all",
+        "--mode", "all",
+        "--phases", "examples,coverage,fuzzing,stateful",
+        "--max-examples", str(MAX_EXAMPLES),
+        "--max-time", str(MAX_SECONDS),
+        "--seed", str(SEED),
+        "--generation-deterministic",
+        "--no-shrink",
+        "--workers", "1",
+        "--report", "ndjson", "--report-ndjson-path", str(ndjson),
+    ]
+    if ROLES[role] is not None:
+        token = make_actor(*ROLES[role]).token
+        command += ["--header", f"Authorization: Bearer {token}"]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=MAX_SECONDS * 3
     )
-    figures = {"operation": label, "examples": 0, "failures": 0, "statuses": {}}
-
-    @settings(
-        max_examples=MAX_EXAMPLES,
-        deadline=None,
-        database=None,
-        derandomize=True,
-        suppress_health_check=list(HealthCheck),
-        phases=[Phase.explicit, Phase.generate, Phase.shrink],
-    )
-    @given(case=strategy, who=st.sampled_from(sorted(headers)))
-    def fuzz(case, who) -> None:  # type: ignore[no-untyped-def]
-        figures["examples"] += 1
-        response = case.call(headers=headers[who])
-        status = str(response.status_code)
-        figures["statuses"][status] = figures["statuses"].get(status, 0) + 1
-        try:
-            case.validate_response(response, checks=CHECKS)
-        except BaseException:
-            figures["failures"] += 1
-            raise
-
-    try:
-        fuzz()
-    except BaseException as exc:
-        # Operations without parameters have no invalid variant to generate.
-        if "Unsatisfiable" not in type(exc).__name__:
-            raise
-    finally:
-        folder = output_dir / "schemathesis"
-        folder.mkdir(exist_ok=True)
-        name = re.sub(r"[^A-Za-z0-9]+", "_", label).strip("_")
-        (folder / f"{name}.json").write_text(json.dumps(figures, indent=1))
-    assert figures["examples"] > 0
+    figures = {"role": role, **_figures(ndjson)}
+    (folder / f"{role}.json").write_text(json.dumps(figures, indent=1))
+    (folder / f"{role}.log").write_text(result.stdout + result.stderr)
+    assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
+    assert figures["requests"] > 0
+    assert not any(status.startswith("5") for status in figures["statuses"])

@@ -52,7 +52,7 @@ def gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
-             "--workers", "1"],
+             "--workers", "1", "--graceful-timeout", "2"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     try:
@@ -70,7 +70,11 @@ def gunicorn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         yield port
     finally:
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # our own child: it must not outlive the test
+            proc.wait(5)
 
 
 def _assert_problem(status: int, headers: dict[str, str], body: bytes, expected: int) -> dict:
