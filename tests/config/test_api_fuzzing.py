@@ -1,8 +1,7 @@
 """Schemathesis over /api/v1/openapi.json, per role: every check, every phase, zero failures.
 
 For each role (a tipster without a token, operator, supervisor, admin, researcher, an
-agency) the
-Schemathesis CLI runs, as CI would run it, against the app behind a real HTTP server on
+agency) the Schemathesis CLI runs, as CI would run it, against the app behind a real HTTP server on
 the test database (holding a case screened and referred to FBI): all checks (server
 errors, status codes, content types, response schemas and headers, positive data
 accepted, negative data refused, missing required headers, unsupported methods and
