@@ -30,6 +30,8 @@ VOICE_PROMPTS = (
 SMS_MESSAGES = ("welcome", "help", "emergency", "done", "received")
 MENU_CHOICES = ("emergency", "operator", "voicemail")
 QUESTION_KINDS = ("text", "yes_no")
+# Screening facts an SMS answer may set (workflows.screening.BOOLEAN_FACTS).
+SMS_FACTS = ("victim_minor", "imminent_danger", "foreign_national")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,9 @@ class SmsQuestion:
     text: dict[str, str]
     emergency_on: str | None = None  # "yes" or "no": that answer pages the supervisor
     consent: str | None = None  # the consent this answer records, e.g. "callback"
+    # The screening fact this yes/no answer sets (e.g. victim_minor); an emergency_on
+    # answer sets imminent_danger through the emergency path.
+    fact: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,11 @@ class _Checker:
         consent = entry.get("consent")
         if consent is not None and kind != "yes_no":
             raise self.fail((*keys, "consent"), "needs a yes_no question")
-        return SmsQuestion(key, kind, self.bilingual(entry, keys), emergency_on, consent)
+        fact = entry.get("fact")
+        if fact is not None and (kind != "yes_no" or fact not in SMS_FACTS):
+            raise self.fail((*keys, "fact"), f"must be one of {', '.join(SMS_FACTS)} on a "
+                            "yes_no question")
+        return SmsQuestion(key, kind, self.bilingual(entry, keys), emergency_on, consent, fact)
 
 
 def load_intake_catalog(path: Path) -> IntakeCatalog:

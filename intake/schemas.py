@@ -145,7 +145,12 @@ class ReferralBrief(Schema):
     agency = String(attribute="agency_code")
     state = String()
     mandatory = Boolean()
-    deadline = DateTime(allow_none=True)
+    deadline = DateTime(allow_none=True, metadata={
+        "description": "The next thing due: send_by until sent, then answer_by."})
+    send_by = DateTime(allow_none=True, metadata={
+        "description": "Ours: when the notice must be sent (the rule's clock)."})
+    answer_by = DateTime(allow_none=True, metadata={
+        "description": "The agency's: when it should answer (config/agencies.yaml)."})
     rule = String()
     reason = String()
 
@@ -171,6 +176,10 @@ class CaseSummary(Schema):
     version = Integer()
     deadline = DateTime(allow_none=True)
     overdue = Boolean()
+    emergency_at = DateTime(allow_none=True, metadata={
+        "description": "The first emergency signal: the case is due 15 minutes after it."})
+    emergency_acknowledged_at = DateTime(allow_none=True)
+    emergency_acknowledged_by = String(allow_none=True)
     created_at = DateTime()
     assignee = String(allow_none=True)
     referrals = List(Nested(ReferralBrief))

@@ -21,12 +21,12 @@ from sqlalchemy.orm import Session
 
 from intake.calls import e164_or_none
 from intake.catalog import IntakeCatalog, SmsQuestion
-from intake.emergency import page_emergency
 from intake.models import OptOut, Signal, SmsConversation, TipMessage
 from intake.passphrase import hash_passphrase, new_passphrase
 from workflows.audit import record_event
 from workflows.cases import open_case
 from workflows.db import utcnow
+from workflows.emergency import start_emergency
 from workflows.models import Case
 from workflows.pii import lookup_hash
 
@@ -159,6 +159,11 @@ def _record_answer(
     signal.ivr_path = path
     if question.key == "location" and isinstance(answer, str):
         signal.location = answer[:500]
+    if question.fact and isinstance(answer, bool):
+        case = session.get(Case, conversation.case_id)
+        assert case is not None
+        # A default for screening: staff confirm or correct it with the texter.
+        case.signal_facts = {**(case.signal_facts or {}), question.fact: answer}
     if question.consent and isinstance(answer, bool):
         case = session.get(Case, conversation.case_id)
         assert case is not None
@@ -248,7 +253,7 @@ def _continue(
     conversation.step += 1
     reply = []
     if question.emergency_on and answer is (question.emergency_on == "yes"):
-        page_emergency(session, case, channel="sms")
+        start_emergency(session, case, actor="tipster", channel="sms", now=utcnow())
         reply.append(catalog.message("emergency", language))
     if conversation.step < len(catalog.questions):
         reply.append(catalog.questions[conversation.step].text[language])

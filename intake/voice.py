@@ -18,7 +18,6 @@ from twilio.twiml.voice_response import VoiceResponse
 from config.database import runtime
 from intake import calls
 from intake.catalog import LANGUAGES, IntakeCatalog
-from intake.emergency import page_emergency
 from intake.twilio import (
     callback_url,
     in_transaction,
@@ -27,6 +26,8 @@ from intake.twilio import (
     twilio_signed,
     twiml,
 )
+from workflows.db import utcnow
+from workflows.emergency import start_emergency
 
 bp = Blueprint("twilio_voice", __name__, url_prefix="/twilio")
 
@@ -181,7 +182,7 @@ def voice_menu() -> Any:
         signal = calls.call_signal(session, call_sid)
         calls.note_step(signal, "menu", choice=choice or "none")
         if choice == "emergency":
-            page_emergency(session, signal.case, channel="voice")
+            start_emergency(session, signal.case, actor="tipster", channel="voice", now=utcnow())
 
     in_transaction(work)
     if choice == "emergency":

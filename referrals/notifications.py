@@ -31,6 +31,8 @@ from intake.sms import (
 from referrals import messaging
 from referrals.models import DeadlineBreach, Notification
 from workflows.db import transaction, utcnow
+from workflows.deadlines import aware
+from workflows.emergency import REPAGES, due_repages
 from workflows.machines import AWAITING_AGENCY, OPEN_CASE_STATES
 from workflows.models import Case, Referral, Role, User
 from workflows.outbox import OutboxMessage, add_outbox_message
@@ -39,7 +41,10 @@ from workflows.pii import lookup_hash
 
 log = logging.getLogger(__name__)
 
-SUPERVISOR_KINDS = ("emergency_page", "deadline_breach", "referral_declined", "referral_failed")
+SUPERVISOR_KINDS = (
+    "emergency_page", "emergency_repage", "deadline_breach", "referral_declined",
+    "referral_failed",
+)
 KINDS = (*SUPERVISOR_KINDS, "tipster_reply")
 
 
@@ -58,16 +63,16 @@ def record_opt_out(session: Session, e164: str) -> None:
     set_opt_out(session, lookup_hash(phone_key(e164)), True)
 
 
-def _supervisors(session: Session, runtime: Runtime) -> list[Recipient]:
+def _supervisors(session: Session, runtime: Runtime, everyone: bool = False) -> list[Recipient]:
+    """The on-call supervisor's phone (else every supervisor's), or with ``everyone``
+    the on-call phone and every supervisor's; e-mail to the desk list and supervisors."""
     settings = runtime.settings
     people = session.scalars(
         select(User).where(User.role == Role.SUPERVISOR.value, User.active.is_(True))
     ).all()
-    phones = (
-        [settings.oncall_supervisor_phone]
-        if settings.oncall_supervisor_phone
-        else [p.phone for p in people if p.phone]
-    )
+    oncall = [settings.oncall_supervisor_phone] if settings.oncall_supervisor_phone else []
+    all_phones = [p.phone for p in people if p.phone]
+    phones = oncall + all_phones if everyone else oncall or all_phones
     emails = list(settings.supervisor_emails) + [p.email for p in people if p.email]
     found = [Recipient("sms", p) for p in phones] + [Recipient("email", e) for e in emails]
     return list(dict.fromkeys(found))
@@ -108,6 +113,13 @@ def _text(session: Session, kind: str, case: Case, payload: dict[str, Any]) -> t
     ref = case.reference
     if kind == "emergency_page":
         return f"EMERGENCY case {ref}", f"EMERGENCY: case {ref} reports imminent danger. Act now."
+    if kind == "emergency_repage":
+        minutes = 5 * int(payload.get("level") or 1)
+        return (
+            f"EMERGENCY unacknowledged {ref}",
+            f"EMERGENCY, no one has acknowledged for {minutes} min: case {ref} reports "
+            "imminent danger. Acknowledge it on the case page now.",
+        )
     if kind == "deadline_breach":
         what = f"referral to {agency} ({referral.state})" if referral else f"case ({case.state})"
         return f"Deadline passed: {ref}", f"Deadline passed for case {ref}: {what}."
@@ -140,7 +152,7 @@ def _plan(session: Session, runtime: Runtime, message: OutboxMessage) -> list[No
         for n in session.scalars(select(Notification).where(Notification.outbox_id == message.id))
     }
     recipients = _tipster(session, case) if kind == "tipster_reply" else _supervisors(
-        session, runtime
+        session, runtime, everyone=kind == "emergency_repage" and payload.get("level") == 2
     )
     subject, body = _text(session, kind, case, payload)
     rows = []
@@ -273,6 +285,38 @@ def check_deadlines(session: Session, now: datetime | None = None) -> int:
                         },
                     )
                     count += 1
+        count += _repage_emergencies(session, now)
+    return count
+
+
+def _repage_emergencies(session: Session, now: datetime) -> int:
+    """Re-page each unacknowledged emergency at 5 min (on-call) and 10 min (everyone).
+
+    Each re-page is a breach row keyed on (case, its due time), so a watcher that runs
+    twice, or two watchers at once, page once.
+    """
+    first_due = now - REPAGES[0][1]
+    rows = session.execute(
+        select(Case.id, Case.emergency_at).where(
+            Case.emergency_at.is_not(None),
+            Case.emergency_at <= first_due,
+            Case.emergency_acknowledged_at.is_(None),
+            Case.priority == "emergency",
+            Case.state != "closed",
+            Case.purged_at.is_(None),
+        )
+    ).all()
+    count = 0
+    for case_id, emergency_at in rows:
+        for level, due in due_repages(aware(emergency_at), now):  # type: ignore[arg-type]
+            if _record_breach(session, "emergency", case_id, case_id, due):
+                add_outbox_message(
+                    session,
+                    "notify",
+                    payload={"kind": "emergency_repage", "case_id": case_id,
+                             "referral_id": None, "message_id": None, "level": level},
+                )
+                count += 1
     return count
 
 

@@ -69,6 +69,8 @@ class AgencyReferralOut(Schema):
     priority = String()
     mandatory = Boolean()
     deadline = DateTime(allow_none=True)
+    send_by = DateTime(allow_none=True, metadata={"description": "The hotline's: notice due."})
+    answer_by = DateTime(allow_none=True, metadata={"description": "Yours: answer due."})
     rule = String()
     reason = String()
     legal_basis = Dict(allow_none=True)

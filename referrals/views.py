@@ -82,6 +82,8 @@ def present(
         "priority": referral.case.priority,
         "mandatory": referral.mandatory,
         "deadline": referral.deadline,
+        "send_by": referral.send_by,
+        "answer_by": referral.answer_by,
         "rule": referral.rule,
         "reason": referral.reason,
         "legal_basis": referral.legal_basis,

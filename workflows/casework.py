@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 from workflows.audit import record_event
 from workflows.cases import get_case
 from workflows.db import utcnow
-from workflows.deadlines import refresh_case_deadline
+from workflows.deadlines import clock_start, refresh_case_deadline, start_clocks
+from workflows.emergency import start_emergency
 from workflows.errors import Conflict, Forbidden, InvalidInput, NotFound
 from workflows.lifecycle import configured_agencies, fire_case_event
 from workflows.machines import DESK, STAFF
@@ -56,6 +57,11 @@ def record_screening(
         )
     cats = catalogs
     facts = {k: v for k, v in (body.get("facts") or {}).items() if k in FACT_NAMES}
+    # What the tipster's channel answered (SMS, IVR emergency option) holds until staff
+    # say otherwise: an unanswered fact keeps the signal's value.
+    for name, value in (case.signal_facts or {}).items():
+        if facts.get(name) is None and name in FACT_NAMES:
+            facts[name] = value
     if facts.get("caller_type") is None:
         facts["caller_type"] = _signal_caller_type(case)
     indicators = list(body.get("indicators") or [])
@@ -78,9 +84,17 @@ def record_screening(
     )
     assessment = assess(cats["indicators"], facts, indicators)
     decision = route(config, assessment, consent, configured_agencies(cats), now)
-    recommended = [r.as_json() for r in decision.referrals]
-    deadlines = [config.case_deadlines[assessment.priority.value]]
-    deadlines += [r.deadline for r in decision.referrals]
+    if "imminent_danger" in assessment.triggers:
+        start_emergency(session, case, actor=actor.username, channel="screening", now=now,
+                        case_deadlines=config.case_deadlines)
+    # Each rule's clock runs from the first screening that found its facts, never later.
+    start_clocks(case, [r.rule for r in decision.referrals], now)
+    recommended = [
+        {**r.as_json(), "send_by": (clock_start(case, r.rule, now) + r.deadline).isoformat()}
+        for r in decision.referrals
+    ]
+    due = [now + config.case_deadlines[assessment.priority.value]]
+    due += [clock_start(case, r.rule, now) + r.deadline for r in decision.referrals]
     if decision.emergency:
         action = "escalate"
     elif decision.referrals:
@@ -92,7 +106,8 @@ def record_screening(
         "indicators": list(assessment.indicators),
         "consent": consent,
         "derived": {k: assessment.facts[k] for k in
-                    ("minor", "adult", "sex", "labor", "signs", "third_party")},
+                    ("minor", "adult", "sex", "labor", "signs", "trafficking_indicated",
+                     "third_party")},
         "elements": assessment.elements,
         "triggers": list(assessment.triggers),
         "level": assessment.level,
@@ -104,7 +119,7 @@ def record_screening(
         "close_as": decision.close_as,
         "screened_by": actor.username,
         "screened_at": now.isoformat(),
-        "deadline": (now + min(deadlines)).isoformat(),
+        "deadline": min(due).isoformat(),
     }
     case.level = assessment.level
     case.score = assessment.score

@@ -4,6 +4,8 @@ A case's ``deadline`` column always holds the next thing due on it, so "late" is
 indexed range scan (``deadline < now``) even at a million cases:
 - open, not yet submitted: the screening's deadline (the earliest recommended referral's,
   or the priority's review time from routing.yaml), else created + the priority's time;
+  an emergency (IVR option, SMS "not safe", imminent danger in screening) is due 15
+  minutes after its first signal, whatever the screening says;
 - pending approval or referred: the earliest deadline of a referral the agency has not
   yet taken up (pending, queued, sent, failed);
 - closed: none.
@@ -11,11 +13,12 @@ indexed range scan (``deadline < now``) even at a million cases:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from workflows.machines import AWAITING_AGENCY
-from workflows.models import Case, Referral
+from workflows.machines import AWAITING_AGENCY, OPEN_CASE_STATES
+from workflows.models import Case, Priority, Referral
 
 DEFAULT_CASE_DEADLINES = {
     "emergency": timedelta(minutes=15),
@@ -31,6 +34,17 @@ def aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
+def emergency_deadline(
+    case: Case, case_deadlines: dict[str, timedelta] | None = None
+) -> datetime | None:
+    """15 minutes (routing.yaml's ``case_deadlines.emergency``) after the first signal."""
+    started = aware(case.emergency_at)
+    if started is None or case.priority != Priority.EMERGENCY.value:
+        return None  # staff who screened it found no imminent danger: the clock is off
+    limits = case_deadlines or DEFAULT_CASE_DEADLINES
+    return started + limits.get("emergency", DEFAULT_CASE_DEADLINES["emergency"])
+
+
 def case_deadline(
     case: Case, case_deadlines: dict[str, timedelta] | None = None
 ) -> datetime | None:
@@ -39,21 +53,60 @@ def case_deadline(
         return None
     if case.state in ("pending_approval", "referred"):
         due = [aware(r.deadline) for r in case.referrals if r.state in AWAITING_AGENCY]
+        if case.state == "pending_approval":
+            due.append(emergency_deadline(case, case_deadlines))
         return min((d for d in due if d is not None), default=None)
     stored = (case.screening or {}).get("deadline")
-    if stored:
-        return datetime.fromisoformat(stored)
     limits = case_deadlines or DEFAULT_CASE_DEADLINES
     created = aware(case.created_at)
     assert created is not None
-    return created + limits.get(case.priority, DEFAULT_CASE_DEADLINES["routine"])
+    due_at = (
+        datetime.fromisoformat(stored)
+        if stored
+        else created + limits.get(case.priority, DEFAULT_CASE_DEADLINES["routine"])
+    )
+    emergency = emergency_deadline(case, case_deadlines)
+    return min(due_at, emergency) if emergency is not None else due_at
+
+
+def is_open_emergency(case: Case) -> bool:
+    """An emergency nobody has yet got to an agency: it leads every queue."""
+    if case.priority != Priority.EMERGENCY.value:
+        return False
+    if case.state in OPEN_CASE_STATES:
+        return True
+    # Escalated, but the notice has not left yet (queued, or its delivery failed).
+    return case.state == "referred" and any(
+        r.state in ("pending", "queued", "failed") for r in case.referrals
+    )
 
 
 def refresh_case_deadline(case: Case, case_deadlines: dict[str, timedelta] | None = None) -> None:
-    """Store the case's next deadline; only writes (and bumps the version) on a change."""
+    """Store the case's next deadline and queue rank; writes (bumps the version) on a change."""
     due = case_deadline(case, case_deadlines)
     if aware(case.deadline) != due:
         case.deadline = due
+    rank = 0 if is_open_emergency(case) else 1
+    if case.queue_rank != rank:
+        case.queue_rank = rank
+
+
+def start_clocks(case: Case, rules: Iterable[str], now: datetime) -> None:
+    """Note when each rule first applied; a clock is kept once and never moved later."""
+    clocks = dict(case.clocks or {})
+    changed = False
+    for rule in rules:
+        if rule not in clocks:
+            clocks[rule] = now.isoformat()
+            changed = True
+    if changed:
+        case.clocks = clocks
+
+
+def clock_start(case: Case, rule: str, now: datetime) -> datetime:
+    """When the rule's clock started (its first triggering signal), or now if it has not."""
+    started = (case.clocks or {}).get(rule)
+    return min(aware(datetime.fromisoformat(started)), now) if started else now  # type: ignore[type-var]
 
 
 def is_overdue(deadline: datetime | None, now: datetime) -> bool:

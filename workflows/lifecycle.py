@@ -18,11 +18,11 @@ from workflows import routing
 from workflows.audit import record_event
 from workflows.cases import get_case
 from workflows.db import utcnow
-from workflows.deadlines import refresh_case_deadline
-from workflows.errors import Conflict, NotFound
+from workflows.deadlines import clock_start, refresh_case_deadline, start_clocks
+from workflows.emergency import start_emergency
+from workflows.errors import Conflict, InvalidInput, NotFound
 from workflows.machines import Context, allowed_events, case_machine, fire, referral_machine
-from workflows.models import PRIORITY_RANK, Case, Priority, Referral, User
-from workflows.outbox import add_outbox_message
+from workflows.models import Case, Referral, User
 from workflows.referral_events import (
     configured_agencies,
     fire_referral,
@@ -103,6 +103,8 @@ def _fire_case(
     planned = event in ("submit_for_approval", "escalate")
     if planned and event in allowed_events(case_machine, case.state):
         ctx.plan = plan_referrals(case, cats, now, emergency=event == "escalate")
+    if event == "close" and event in allowed_events(case_machine, case.state):
+        ctx.data["unsent_mandatory"] = _check_unsent_mandatory(case, ctx)
     from_state = fire(case_machine, case, event, ctx)
     session.flush()  # the version check happens here: a lost race stops before any write
     record_event(
@@ -121,9 +123,55 @@ def _fire_case(
     return case
 
 
+def unsent_mandatory(case: Case) -> list[dict[str, Any]]:
+    """Mandatory referrals the case was screened for (or holds) that were never sent."""
+    sent = {r.agency_code for r in case.referrals if r.sent_at is not None}
+    found: dict[str, dict[str, Any]] = {}
+    for rec in (case.screening or {}).get("recommended_referrals") or []:
+        if rec.get("mandatory") and rec.get("agency") not in sent:
+            found[rec["agency"]] = {"agency": rec["agency"], "rule": rec.get("rule"),
+                                    "referral_id": None, "state": None}
+    for referral in case.referrals:
+        if referral.mandatory and referral.agency_code not in sent and (
+            referral.state in ("pending", "queued", "failed") or referral.agency_code in found
+        ):
+            found[referral.agency_code] = {"agency": referral.agency_code, "rule": referral.rule,
+                                           "referral_id": referral.id, "state": referral.state}
+    return sorted(found.values(), key=lambda x: x["agency"])
+
+
+def _check_unsent_mandatory(case: Case, ctx: Context) -> list[dict[str, Any]]:
+    """Closing over an unsent mandatory referral: a supervisor's decision, with a reason."""
+    unsent = unsent_mandatory(case)
+    if not unsent:
+        return []
+    named = ", ".join(
+        f"{u['agency']} ({u['rule']}"
+        + (f", referral {u['referral_id']} {u['state']}" if u["referral_id"] else ", not created")
+        + ")"
+        for u in unsent
+    )
+    if ctx.actor.role != "supervisor":
+        raise Conflict(
+            f"the mandatory referral to {named} has not been sent; only a supervisor may "
+            "close this case, with a reason",
+            field="referrals",
+            unsent_mandatory=unsent,
+        )
+    if not ctx.reason:
+        raise InvalidInput(
+            f"closing with the mandatory referral to {named} unsent needs a reason",
+            field="reason",
+        )
+    return unsent
+
+
 def _case_detail(event: str, ctx: Context) -> dict[str, Any] | None:
     if event == "close":
-        return {"resolution_code": ctx.data.get("resolution_code")}
+        detail: dict[str, Any] = {"resolution_code": ctx.data.get("resolution_code")}
+        if ctx.data.get("unsent_mandatory"):
+            detail["unsent_mandatory"] = ctx.data["unsent_mandatory"]
+        return detail
     if ctx.plan is not None:
         return {"referrals": [r.agency for r in ctx.plan.referrals]}
     return None
@@ -134,9 +182,15 @@ def _nothing(*_: Any) -> None:
 
 
 def _create_referrals(
-    session: Session, case: Case, ctx: Context, base: datetime
+    session: Session, case: Case, ctx: Context, cats: dict[str, Any]
 ) -> list[Referral]:
-    """Turn the routing plan into ``pending`` referrals, one per agency."""
+    """Turn the routing plan into ``pending`` referrals, one per agency.
+
+    Each referral's ``send_by`` runs from its rule's clock (the first time the rule's
+    facts were known), so neither re-screening nor a new submission moves it later.
+    """
+    assert ctx.now is not None
+    start_clocks(case, [rec.rule for rec in ctx.plan.referrals], ctx.now)
     return [
         new_referral(
             session,
@@ -144,7 +198,8 @@ def _create_referrals(
             ctx,
             agency=rec.agency,
             mandatory=rec.mandatory,
-            deadline=base + rec.deadline,
+            send_by=clock_start(case, rec.rule, ctx.now) + rec.deadline,
+            catalogs=cats,
             rule=rec.rule,
             reason=rec.reason,
             legal_basis=rec.legal_basis,
@@ -160,12 +215,9 @@ def _withdraw_pending(session: Session, case: Case, ctx: Context, why: str) -> N
             fire_referral(session, referral, "withdraw", ctx.actor, why, {}, None, cascade=True)
 
 
-def _on_submit(session: Session, case: Case, ctx: Context, _cats: dict[str, Any]) -> None:
+def _on_submit(session: Session, case: Case, ctx: Context, cats: dict[str, Any]) -> None:
     _withdraw_pending(session, case, ctx, "superseded by a new submission")
-    screened_at = (case.screening or {}).get("screened_at")
-    base = datetime.fromisoformat(screened_at) if screened_at else ctx.now
-    assert ctx.now is not None
-    _create_referrals(session, case, ctx, min(base, ctx.now))
+    _create_referrals(session, case, ctx, cats)
 
 
 def _queue_pending(session: Session, case: Case, ctx: Context, cats: dict[str, Any]) -> None:
@@ -186,25 +238,27 @@ def _on_escalate(session: Session, case: Case, ctx: Context, cats: dict[str, Any
     screening = dict(case.screening or {"facts": {}, "indicators": []})
     screening["facts"] = {**(screening.get("facts") or {}), "imminent_danger": True}
     case.screening = screening
-    case.priority = Priority.EMERGENCY.value
-    case.priority_rank = PRIORITY_RANK[Priority.EMERGENCY]
-    _withdraw_pending(session, case, ctx, "superseded by the emergency escalation")
     assert ctx.now is not None
-    _create_referrals(session, case, ctx, ctx.now)
+    # Pages once: an emergency already signalled (IVR, SMS, screening) keeps its clock.
+    start_emergency(session, case, actor=ctx.actor.username, channel="escalation",
+                    now=ctx.now, case_deadlines=cats["routing"].case_deadlines)
+    _withdraw_pending(session, case, ctx, "superseded by the emergency escalation")
+    _create_referrals(session, case, ctx, cats)
     ctx.cascade = True
     _queue_pending(session, case, ctx, cats)
-    add_outbox_message(
-        session,
-        "notify",
-        payload={"kind": "emergency_page", "case_id": case.id, "referral_id": None,
-                 "message_id": None},
-    )
 
 
 def _on_close(session: Session, case: Case, ctx: Context, _cats: dict[str, Any]) -> None:
     _withdraw_pending(session, case, ctx, "case closed")
     case.resolution_code = ctx.data["resolution_code"]
     case.closed_at = ctx.now
+
+
+def _on_acknowledge_emergency(
+    _session: Session, case: Case, ctx: Context, _cats: dict[str, Any]
+) -> None:
+    case.emergency_acknowledged_at = ctx.now
+    case.emergency_acknowledged_by = ctx.actor.username
 
 
 def _on_reopen(_session: Session, case: Case, ctx: Context, _cats: dict[str, Any]) -> None:
@@ -219,6 +273,7 @@ _CASE_EFFECTS = {
     "escalate": _on_escalate,
     "close": _on_close,
     "reopen": _on_reopen,
+    "acknowledge_emergency": _on_acknowledge_emergency,
 }
 
 

@@ -153,6 +153,12 @@ HAS_TARGET_AGENCY = Guard(
     InvalidInput("reroute needs another agency's code", field="agency"),
 )
 
+UNACKNOWLEDGED_EMERGENCY = Guard(
+    "unacknowledged_emergency",
+    lambda case, _ctx: case.emergency_at is not None and case.emergency_acknowledged_at is None,
+    Conflict("this case has no unacknowledged emergency page", field="event"),
+)
+
 CASE_STATES = ["received", "screening", "awaiting_info", "pending_approval", "referred", "closed"]
 OPEN_CASE_STATES = ("received", "screening", "awaiting_info", "pending_approval")
 
@@ -179,6 +185,10 @@ CASE_TRANSITIONS: list[dict[str, Any]] = [
      "conditions": [role_in(SUPERVISOR, "close a referred case"), HAS_RESOLUTION]},
     {"trigger": "reopen", "source": "closed", "dest": "screening",
      "conditions": [role_in(SUPERVISOR, "reopen a case"), needs_reason("reopen")]},
+    # Internal (dest None): the page is answered, the re-pages stop; audited like the rest.
+    {"trigger": "acknowledge_emergency", "source": CASE_STATES[:-1], "dest": None,
+     "conditions": [role_in(SUPERVISOR, "acknowledge an emergency page"),
+                    UNACKNOWLEDGED_EMERGENCY]},
 ]
 
 # Every event of the case lifecycle, in definition order (the API's enum of ``event``).
@@ -213,6 +223,10 @@ REFERRAL_TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "reroute", "source": "declined", "dest": None,
      "conditions": [role_in(SUPERVISOR, "re-route a referral"), HAS_TARGET_AGENCY]},
 ]
+# What staff may fire on one referral (API and case page); "approve" queues a pending
+# one (a re-route), under the same APPROVER guard as a case's approval.
+STAFF_REFERRAL_EVENTS = {"reroute": "reroute", "retry": "retry", "withdraw": "withdraw",
+                         "approve": "queue"}
 AGENCY_EVENTS = frozenset({"acknowledge", "accept", "decline", "request_info", "record_outcome"})
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -96,8 +97,10 @@ class Case(Base):
         Index("ix_cases_open_deadline", "deadline"),
         # The supervisor's queue: keyset pages in (deadline, created_at, id) order,
         # with and without a state filter (workflows/queues.py).
-        Index("ix_cases_deadline_order", "deadline", "created_at", "id"),
-        Index("ix_cases_state_deadline_order", "state", "deadline", "created_at", "id"),
+        # Open emergencies lead (queue_rank 0), then deadline, then age.
+        Index("ix_cases_queue_order", "queue_rank", "deadline", "created_at", "id"),
+        Index("ix_cases_state_queue_order", "state", "queue_rank", "deadline", "created_at",
+              "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -110,6 +113,26 @@ class Case(Base):
     case_type: Mapped[str] = mapped_column(String(16), default="unknown")
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # 0 while the case is an open emergency (it leads every queue), else 1.
+    queue_rank: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The first emergency signal (IVR option, SMS "not safe", imminent danger in screening):
+    # the 15-minute clock runs from it; re-pages stop once a supervisor acknowledges.
+    emergency_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    emergency_acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    emergency_acknowledged_by: Mapped[str | None] = mapped_column(String(64))
+    # Statutory clocks: rule name -> ISO time the hotline first learned the triggering
+    # facts. Kept once per rule and never moved later, so re-screening never restarts one.
+    clocks: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # Facts a tipster's channel answered (SMS "under 18?" / "safe now?", the IVR's
+    # emergency option): booleans only, the defaults screening starts from.
+    signal_facts: Mapped[dict[str, bool] | None] = mapped_column(JSON)
+    # 8 U.S.C. 1367: the case involves an immigration-relief application (T/U visa, VAWA,
+    # continued presence). Set by staff only; never sent to nor shown to an agency.
+    protected_immigration: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    protected_set_by: Mapped[str | None] = mapped_column(String(64))
+    protected_set_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     screening: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     resolution_code: Mapped[str | None] = mapped_column(String(32))
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -144,7 +167,12 @@ class Referral(Base):
     agency_code: Mapped[str] = mapped_column(String(32))
     state: Mapped[str] = mapped_column(String(24), default="pending")
     mandatory: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The next thing due: ``send_by`` until the notice is sent, then ``answer_by``.
     deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    # Ours: when the rule says the notice must be sent (a statutory clock stops at sending).
+    send_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The agency's: when it should answer, from config/agencies.yaml's deadlines.
+    answer_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     rule: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(Text)
     legal_basis: Mapped[dict[str, Any] | None] = mapped_column(JSON)

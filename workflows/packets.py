@@ -131,6 +131,8 @@ def build_packet(referral: Referral) -> dict[str, Any]:
         "level": case.level,
         "mandatory": referral.mandatory,
         "deadline": _iso(referral.deadline),
+        "send_by": _iso(referral.send_by),
+        "answer_by": _iso(referral.answer_by),
         "reason": referral.reason,
         "rule": referral.rule,
         "legal_basis": referral.legal_basis,

@@ -1,8 +1,9 @@
-"""The supervisor's queues: filtered, sorted by deadline then age, keyset-paginated.
+"""The supervisor's queues: open emergencies first, then by deadline, then by age.
 
 Keyset (not OFFSET) pagination, so page 1,000 costs what page 1 costs at a million
-cases: each page continues after the last row's (deadline, created_at, id), a row-value
-comparison that walks ``ix_cases_deadline_order`` / ``ix_cases_state_deadline_order``.
+cases: each page continues after the last row's (queue_rank, deadline, created_at, id),
+a row-value comparison that walks ``ix_cases_queue_order`` / ``ix_cases_state_queue_order``
+(``queue_rank`` is 0 for an open emergency, see ``workflows.deadlines``).
 Cases with no deadline (closed ones) come last, in a second index-friendly pass.
 """
 
@@ -34,18 +35,21 @@ class QueueFilter:
     reference: str | None = None
 
 
-def _encode(deadline: datetime | None, created_at: datetime, case_id: int) -> str:
+def _encode(rank: int, deadline: datetime | None, created_at: datetime, case_id: int) -> str:
     raw = json.dumps(
-        [deadline.isoformat() if deadline else None, created_at.isoformat(), case_id]
+        [rank, deadline.isoformat() if deadline else None, created_at.isoformat(), case_id]
     )
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> tuple[datetime | None, datetime, int]:
+def _decode(cursor: str) -> tuple[int, datetime | None, datetime, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        deadline, created, case_id = json.loads(base64.urlsafe_b64decode(padded))
+        rank, deadline, created, case_id = json.loads(base64.urlsafe_b64decode(padded))
+        if rank not in (0, 1):
+            raise ValueError(rank)
         return (
+            int(rank),
             aware(datetime.fromisoformat(deadline)) if deadline else None,
             aware(datetime.fromisoformat(created)),  # type: ignore[return-value]
             int(case_id),
@@ -102,25 +106,31 @@ def case_queue(
     )
     after = _decode(cursor) if cursor else None
     rows: list[Case] = []
-    if after is None or after[0] is not None:
+    if after is None or after[1] is not None:
         dated = base.where(Case.deadline.is_not(None))
         if after is not None:
             dated = dated.where(
-                tuple_(Case.deadline, Case.created_at, Case.id) > tuple_(*after)
+                tuple_(Case.queue_rank, Case.deadline, Case.created_at, Case.id)
+                > tuple_(*after)
             )
-        dated = dated.order_by(Case.deadline, Case.created_at, Case.id).limit(limit + 1)
+        dated = dated.order_by(
+            Case.queue_rank, Case.deadline, Case.created_at, Case.id
+        ).limit(limit + 1)
         rows = list(session.scalars(dated))
     if len(rows) <= limit and filters.overdue is not True:
+        # Only closed cases have no deadline (never an open emergency): by age, last.
         undated = base.where(Case.deadline.is_(None))
-        if after is not None and after[0] is None:
-            undated = undated.where(tuple_(Case.created_at, Case.id) > tuple_(after[1], after[2]))
+        if after is not None and after[1] is None:
+            undated = undated.where(tuple_(Case.created_at, Case.id) > tuple_(after[2], after[3]))
         undated = undated.order_by(Case.created_at, Case.id).limit(limit + 1 - len(rows))
         rows += list(session.scalars(undated))
     page = rows[:limit]
     if len(rows) <= limit or not page:
         return page, None
     last = page[-1]
-    return page, _encode(aware(last.deadline), aware(last.created_at), last.id)  # type: ignore[arg-type]
+    return page, _encode(
+        last.queue_rank, aware(last.deadline), aware(last.created_at), last.id  # type: ignore[arg-type]
+    )
 
 
 def queue_counts(session: Session, now: datetime) -> dict[str, Any]:

@@ -19,12 +19,13 @@ from sqlalchemy.orm.exc import StaleDataError
 from workflows import routing
 from workflows.audit import record_event
 from workflows.db import utcnow
-from workflows.deadlines import aware
+from workflows.deadlines import clock_start, start_clocks
 from workflows.errors import Conflict, InvalidInput
 from workflows.machines import ACTIVE_REFERRAL_STATES, Context, fire, referral_machine
 from workflows.models import Case, Referral, User
 from workflows.outbox import add_outbox_message
 from workflows.packets import take_snapshot
+from workflows.screening import assess
 
 
 def configured_agencies(catalogs: dict[str, Any]) -> tuple[str, ...]:
@@ -34,6 +35,16 @@ def configured_agencies(catalogs: dict[str, Any]) -> tuple[str, ...]:
         return routing.DEFAULT_AGENCIES
     # An optional agency (DOL WHD, a local task force) counts once a channel is set up.
     return tuple(code for code, a in agencies.items() if getattr(a, "configured", True))
+
+
+DEFAULT_ANSWER_WINDOW = timedelta(hours=72)
+
+
+def answer_window(catalogs: dict[str, Any], agency: str, priority: str) -> timedelta:
+    """How long the agency has to answer, by case priority (config/agencies.yaml)."""
+    entry = (catalogs.get("agencies") or {}).get(agency)
+    minutes = getattr(entry, "deadline_minutes", {}).get(priority) if entry else None
+    return timedelta(minutes=minutes) if minutes else DEFAULT_ANSWER_WINDOW
 
 
 def actor_label(actor: User | None) -> str:
@@ -98,8 +109,6 @@ def fire_referral(
         detail=detail,
     )
     _REFERRAL_EFFECTS.get(event, _nothing)(session, referral, ctx)
-    if event == "reroute":
-        fire_referral(session, new, "queue", actor, ctx.reason, {}, catalogs)
 
 
 def _on_queue(session: Session, referral: Referral, ctx: Context) -> None:
@@ -116,7 +125,12 @@ def _on_queue(session: Session, referral: Referral, ctx: Context) -> None:
 
 
 def _on_sent(_session: Session, referral: Referral, ctx: Context) -> None:
+    # The statutory clock stops here: from now on the agency's answer is what is due.
     referral.sent_at = ctx.now
+    assert ctx.now is not None
+    window = answer_window(active_catalogs(), referral.agency_code, referral.case.priority)
+    referral.answer_by = ctx.now + window
+    referral.deadline = referral.answer_by
 
 
 def _on_fail(_session: Session, referral: Referral, ctx: Context) -> None:
@@ -164,10 +178,17 @@ _REFERRAL_EFFECTS = {
 def _reroute(
     session: Session, declined: Referral, ctx: Context, catalogs: dict[str, Any]
 ) -> Referral:
-    """A supervisor sends a declined referral's case to another agency: a new referral."""
+    """A supervisor sends a declined referral's case to another agency: a new ``pending``
+    referral, on its own legal basis, to be approved like any other.
+
+    Routing runs again for the target agency alone, so a mandatory basis reaches only the
+    agencies its rule names, and a consent reaches only the agencies its scope allows
+    (a services consent never reaches FBI or ICE). No basis: 409 naming why.
+    """
     agency = str(ctx.data["agency"]).upper()
     if agency not in configured_agencies(catalogs):
         raise InvalidInput(f"unknown agency {agency!r}", field="agency")
+    case = declined.case
     busy = session.scalar(
         select(Referral.id).where(
             Referral.case_id == declined.case_id,
@@ -177,25 +198,46 @@ def _reroute(
     )
     if busy is not None:
         raise Conflict(f"{agency} already holds referral {busy} for this case", field="agency")
-    created = aware(declined.created_at)
-    due = aware(declined.deadline)
-    span = (due - created) if due and created else timedelta(hours=72)
-    basis = {**(declined.legal_basis or {}), "rerouted_from": declined.id}
-    basis.pop("approved_by", None)
-    basis.pop("approved_at", None)
-    kind = "mandatory" if declined.mandatory else "same basis"
+    assert ctx.now is not None
+    screening = case.screening or {}
+    assessment = assess(
+        catalogs["indicators"], screening.get("facts") or {}, screening.get("indicators") or []
+    )
+    decision = routing.route(
+        catalogs["routing"], assessment, screening.get("consent"), (agency,), ctx.now
+    )
+    rec = next((r for r in decision.referrals if r.agency == agency), None)
+    if rec is None:
+        raise Conflict(
+            f"cannot re-route to {agency}: {_no_basis(agency, decision.withheld)}",
+            field="agency",
+            withheld=[w for w in decision.withheld if w["agency"] == agency],
+        )
+    start_clocks(case, [rec.rule], ctx.now)
     return new_referral(
         session,
-        declined.case,
+        case,
         ctx,
         agency=agency,
-        mandatory=declined.mandatory,
-        deadline=ctx.now + span,
-        rule=declined.rule,
-        reason=f"{agency}: re-routed after {declined.agency_code} declined — {kind}, "
-        f"{routing.describe_deadline(span)}",
-        legal_basis=basis,
-        detail={"agency": agency, "rule": declined.rule, "rerouted_from": declined.id},
+        mandatory=rec.mandatory,
+        send_by=clock_start(case, rec.rule, ctx.now) + rec.deadline,
+        catalogs=catalogs,
+        rule=rec.rule,
+        reason=f"{rec.reason} (re-routed after {declined.agency_code} declined)",
+        legal_basis={**rec.legal_basis, "rerouted_from": declined.id},
+        detail={"agency": agency, "rule": rec.rule, "rerouted_from": declined.id},
+    )
+
+
+def _no_basis(agency: str, withheld: list[dict[str, Any]]) -> str:
+    """Why routing gives this agency nothing, in words a supervisor can act on."""
+    mine = [w for w in withheld if w["agency"] == agency]
+    if mine:
+        parts = [f"rule {w['rule']} needs consent that is {w['consent']}" for w in mine]
+        return "; ".join(parts) + " — record the victim's consent or choose another agency"
+    return (
+        f"no routing rule refers this case to {agency} on its screening facts "
+        "(a re-route needs its own legal basis)"
     )
 
 
@@ -206,19 +248,26 @@ def new_referral(
     *,
     agency: str,
     mandatory: bool,
-    deadline: datetime,
+    send_by: datetime,
+    catalogs: dict[str, Any],
     rule: str,
     reason: str,
     legal_basis: dict[str, Any],
     detail: dict[str, Any],
 ) -> Referral:
-    """A ``pending`` referral and its ``create_referral`` audit event (approval or re-route)."""
+    """A ``pending`` referral and its ``create_referral`` audit event (approval or re-route).
+
+    ``send_by`` is ours (the rule's); ``answer_by`` the agency's, counted from ``send_by``
+    until the notice is sent and from the sending after that.
+    """
     referral = Referral(
         case=case,
         agency_code=agency,
         state="pending",
         mandatory=mandatory,
-        deadline=deadline,
+        deadline=send_by,
+        send_by=send_by,
+        answer_by=send_by + answer_window(catalogs, agency, case.priority),
         rule=rule,
         reason=reason,
         legal_basis=legal_basis,

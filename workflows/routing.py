@@ -30,7 +30,20 @@ from workflows.screening import (
 
 # Until config/agencies.yaml is loaded, these are the agencies a rule may name.
 DEFAULT_AGENCIES = ("ICE", "FBI", "HHS", "DOL_WHD")
-DERIVED = ("minor", "adult", "sex", "labor", "act", "means", "purpose", "signs", "third_party")
+DERIVED = ("minor", "adult", "sex", "labor", "act", "means", "purpose", "signs",
+           "trafficking_indicated", "third_party")
+# Law enforcement: never referred to on who someone is (nationality, age) alone.
+LAW_ENFORCEMENT = frozenset({"ICE", "FBI"})
+# Conditions that, held true, show trafficking itself or imminent danger (SPEC 4).
+_INDICATION_TRUE = frozenset({
+    "imminent_danger", "cross_border", "documents_confiscated", "force_fraud_coercion",
+    "commercial_sex", "sex", "labor", "act", "means", "purpose", "trafficking_indicated",
+})
+_INDICATION_VALUES: dict[str, frozenset[Any]] = {
+    "trafficking_type": frozenset({"sex", "labor", "both"}),
+    "level": frozenset({"high_indicators", "moderate_indicators"}),
+    "triggers": frozenset(TRIGGERS),
+}
 CHOICES: dict[str, tuple[str, ...]] = {
     "trafficking_type": TRAFFICKING_TYPES,
     "request_type": REQUEST_TYPES,
@@ -148,6 +161,29 @@ def _check_condition(
                     raise fail((*where, key), f"{key}: unknown value {v!r}")
 
 
+def requires_indication(cond: dict[str, Any]) -> bool:
+    """True when every way to satisfy ``cond`` needs a sign of trafficking or danger.
+
+    A rule that could match on nationality, age or caller alone returns False. ``not``
+    is never such a sign: it holds when facts are merely absent.
+    """
+    for key, value in cond.items():
+        if key == "any" and all(requires_indication(sub) for sub in value):
+            return True
+        if key == "all" and any(requires_indication(sub) for sub in value):
+            return True
+        if key == "indicators":
+            return True
+        wanted = value if isinstance(value, list) else [value]
+        if key in _INDICATION_TRUE and wanted and all(v is True for v in wanted):
+            return True
+        if key in _INDICATION_VALUES and wanted and all(
+            v in _INDICATION_VALUES[key] for v in wanted
+        ):
+            return True
+    return False
+
+
 def load_routing(path: Path, indicators: IndicatorCatalog | None = None) -> RoutingConfig:
     """Read and check config/routing.yaml; a mistake names the rule and its line."""
     data = read_yaml(path)
@@ -191,6 +227,13 @@ def load_routing(path: Path, indicators: IndicatorCatalog | None = None) -> Rout
             raise rule_fail(("refer",), "'refer' is a list of agency codes such as FBI")
         if not isinstance(raw.get("reason"), str) or not raw["reason"].strip():
             raise rule_fail(("reason",), "'reason' must be a sentence")
+        named = sorted(LAW_ENFORCEMENT & set(agencies))
+        if named and not requires_indication(raw["when"]):
+            raise rule_fail(
+                ("when",),
+                f"refers to {', '.join(named)} on nationality, age or caller alone; a "
+                "law-enforcement rule needs a sign of trafficking or imminent danger",
+            )
         basis = raw.get("basis")
         consent = raw.get("consent")
         deadline = parse_deadline(raw.get("deadline"))

@@ -222,12 +222,15 @@ def assess(
         for name in BOOLEAN_FACTS
         if name not in ("victim_minor", "foreign_national")
     ) or ttype in ("sex", "labor", "both") or eff["request_type"] in ("crisis", "high_risk")
+    # A sign of trafficking itself: an act, means or purpose (indicator or fact),
+    # commercial sex, or a known trafficking type. Nationality and age are never one.
+    indicated = any(elements.values())
     triggers = []
     if eff["imminent_danger"] is True:
         triggers.append("imminent_danger")
     if minor and commercial_sex:
         triggers.append("minor_commercial_sex")
-    if minor and eff["foreign_national"] is True:
+    if minor and eff["foreign_national"] is True and indicated:
         triggers.append("foreign_national_minor")
     present = sum(elements.values())
     if (minor and commercial_sex) or present == 3:
@@ -251,6 +254,7 @@ def assess(
         sex=sex,
         labor=labor,
         signs=signs,
+        trafficking_indicated=indicated,
         third_party=eff["caller_type"] not in (None, "victim"),
     )
     return Assessment(eff, chosen, tuple(triggers), level, score, priority, elements)

@@ -26,7 +26,12 @@ from workflows.cases import get_case
 from workflows.casework import SCREENABLE
 from workflows.db import transaction
 from workflows.errors import DomainError, InvalidInput
-from workflows.machines import RESOLUTION_CODES, allowed_events, case_machine
+from workflows.machines import (
+    RESOLUTION_CODES,
+    STAFF_REFERRAL_EVENTS,
+    allowed_events,
+    case_machine,
+)
 from workflows.models import AuditEvent, Case, Referral, Role, User
 
 bp = Blueprint("case_pages", __name__, template_folder="templates")
@@ -38,7 +43,7 @@ CASE_EVENTS = {
     "operator": ("start_screening", "request_info", "info_received", "submit_for_approval",
                  "escalate", "close", "reopen"),
     "supervisor": ("start_screening", "request_info", "info_received", "submit_for_approval",
-                   "approve", "reject", "escalate", "close", "reopen"),
+                   "approve", "reject", "escalate", "close", "reopen", "acknowledge_emergency"),
 }
 EVENT_LABELS = {
     "start_screening": "Start screening",
@@ -50,6 +55,7 @@ EVENT_LABELS = {
     "escalate": "Escalate as an emergency",
     "close": "Close",
     "reopen": "Reopen",
+    "acknowledge_emergency": "Acknowledge the emergency page",
 }
 NEEDS_REASON = {"reject", "request_info", "close", "reopen", "escalate"}
 
@@ -63,6 +69,8 @@ def _me() -> User:
 def allowed_case_events(case: Case, user: User) -> list[str]:
     """The events this user may try on this case now, from the lifecycle's own machine."""
     allowed = set(allowed_events(case_machine, case.state))
+    if case.emergency_at is None or case.emergency_acknowledged_at is not None:
+        allowed.discard("acknowledge_emergency")  # nothing to acknowledge
     return [event for event in CASE_EVENTS.get(user.role, ()) if event in allowed]
 
 
@@ -213,11 +221,11 @@ def referral_event(referral_id: int) -> Any:
     if request.form.get("agency"):
         data["agency"] = request.form["agency"]
     try:
-        if event not in {"reroute", "retry", "withdraw"}:
+        if event not in STAFF_REFERRAL_EVENTS:
             raise InvalidInput(f"unknown event {event!r}", field="event")
         with transaction(session):
             fire_referral_event(
-                session, referral_id, event, _me(),
+                session, referral_id, STAFF_REFERRAL_EVENTS[event], _me(),
                 reason=(request.form.get("reason") or "").strip() or None, data=data or None,
                 catalogs=runtime().catalogs,
             )

@@ -55,6 +55,8 @@ class RecommendationOut(Schema):
     reason = String(metadata={"example": "FBI: minor in commercial sex — mandatory, 24 h"})
     legal_basis = Dict()
     emergency = Boolean()
+    send_by = String(metadata={"description": "When the notice must be sent: the rule's "
+                               "clock runs from its first triggering screening."})
 
 
 class ScreeningOut(Schema):
@@ -81,7 +83,7 @@ class CaseEventIn(StrictSchema):
 
 
 class ReferralEventIn(StrictSchema):
-    event = String(required=True, validate=OneOf(("retry", "withdraw", "reroute")))
+    event = String(required=True, validate=OneOf(("retry", "withdraw", "reroute", "approve")))
     reason = Text(2000, allow_none=True)
     agency = String(allow_none=True, validate=Length(min=2, max=32))
 

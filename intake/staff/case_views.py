@@ -24,7 +24,7 @@ from workflows.db import transaction, utcnow
 from workflows.deadlines import is_overdue
 from workflows.errors import NotFound
 from workflows.lifecycle import allowed_case_events, fire_case_event, fire_referral_event
-from workflows.machines import DESK, STAFF
+from workflows.machines import DESK, STAFF, STAFF_REFERRAL_EVENTS
 from workflows.models import AuditEvent, Case, Referral, Role, User
 from workflows.queues import QueueFilter, case_queue
 
@@ -81,7 +81,9 @@ def post_event(case_id: int, body: dict[str, Any]) -> Any:
 @api.auth_required(token_auth, roles=ANYONE)
 @api.input(s.ReferralEventIn, arg_name="body")
 @api.output(CaseOut)
-@api.doc(summary="Supervisor: retry a failed referral, withdraw one, re-route a declined one",
+@api.doc(summary="Supervisor: retry a failed referral, withdraw one, re-route a declined one "
+         "(a new pending referral on its own legal basis, or 409 naming why), approve a "
+         "pending one",
          responses=[200, 401, 403, 404, 409, 422])
 def post_referral_event(case_id: int, referral_id: int, body: dict[str, Any]) -> Any:
     session = db_session()
@@ -92,7 +94,8 @@ def post_referral_event(case_id: int, referral_id: int, body: dict[str, Any]) ->
         if referral is None or referral.case_id != case.id:
             raise NotFound("no such referral")
         fire_referral_event(
-            session, referral_id, body["event"], user, reason=body.get("reason"),
+            session, referral_id, STAFF_REFERRAL_EVENTS[body["event"]], user,
+            reason=body.get("reason"),
             data={"agency": body.get("agency")} if body.get("agency") else {},
             catalogs=runtime().catalogs,
         )
@@ -134,6 +137,9 @@ def list_cases(query: dict[str, Any]) -> Any:
             "version": c.version,
             "deadline": c.deadline,
             "overdue": is_overdue(c.deadline, now),
+            "emergency_at": c.emergency_at,
+            "emergency_acknowledged_at": c.emergency_acknowledged_at,
+            "emergency_acknowledged_by": c.emergency_acknowledged_by,
             "created_at": c.created_at,
             "assignee": c.assignee.username if c.assignee else None,
             "referrals": c.referrals,
@@ -219,6 +225,9 @@ def present_case(case: Case) -> dict[str, Any]:
         "score": case.score,
         "version": case.version,
         "deadline": case.deadline,
+        "emergency_at": case.emergency_at,
+        "emergency_acknowledged_at": case.emergency_acknowledged_at,
+        "emergency_acknowledged_by": case.emergency_acknowledged_by,
         "created_at": case.created_at,
         "updated_at": case.updated_at,
         "assignee": case.assignee.username if case.assignee else None,

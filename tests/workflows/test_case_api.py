@@ -60,7 +60,9 @@ def test_event_the_state_does_not_allow_is_409_listing_the_allowed(cases, operat
     case = cases.call(operator)
     answer = cases.event(operator, case["id"], "approve", status=409)
     assert answer["field"] == "event"
-    assert answer["allowed"] == ["start_screening", "escalate", "close"]
+    assert answer["allowed"] == [
+        "start_screening", "escalate", "close", "acknowledge_emergency"
+    ]
 
 
 def test_stale_version_is_409(cases, operator) -> None:
