@@ -292,8 +292,8 @@ def check_deadlines(session: Session, now: datetime | None = None) -> int:
 def _repage_emergencies(session: Session, now: datetime) -> int:
     """Re-page each unacknowledged emergency at 5 min (on-call) and 10 min (everyone).
 
-    Each re-page is a breach row keyed on (case, its due time), so a watcher that runs
-    twice, or two watchers at once, page once.
+    Each re-page is a breach row keyed on (level, case, the emergency's signal time), so a
+    watcher that runs twice, or two watchers at once, page once per level.
     """
     first_due = now - REPAGES[0][1]
     rows = session.execute(
@@ -308,8 +308,9 @@ def _repage_emergencies(session: Session, now: datetime) -> int:
     ).all()
     count = 0
     for case_id, emergency_at in rows:
-        for level, due in due_repages(aware(emergency_at), now):  # type: ignore[arg-type]
-            if _record_breach(session, "emergency", case_id, case_id, due):
+        for level, _due in due_repages(aware(emergency_at), now):  # type: ignore[arg-type]
+            subject = f"emergency_{level}"
+            if _record_breach(session, subject, case_id, case_id, emergency_at):
                 add_outbox_message(
                     session,
                     "notify",

@@ -57,6 +57,9 @@ def case_deadline(
             due.append(emergency_deadline(case, case_deadlines))
         return min((d for d in due if d is not None), default=None)
     stored = (case.screening or {}).get("deadline")
+    emergency = emergency_deadline(case, case_deadlines)
+    if not stored and emergency is not None:
+        return emergency  # from the signal, not from when the case was opened
     limits = case_deadlines or DEFAULT_CASE_DEADLINES
     created = aware(case.created_at)
     assert created is not None
@@ -65,7 +68,6 @@ def case_deadline(
         if stored
         else created + limits.get(case.priority, DEFAULT_CASE_DEADLINES["routine"])
     )
-    emergency = emergency_deadline(case, case_deadlines)
     return min(due_at, emergency) if emergency is not None else due_at
 
 

@@ -144,6 +144,7 @@ class TwilioServer:
     account_sid: str = "AC00000000000000000000000000000000"
     unsubscribed: set[str] = field(default_factory=set)
     sent: list[dict[str, str]] = field(default_factory=list)
+    sent_times: list[float] = field(default_factory=list)  # time.time() of each, in order
     url: str = ""
 
     def start(self) -> ThreadingHTTPServer:
@@ -164,6 +165,7 @@ class TwilioServer:
                     )
                 sid = f"SM{len(twilio.sent):032d}"
                 twilio.sent.append(form)
+                twilio.sent_times.append(time.time())
                 return self._answer(
                     201,
                     {"sid": sid, "account_sid": twilio.account_sid, "to": form.get("To"),
