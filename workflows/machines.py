@@ -50,6 +50,7 @@ class Context:
     # (escalate queues without a supervisor; close and reject withdraw pending referrals).
     cascade: bool = False
     failure: DomainError | None = None
+    catalogs: dict[str, Any] = field(default_factory=dict)  # the loaded config catalogs
 
 
 class Guard:

@@ -82,7 +82,8 @@ def fire_referral(
     cascade: bool = False,
 ) -> None:
     now = utcnow()
-    ctx = Context(actor, (reason or "").strip() or None, data, now, cascade=cascade)
+    ctx = Context(actor, (reason or "").strip() or None, data, now, cascade=cascade,
+                  catalogs=catalogs)
     if event in ("queue", "retry") and not routing.basis_holds(
         referral.legal_basis, (referral.case.screening or {}).get("consent"), now
     ):
@@ -128,7 +129,7 @@ def _on_sent(_session: Session, referral: Referral, ctx: Context) -> None:
     # The statutory clock stops here: from now on the agency's answer is what is due.
     referral.sent_at = ctx.now
     assert ctx.now is not None
-    window = answer_window(active_catalogs(), referral.agency_code, referral.case.priority)
+    window = answer_window(ctx.catalogs, referral.agency_code, referral.case.priority)
     referral.answer_by = ctx.now + window
     referral.deadline = referral.answer_by
 
