@@ -15,13 +15,13 @@ from workflows.screening import load_indicators
 
 RULE = """rules:
   - name: ok_rule
-    when: {minor: true}
+    when: {minor: true, commercial_sex: true}
     refer: [FBI]
     basis: mandatory
     deadline: 24h
     reason: fine
   - name: broken_rule
-    when: {minor: true, shoe_size: 9}
+    when: {minor: true, commercial_sex: true, shoe_size: 9}
     refer: [FBI]
     basis: mandatory
     deadline: 24h
@@ -61,7 +61,8 @@ def test_an_unknown_fact_in_a_rule_names_the_rule_and_its_line(tmp_path: Path) -
           "basis: maybe\n    deadline: 24h\n    reason: not"), 11, "basis"),
         (("refer: [FBI]\n    basis: mandatory\n    deadline: 24h\n    reason: not",
           "refer: [fbi]\n    basis: mandatory\n    deadline: 24h\n    reason: not"), 10, "refer"),
-        (("{minor: true, shoe_size: 9}", "{minor: [true"), 10, "expected"),
+        (("{minor: true, commercial_sex: true, shoe_size: 9}", "{minor: [true"), 10,
+         "expected"),
     ],
 )
 def test_broken_routing_rules_name_their_line(tmp_path: Path, change, line, words) -> None:
@@ -101,3 +102,69 @@ def test_the_app_refuses_to_start_with_a_broken_routing_file(settings, tmp_path:
     with pytest.raises(CatalogError) as error:
         create_app(settings.with_overrides(config_dir=config_dir))
     assert "routing.yaml, line 9" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "{minor: true, foreign_national: true}",
+        "{foreign_national: true}",
+        "{victim_age: 15}",
+        "{foreign_national: true, caller_type: victim}",
+        "{any: [{foreign_national: true}, {commercial_sex: true}]}",
+        "{foreign_national: true, not: {commercial_sex: false}}",
+        "{foreign_national: true, commercial_sex: false}",
+        "{foreign_national: true, trafficking_type: [sex, unknown]}",
+    ],
+)
+@pytest.mark.parametrize("agency", ["ICE", "FBI"])
+def test_a_law_enforcement_rule_on_nationality_or_age_alone_is_refused_at_load(
+    tmp_path: Path, when: str, agency: str
+) -> None:
+    text = f"""rules:
+  - name: by_nationality
+    when: {when}
+    refer: [{agency}]
+    basis: mandatory
+    deadline: 24h
+    reason: nationality alone
+"""
+    with pytest.raises(CatalogError) as error:
+        load_routing(_write(tmp_path, "routing.yaml", text))
+    message = str(error.value)
+    assert "line 3" in message and "by_nationality" in message and agency in message
+    assert "nationality, age or caller alone" in message
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "{minor: true, foreign_national: true, trafficking_indicated: true}",
+        "{foreign_national: true, indicators: [debt_to_employer]}",
+        "{any: [{cross_border: true}, {documents_confiscated: true}]}",
+        "{all: [{foreign_national: true}, {trafficking_type: [sex, labor]}]}",
+    ],
+)
+def test_a_rule_that_needs_a_sign_of_trafficking_loads(tmp_path: Path, when: str) -> None:
+    text = f"""rules:
+  - name: with_a_sign
+    when: {when}
+    refer: [ICE]
+    basis: mandatory
+    deadline: 24h
+    reason: a sign of trafficking
+"""
+    assert load_routing(_write(tmp_path, "routing.yaml", text)).rules[0].name == "with_a_sign"
+
+
+def test_services_may_still_be_offered_on_nationality_alone(tmp_path: Path) -> None:
+    text = """rules:
+  - name: services_for_foreign_victims
+    when: {foreign_national: true}
+    refer: [HHS]
+    basis: consent
+    consent: services
+    deadline: 72h
+    reason: services
+"""
+    assert load_routing(_write(tmp_path, "routing.yaml", text)).rules[0].agencies == ("HHS",)

@@ -79,13 +79,43 @@ def test_a_minor_in_commercial_sex_always_gets_fbi(facts, indicators, consent) -
 
 @settings(max_examples=150, deadline=None)
 @given(facts_strategy, indicators_strategy, consent_strategy, st.integers(0, 17))
-def test_a_foreign_national_minor_always_gets_hhs_within_24_hours(
+def test_a_foreign_national_minor_with_any_trafficking_gets_hhs_within_24_hours(
     facts, indicators, consent, age
 ) -> None:
     facts = {**facts, "victim_age": age, "foreign_national": True}
-    _, decision = _route(facts, indicators, consent)
+    assessment, decision = _route(facts, indicators, consent)
     hhs = [r for r in decision.referrals if r.agency == "HHS"]
-    assert hhs and hhs[0].mandatory and hhs[0].deadline <= timedelta(hours=24)
+    if assessment.facts["trafficking_indicated"]:
+        assert hhs and hhs[0].mandatory and hhs[0].deadline <= timedelta(hours=24)
+    else:
+        assert "foreign_national_minor" not in assessment.triggers
+
+
+@settings(max_examples=300, deadline=None)
+@given(facts_strategy, indicators_strategy, consent_strategy)
+def test_no_ice_or_fbi_referral_without_a_trafficking_indication_or_imminent_danger(
+    facts, indicators, consent
+) -> None:
+    assessment, decision = _route(facts, indicators, consent)
+    law_enforcement = [r for r in decision.referrals if r.agency in ("ICE", "FBI")]
+    if law_enforcement:
+        assert assessment.facts["trafficking_indicated"] or (
+            assessment.facts["imminent_danger"] is True
+        ), (law_enforcement, assessment)
+
+
+@settings(max_examples=150, deadline=None)
+@given(facts_strategy, consent_strategy, st.integers(0, 17))
+def test_a_foreign_child_with_no_sign_of_trafficking_gets_no_law_enforcement(
+    facts, consent, age
+) -> None:
+    facts = {**facts, "victim_age": age, "foreign_national": True, "victim_minor": None,
+             "trafficking_type": None, "commercial_sex": None, "cross_border": None,
+             "documents_confiscated": None, "force_fraud_coercion": None,
+             "imminent_danger": None}
+    assessment, decision = _route(facts, [], consent)
+    assert not assessment.facts["trafficking_indicated"]
+    assert [r for r in decision.referrals if r.agency in ("ICE", "FBI")] == []
 
 
 @settings(max_examples=100, deadline=None)
