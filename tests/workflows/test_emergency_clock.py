@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from referrals.models import DeadlineBreach
 from referrals.notifications import check_deadlines
 from tests.intake.test_sms import Texter
 from tests.intake.twilio_caller import Call
@@ -40,11 +41,16 @@ def _ivr_emergency(client: Any, db_session: Any) -> Case:
 
 
 def _back(db_session: Any, case_id: int, minutes: float) -> None:
-    """As if ``minutes`` had passed since the emergency signal."""
+    """As if ``minutes`` had passed since the emergency signal (re-pages are keyed on it)."""
+    db_session.expire_all()
+    delta = timedelta(minutes=minutes)
     with transaction(db_session):
         case = db_session.get(Case, case_id)
-        case.emergency_at = aware(case.emergency_at) - timedelta(minutes=minutes)
+        case.emergency_at = aware(case.emergency_at) - delta
         refresh_case_deadline(case)
+        for breach in db_session.scalars(select(DeadlineBreach).where(
+                DeadlineBreach.case_id == case_id, DeadlineBreach.subject.like("emergency_%"))):
+            breach.deadline = aware(breach.deadline) - delta
 
 
 def test_an_ivr_emergency_is_due_15_minutes_after_the_signal_and_leads_the_queue(
@@ -107,7 +113,7 @@ def test_only_a_supervisor_acknowledges_once_and_it_is_audited(
     assert done["emergency_acknowledged_by"] == supervisor.username
     assert done["emergency_acknowledged_at"] is not None
     again = cases.event(supervisor, case.id, "acknowledge_emergency", status=409)
-    assert "no unacknowledged emergency" in again["message"]
+    assert "no unacknowledged emergency" in again["error"]
     actors = db_session.scalars(select(AuditEvent.actor).where(
         AuditEvent.case_id == case.id, AuditEvent.action == "acknowledge_emergency")).all()
     assert actors == [supervisor.username]
@@ -177,7 +183,7 @@ def test_sms_answers_become_screening_facts_and_not_safe_is_an_emergency(
 
 def test_an_sms_no_to_under_18_records_victim_minor_false(client, db_session) -> None:
     texter = Texter(client, number="+12025550178")
-    texter.send("help")
+    texter.send("I want to report something")
     texter.send("Dallas")
     texter.send("NO")
     texter.send("YES")  # safe now: no emergency
