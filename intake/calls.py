@@ -185,7 +185,7 @@ def finish_voicemail(session: Session, signal: Signal) -> str | None:
     """
     if signal.case.passphrase_hash is not None:
         return None
-    passphrase = new_passphrase()
+    passphrase = new_passphrase(language=signal.language)
     signal.case.passphrase_hash = hash_passphrase(passphrase)
     note_step(signal, "voicemail_done")
     session.flush()

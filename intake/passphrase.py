@@ -1,13 +1,16 @@
 """Tip passphrases: words and digits a person can read aloud, about 63 bits.
 
-Five words from BIP-39's English list (2,048 words, each unique in its first four
-letters, chosen to be told apart when spoken) and three digits.
+Five words from BIP-39's list in the tipster's language (English or Spanish: 2,048 words
+each, so the entropy is the same; each word unique in its first four letters, chosen to
+be told apart when spoken) and three digits. A Spanish word is accepted typed without
+its accent ("abaco" for "ábaco"): the Spanish list stays unique without them.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
+import unicodedata
 from functools import cache
 
 from mnemonic import Mnemonic
@@ -17,20 +20,31 @@ from workflows.pii import lookup_hash
 HASH_PREFIX = "hmac1:"
 
 
+# BIP-39 wordlists shipped with the ``mnemonic`` package, by tipster language.
+WORDLISTS = {"en": "english", "es": "spanish"}
+
+
 @cache
-def _words() -> list[str]:
-    return list(Mnemonic("english").wordlist)
+def _words(language: str = "en") -> list[str]:
+    return list(Mnemonic(WORDLISTS.get(language, "english")).wordlist)
 
 
-def new_passphrase(words: int = 5) -> str:
-    """A fresh passphrase such as ``orbit-maple-tiger-salad-canoe-482``."""
-    chosen = [secrets.choice(_words()) for _ in range(words)]
+def new_passphrase(words: int = 5, language: str = "en") -> str:
+    """A fresh passphrase such as ``orbit-maple-tiger-salad-canoe-482`` (or, in
+    Spanish, ``ábaco-lienzo-rumbo-tierra-mojar-482``)."""
+    chosen = [secrets.choice(_words(language)) for _ in range(words)]
     return "-".join([*chosen, f"{secrets.randbelow(1000):03d}"])
 
 
+def _without_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
 def normalise(passphrase: str) -> str:
-    """Forgive case, spaces and stray separators, as a tipster types it back."""
-    parts = [p for p in passphrase.strip().lower().replace(" ", "-").split("-") if p]
+    """Forgive case, accents, spaces and stray separators, as a tipster types it back."""
+    plain = _without_accents(passphrase.strip().lower())
+    parts = [p for p in plain.replace(" ", "-").split("-") if p]
     return "-".join(parts)
 
 

@@ -185,6 +185,14 @@ class CaseSummary(Schema):
     referrals = List(Nested(ReferralBrief))
 
 
+class ImmigrationReliefOut(Schema):
+    protected = Boolean()
+    set_by = String(allow_none=True)
+    set_at = DateTime(allow_none=True)
+    suggested = List(String(), metadata={
+        "description": "Terms in the narratives that suggest the flag; staff confirm."})
+
+
 class CaseOut(CaseSummary):
     """A whole case, as staff see it."""
 
@@ -197,3 +205,5 @@ class CaseOut(CaseSummary):
     events = List(Nested(EventOut))
     messages = List(Nested(TipMessageOut))
     allowed_events = List(String(), metadata={"description": "events the state allows now"})
+    immigration_relief = Nested(ImmigrationReliefOut, metadata={
+        "description": "8 U.S.C. 1367: staff only, never in a packet or an agency view."})

@@ -30,7 +30,7 @@ class NewTip:
 
 def submit_tip(session: Session, data: dict[str, Any]) -> NewTip:
     """Store a web tip as a new case with one signal; no IP or user agent is kept."""
-    passphrase = new_passphrase()
+    passphrase = new_passphrase(language=data.get("language") or "en")
     anonymous = bool(data.get("anonymous", True))
     case = open_case(
         session,

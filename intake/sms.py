@@ -190,7 +190,7 @@ def _start(
     """A new case, signal and conversation; the welcome carries reference and passphrase."""
     tokens = set(_tokens(sms.body))
     language = "es" if tokens & catalog.spanish_words else "en"
-    passphrase = new_passphrase()
+    passphrase = new_passphrase(language=language)
     case = open_case(
         session,
         actor="tipster",

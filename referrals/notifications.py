@@ -106,6 +106,23 @@ def _tipster(session: Session, case: Case) -> list[Recipient]:
     return [Recipient("sms", phone)]
 
 
+# What a text to a tipster adds around the hotline's words, in the tipster's language.
+TIPSTER_WORDS = {
+    "en": {"replied": "The hotline has replied to your tip.",
+           "footer": "(Ref {ref}. Reply STOP to stop texts.)"},
+    "es": {"replied": "La línea directa respondió a su denuncia.",
+           "footer": "(Ref {ref}. Responda STOP para no recibir más mensajes.)"},
+}
+
+
+def tipster_language(case: Case) -> str:
+    """The language the tipster chose (their latest signal's), English if unknown."""
+    for signal in reversed(case.signals):
+        if signal.language in TIPSTER_WORDS:
+            return str(signal.language)
+    return "en"
+
+
 def _text(session: Session, kind: str, case: Case, payload: dict[str, Any]) -> tuple[str, str]:
     """Subject and body; supervisors' texts carry references, never the tip itself."""
     referral = session.get(Referral, payload["referral_id"]) if payload.get("referral_id") else None
@@ -135,8 +152,9 @@ def _text(session: Session, kind: str, case: Case, payload: dict[str, Any]) -> t
         )
     message_id = payload.get("message_id")
     message = session.get(TipMessage, message_id) if message_id else None
-    body = message.body if message is not None else "The hotline has replied to your tip."
-    return "Hotline reply", f"{body}\n(Ref {ref}. Reply STOP to stop texts.)"
+    words = TIPSTER_WORDS[tipster_language(case)]
+    body = message.body if message is not None else words["replied"]
+    return "Hotline reply", f"{body}\n" + words["footer"].format(ref=ref)
 
 
 def _plan(session: Session, runtime: Runtime, message: OutboxMessage) -> list[Notification]:

@@ -18,7 +18,7 @@ from workflows.machines import DESK, STAFF
 from workflows.models import PRIORITY_RANK, Case, User
 from workflows.referral_events import flush_or_conflict
 from workflows.routing import route
-from workflows.screening import FACT_NAMES, assess, check_input, consent_records
+from workflows.screening import CONSENT_GIVERS, FACT_NAMES, assess, check_input, consent_records
 
 SCREENABLE = ("received", "screening", "awaiting_info")
 
@@ -36,6 +36,15 @@ def _signal_caller_type(case: Case) -> str | None:
         if getattr(signal, "caller_type", None):
             return str(signal.caller_type)
     return None
+
+
+def consent_giver(consent: dict[str, Any], caller_type: str | None) -> str:
+    """Who gave this consent: as recorded, else the victim on their own call, else a
+    third party (the least a packet may then carry)."""
+    stated = consent.get("given_by")
+    if stated in CONSENT_GIVERS:
+        return str(stated)
+    return "victim" if caller_type == "victim" else "third_party"
 
 
 def record_screening(
@@ -72,7 +81,7 @@ def record_screening(
         )
     now = utcnow()
     previous = (case.screening or {}).get("consent")
-    given_by = facts.get("caller_type") or "caller"
+    given_by = consent_giver(body.get("consent") or {}, facts.get("caller_type"))
     config = cats["routing"]
     consent = consent_records(
         body.get("consent") or {},

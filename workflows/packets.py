@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workflows.db import utcnow
+from workflows.immigration import withhold_relief_sentences
 from workflows.models import Case, Referral, ReferralPacket
 from workflows.screening import consent_state
 
@@ -49,6 +50,16 @@ def consent_given(screening: dict[str, Any] | None, scope: str) -> bool:
     if isinstance(record, bool):
         return record
     return consent_state(record if isinstance(record, dict) else None, utcnow()) == "given"
+
+
+# Who may consent to disclosing a victim's identity and contact details (SPEC 4).
+VICTIM_SIDE = frozenset({"victim", "guardian"})
+
+
+def consent_given_by(screening: dict[str, Any] | None, scope: str) -> str | None:
+    """Who gave the consent of this scope: victim, guardian or third_party (or None)."""
+    record = ((screening or {}).get("consent") or {}).get(scope)
+    return record.get("given_by") if isinstance(record, dict) else None
 
 
 def redact_protected(text: str) -> str:
@@ -89,10 +100,13 @@ def _people(case: Case, referral: Referral, screening: dict[str, Any]) -> dict[s
     """Contact details of the people behind the signals, as far as consent allows."""
     scope = "services" if referral.agency_code in SERVICES_AGENCIES else "law_enforcement"
     allowed = consent_given(screening, scope) and not case.anonymous
+    given_by = consent_given_by(screening, scope) if allowed else None
     contacts: list[dict[str, Any]] = []
     for signal in case.signals:
         if signal.anonymous or not allowed:
             continue
+        if signal.caller_type == "victim" and given_by not in VICTIM_SIDE:
+            continue  # a third party may report what they know, never the victim's details
         person = {
             "caller_type": signal.caller_type,
             "name": signal.caller_name,
@@ -105,6 +119,7 @@ def _people(case: Case, referral: Referral, screening: dict[str, Any]) -> dict[s
     return {
         "anonymous": case.anonymous or all(s.anonymous for s in case.signals),
         "consent_scope": scope,
+        "consent_given_by": given_by,
         "contact_shared": bool(contacts),
         "contacts": contacts,
     }
@@ -120,6 +135,9 @@ def build_packet(referral: Referral) -> dict[str, Any]:
     screening = case.screening or {}
     narratives = [redact_protected(s.narrative) for s in case.signals if s.narrative]
     transcripts = [redact_protected(s.transcript) for s in case.signals if s.transcript]
+    if case.protected_immigration:  # staff confirmed 1367 applies: withhold every mention
+        narratives = [withhold_relief_sentences(t) for t in narratives]
+        transcripts = [withhold_relief_sentences(t) for t in transcripts]
     summary = "\n\n".join(narratives + transcripts)[:MAX_SUMMARY]
     return {
         "schema_version": SCHEMA_VERSION,
@@ -141,6 +159,10 @@ def build_packet(referral: Referral) -> dict[str, Any]:
         "facts": _facts(screening),
         "location": [s.location for s in case.signals if s.location],
         "people": _people(case, referral, screening),
+        "consent_given_by": consent_given_by(
+            screening,
+            "services" if referral.agency_code in SERVICES_AGENCIES else "law_enforcement",
+        ) if not referral.mandatory else None,
         "created_at": _iso(referral.created_at),
     }
 

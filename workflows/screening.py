@@ -46,6 +46,9 @@ FACT_NAMES = (
     "caller_type",
 )
 CONSENT_SCOPES = ("law_enforcement", "services", "callback")
+# Who gave a consent: the victim, a minor's guardian, or a third party (a caller about
+# someone else), who may consent only to a report of what they know.
+CONSENT_GIVERS = ("victim", "guardian", "third_party")
 LEVELS = ("high_indicators", "moderate_indicators", "high_risk", "none")
 TRIGGERS = ("imminent_danger", "minor_commercial_sex", "foreign_national_minor")
 
@@ -272,13 +275,22 @@ def consent_records(
     """Each consent with its scope, who gave it, who recorded it, when, and its expiry.
 
     An answer that did not change keeps its first record, so the time stays the time it
-    was given; a changed answer is a new record.
+    was given; a changed answer is a new record. A victim's own "no" is never replaced
+    by a third party's answer.
     """
     records: dict[str, Any] = {}
     for scope in CONSENT_SCOPES:
         value = given.get(scope)
         old = (previous or {}).get(scope)
         if isinstance(old, dict) and old.get("given") == value:
+            records[scope] = old
+            continue
+        if (
+            isinstance(old, dict)
+            and old.get("given") is False
+            and old.get("given_by") in ("victim", "guardian")
+            and given_by == "third_party"
+        ):
             records[scope] = old
             continue
         records[scope] = {

@@ -26,6 +26,7 @@ from workflows.cases import get_case
 from workflows.casework import SCREENABLE
 from workflows.db import transaction
 from workflows.errors import DomainError, InvalidInput
+from workflows.immigration import case_suggestion
 from workflows.machines import (
     RESOLUTION_CODES,
     STAFF_REFERRAL_EVENTS,
@@ -118,6 +119,7 @@ def show(case_id: int) -> Any:
         events=_events(case),
         messages=services.tip_messages(session, case),
         allowed=allowed_case_events(case, me),
+        relief_terms=case_suggestion(case),
         screenable=case.state in SCREENABLE,
         labels=EVENT_LABELS,
         resolution_codes=RESOLUTION_CODES,
@@ -185,6 +187,26 @@ def assign(case_id: int) -> Any:
     except DomainError as exc:
         return _refused(case_id, exc)
     flash("Assignment saved.", "ok")
+    return _back(case_id)
+
+
+@bp.post("/cases/<int:case_id>/immigration-relief")
+@login_required(CALLERS)
+def immigration_relief(case_id: int) -> Any:
+    from workflows.casework import staff_case
+    from workflows.immigration import set_protected
+    from workflows.machines import DESK
+
+    session = db_session()
+    try:
+        with transaction(session):
+            case = staff_case(session, case_id, _me(), DESK)
+            set_protected(session, case, _me().username,
+                          request.form.get("protected") == "yes", version=_version())
+            session.flush()
+    except DomainError as exc:
+        return _refused(case_id, exc)
+    flash("Immigration-relief flag saved.", "ok")
     return _back(case_id)
 
 

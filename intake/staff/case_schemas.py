@@ -9,7 +9,7 @@ from apiflask.validators import Length, OneOf, Range
 from config.contract import StrictBoolean, StrictInteger, StrictSchema, Text
 from intake.schemas import CaseSummary
 from workflows.machines import CASE_EVENTS, CASE_STATES
-from workflows.screening import CALLER_TYPES, REQUEST_TYPES, TRAFFICKING_TYPES
+from workflows.screening import CALLER_TYPES, CONSENT_GIVERS, REQUEST_TYPES, TRAFFICKING_TYPES
 
 
 def _fact_bool() -> StrictBoolean:
@@ -37,6 +37,11 @@ class ConsentIn(StrictSchema):
     law_enforcement = _fact_bool()
     services = _fact_bool()
     callback = _fact_bool()
+    given_by = String(allow_none=True, validate=OneOf(CONSENT_GIVERS), metadata={
+        "description": "Who gave these answers: victim, guardian (of a minor) or "
+        "third_party (a caller about someone else; default unless the caller is the "
+        "victim). A third party's yes never overrides the victim's own no, and never "
+        "discloses the victim's identity or contact details."})
 
 
 class ScreeningIn(StrictSchema):
@@ -86,6 +91,13 @@ class ReferralEventIn(StrictSchema):
     event = String(required=True, validate=OneOf(("retry", "withdraw", "reroute", "approve")))
     reason = Text(2000, allow_none=True)
     agency = String(allow_none=True, validate=Length(min=2, max=32))
+
+
+class ImmigrationReliefIn(StrictSchema):
+    protected = StrictBoolean(required=True, metadata={
+        "description": "The case involves a T/U visa, VAWA or continued-presence "
+        "application (8 U.S.C. 1367): never sent to nor shown to an agency."})
+    version = StrictInteger(required=True)
 
 
 class AssignIn(StrictSchema):

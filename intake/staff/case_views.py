@@ -23,10 +23,12 @@ from workflows.casework import assign_case, record_screening, staff_case
 from workflows.db import transaction, utcnow
 from workflows.deadlines import is_overdue
 from workflows.errors import NotFound
+from workflows.immigration import case_suggestion, set_protected
 from workflows.lifecycle import allowed_case_events, fire_case_event, fire_referral_event
 from workflows.machines import DESK, STAFF, STAFF_REFERRAL_EVENTS
 from workflows.models import AuditEvent, Case, Referral, Role, User
 from workflows.queues import QueueFilter, case_queue
+from workflows.referral_events import flush_or_conflict
 
 api = APIBlueprint("case_api", __name__, url_prefix="/api/v1", tag="cases")
 
@@ -163,6 +165,23 @@ def assign(case_id: int, body: dict[str, Any]) -> Any:
     return present_case(case)
 
 
+@api.put("/cases/<int:case_id>/immigration-relief")
+@api.auth_required(token_auth, roles=ANYONE)
+@api.input(s.ImmigrationReliefIn, arg_name="body")
+@api.output(CaseOut)
+@api.doc(summary="Set or clear the 8 U.S.C. 1367 flag (staff confirm a suggestion)",
+         responses=[200, 401, 403, 404, 409, 422])
+def immigration_relief(case_id: int, body: dict[str, Any]) -> Any:
+    session = db_session()
+    user = _user()
+    with transaction(session):
+        case = staff_case(session, case_id, user, DESK)
+        set_protected(session, case, user.username, body["protected"], version=body["version"])
+        flush_or_conflict(session, "case")
+        record_pii_view(session, user, case.id, via="api")  # the answer shows the case
+    return present_case(case)
+
+
 @api.post("/cases/<int:case_id>/messages")
 @api.auth_required(token_auth, roles=ANYONE)
 @api.input(s.ReplyIn, arg_name="body")
@@ -239,5 +258,11 @@ def present_case(case: Case) -> dict[str, Any]:
         "events": events,
         "messages": case.messages,
         "allowed_events": allowed_case_events(case),
+        "immigration_relief": {
+            "protected": case.protected_immigration,
+            "set_by": case.protected_set_by,
+            "set_at": case.protected_set_at,
+            "suggested": case_suggestion(case),
+        },
         "overdue": is_overdue(case.deadline, utcnow()),
     }

@@ -291,3 +291,42 @@ def test_a_case_awaiting_approval_cannot_be_screened_again(app, logged_in) -> No
     )
     assert answer.status_code == 409
     assert "reject it first" in answer.get_data(as_text=True)
+
+
+def test_an_emergency_leads_the_supervisor_page_and_is_acknowledged_by_its_button(
+    app, client, logged_in, db_session
+) -> None:
+    from tests.intake.twilio_caller import Call
+
+    routine = screened_case(app)
+    with transaction(db_session):
+        db_session.get(Case, routine).deadline = utcnow() - timedelta(hours=5)
+    call = Call(client)
+    call.dial_in()
+    call.press("1")
+    call.press("1")
+    db_session.expire_all()
+    emergency = db_session.scalars(select(Case).order_by(Case.id.desc())).first().id
+
+    supervisor = logged_in("supervisor")
+    queue = supervisor.get("/supervisor/").get_data(as_text=True)
+    assert queue.index(f'/cases/{emergency}"') < queue.index(f'/cases/{routine}"')
+    assert re.search(r'id="late-cases">1<', queue)
+    operator_page = logged_in("operator").get(f"/cases/{emergency}").get_data(as_text=True)
+    assert 'id="event-acknowledge_emergency"' not in operator_page
+    page = supervisor.get(f"/cases/{emergency}").get_data(as_text=True)
+    assert 'id="event-acknowledge_emergency"' in page and "not yet acknowledged" in page
+    assert _event(supervisor, emergency, "acknowledge_emergency").status_code == 303
+    db_session.expire_all()
+    assert db_session.get(Case, emergency).emergency_acknowledged_by == supervisor.actor.username
+    after = supervisor.get(f"/cases/{emergency}").get_data(as_text=True)
+    assert "Page acknowledged by" in after and 'id="event-acknowledge_emergency"' not in after
+
+
+def test_the_case_page_shows_send_by_and_answer_by_and_the_1367_suggestion(
+    app, logged_in, db_session
+) -> None:
+    referral = sent_referral(app, narrative="She has a U visa application. He took her passport.")
+    page = logged_in("supervisor").get(f"/cases/{referral.case_id}").get_data(as_text=True)
+    assert 'class="send-by"><time' in page and 'class="answer-by"><time' in page
+    assert "U VISA" in page and 'id="immigration-relief-toggle"' in page
