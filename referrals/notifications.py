@@ -310,12 +310,12 @@ def check_deadlines(session: Session, now: datetime | None = None) -> int:
 def _repage_emergencies(session: Session, now: datetime) -> int:
     """Re-page each unacknowledged emergency at 5 min (on-call) and 10 min (everyone).
 
-    Each re-page is a breach row keyed on (level, case, the emergency's signal time), so a
-    watcher that runs twice, or two watchers at once, page once per level.
+    Each re-page is a breach row keyed on (level, case): an emergency starts once per
+    case, so a watcher that runs twice, or two watchers at once, page once per level.
     """
     first_due = now - REPAGES[0][1]
     rows = session.execute(
-        select(Case.id, Case.emergency_at).where(
+        select(Case.id, Case.emergency_at, Case.created_at).where(
             Case.emergency_at.is_not(None),
             Case.emergency_at <= first_due,
             Case.emergency_acknowledged_at.is_(None),
@@ -325,10 +325,10 @@ def _repage_emergencies(session: Session, now: datetime) -> int:
         )
     ).all()
     count = 0
-    for case_id, emergency_at in rows:
+    for case_id, emergency_at, created_at in rows:
         for level, _due in due_repages(aware(emergency_at), now):  # type: ignore[arg-type]
-            subject = f"emergency_{level}"
-            if _record_breach(session, subject, case_id, case_id, emergency_at):
+            # The unique key needs a time: the case's creation, which never moves.
+            if _record_breach(session, f"emergency_{level}", case_id, case_id, created_at):
                 add_outbox_message(
                     session,
                     "notify",

@@ -35,15 +35,11 @@ def _shift_clock(app: Any, case_id: int, minutes: float) -> None:
     with app.extensions["runtime"].session() as session, transaction(session):
         case = session.get(Case, case_id)
         case.emergency_at = aware(case.emergency_at) - delta
-        case.created_at = aware(case.created_at) - delta
         case.clocks = {
             rule: (datetime.fromisoformat(at) - delta).isoformat()
             for rule, at in (case.clocks or {}).items()
         }
         refresh_case_deadline(case)
-        for breach in session.scalars(select(DeadlineBreach).where(
-                DeadlineBreach.case_id == case_id, DeadlineBreach.subject.like("emergency_%"))):
-            breach.deadline = aware(breach.deadline) - delta  # keyed on the signal time
 
 
 def _case(app: Any, case_id: int) -> Case:

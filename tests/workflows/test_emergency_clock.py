@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from referrals.models import DeadlineBreach
 from referrals.notifications import check_deadlines
 from tests.intake.test_sms import Texter
 from tests.intake.twilio_caller import Call
@@ -41,16 +40,13 @@ def _ivr_emergency(client: Any, db_session: Any) -> Case:
 
 
 def _back(db_session: Any, case_id: int, minutes: float) -> None:
-    """As if ``minutes`` had passed since the emergency signal (re-pages are keyed on it)."""
+    """As if ``minutes`` had passed since the emergency signal."""
     db_session.expire_all()
     delta = timedelta(minutes=minutes)
     with transaction(db_session):
         case = db_session.get(Case, case_id)
         case.emergency_at = aware(case.emergency_at) - delta
         refresh_case_deadline(case)
-        for breach in db_session.scalars(select(DeadlineBreach).where(
-                DeadlineBreach.case_id == case_id, DeadlineBreach.subject.like("emergency_%"))):
-            breach.deadline = aware(breach.deadline) - delta
 
 
 def test_an_ivr_emergency_is_due_15_minutes_after_the_signal_and_leads_the_queue(
