@@ -135,7 +135,7 @@ def test_an_operator_cannot_close_over_an_unsent_mandatory_referral(
                           resolution_code="information_only")
     assert "HHS" in refused["error"] and "ICE" in refused["error"]
     assert refused["field"] == "referrals"
-    assert {u["agency"] for u in refused["detail"]["unsent_mandatory"]} == {"HHS", "ICE"}
+    assert {u["agency"] for u in refused["unsent_mandatory"]} == {"HHS", "ICE"}
     assert cases.show(operator, case_id)["state"] == "screening"
 
     no_reason = cases.event(supervisor, case_id, "close", status=422,
