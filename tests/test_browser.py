@@ -178,7 +178,35 @@ def test_the_supervisor_sees_late_items_and_the_dashboard(
     assert "late" in first_row.inner_text()
     supervisor.get_by_role("link", name="Dashboard").click()
     supervisor.wait_for_url(re.compile(r"/supervisor/dashboard$"))
-    assert supervisor.locator("svg").count() == 4
+    assert supervisor.locator("svg").count() == 8
     box = supervisor.locator("#chart-signals svg").bounding_box()
     assert box is not None and box["width"] > 200  # drawn, styled by the CSS file
     assert supervisor.locator("#chart-signals rect.ch-operator").count() >= 1
+
+
+def test_the_dashboard_takes_a_date_range_and_its_csv_link_downloads(
+    app, browser_page, person, db_session
+) -> None:
+    from datetime import timedelta
+
+    from workflows.db import utcnow
+
+    referral = sent_referral(app)
+    case = db_session.get(Case, referral.case_id)
+    case.created_at = utcnow() - timedelta(days=200)
+    db_session.commit()
+    supervisor = browser_page()
+    log_in(supervisor, person("supervisor").username)
+    supervisor.goto("/supervisor/dashboard")
+    start = (utcnow() - timedelta(days=365)).date().isoformat()
+    supervisor.locator("#dashboard-range input[name=from]").fill(start)
+    click_and_wait(supervisor, supervisor.locator("#dashboard-range button"))
+    assert f"from={start}" in supervisor.url
+    assert "Signals per week" in supervisor.content()
+    assert "FBI" in supervisor.locator("#acceptance").inner_text()
+    with supervisor.expect_download() as info:
+        supervisor.locator("#csv-agencies").click()
+    download = info.value
+    assert download.suggested_filename.startswith(f"agencies-{start}-")
+    lines = download.path().read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("agency,referrals") and lines[1].startswith("FBI,1,")

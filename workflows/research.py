@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import column, func, select, table
+from sqlalchemy import DateTime, column, func, select, table
 from sqlalchemy.orm import Session
 
 from workflows.campaigns import HEARD_FROM
@@ -44,7 +44,7 @@ CITIZENSHIP_GROUPS = ("us_citizen_or_resident", "foreign_national", "unknown")
 # Signals are intake's table; the domain reads the few columns it counts by name.
 SIGNALS = table(
     "signals", column("id"), column("case_id"), column("channel"), column("heard_from"),
-    column("caller_type"), column("created_at"),
+    column("caller_type"), column("created_at", DateTime(timezone=True)),
 )
 _CODE = re.compile(r"[A-Za-z0-9_]{1,64}")
 

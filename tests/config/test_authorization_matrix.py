@@ -256,6 +256,9 @@ TABLE: dict[str, Rule] = {
         "GET", lambda w: "/supervisor/failed", frozenset({"supervisor"})
     ),
     "dashboard_pages.dashboard": _page("GET", lambda w: "/supervisor/dashboard", SUPERVISORS),
+    "dashboard_pages.chart_csv": _page(
+        "GET", lambda w: "/supervisor/dashboard/agencies.csv", SUPERVISORS
+    ),
     "admin_pages.start": _page("GET", lambda w: "/admin/", frozenset({"admin"})),
     # Agency pages: one's own referrals only.
     "agency_pages.inbox": _page("GET", lambda w: "/agency/", AGENCIES),

@@ -11,6 +11,7 @@ from tests.flows import screened_case, sent_referral
 from workflows.db import transaction, utcnow
 from workflows.lifecycle import fire_referral_event
 from workflows.models import Case, User
+from workflows.outcomes import INVESTIGATED
 
 
 def _agency(session, code: str) -> User:
@@ -39,13 +40,16 @@ def test_dashboard_draws_the_live_figures(app, logged_in, db_session, catalogs) 
     db_session.commit()
 
     page = logged_in("supervisor").get("/supervisor/dashboard").get_data(as_text=True)
-    for chart in ("chart-signals", "chart-states", "chart-agencies", "chart-late"):
+    charts = ("chart-signals", "chart-heard-from", "chart-states", "chart-types",
+              "chart-venues", "chart-agencies", "chart-deadlines", "chart-outcomes")
+    for chart in charts:
         assert f'id="{chart}"' in page
-    assert page.count("<svg") == 4 and 'role="img"' in page
+    assert page.count("<svg") == len(charts) and 'role="img"' in page
+    assert page.count('class="csv"') == len(charts)
     # strict CSP: classes only, and no inline script (script files only)
     assert "style=" not in page and not re.search(r"<script(?![^>]*\ssrc=)", page)
     assert re.search(r'id="dash-late-cases">1<', page)
-    assert re.search(r'id="dash-investigated">100 %<', page)  # 1 of 1 accepted
+    assert re.search(r'id="dash-investigated">100 %<', page)  # 1 of 1 known outcome
     table = re.sub(r"\s+", "", page[page.index('id="acceptance"'):])
     assert "<td>FBI</td><td>2</td><td>1</td><td>1</td><td>50%</td><td>1</td>" in table
     # Four operator calls today: the day's column says so.
@@ -62,9 +66,34 @@ def test_median_time_from_intake_to_referral(app, db_session) -> None:
 
 
 def test_investigated_outcomes_are_statuses_agencies_can_record() -> None:
-    assert statistics.INVESTIGATED < set(INVESTIGATION_STATUSES)
-    assert "not_started" not in statistics.INVESTIGATED
+    assert INVESTIGATED < set(INVESTIGATION_STATUSES)
+    assert "not_started" not in INVESTIGATED
 
 
-def test_suppression_hides_only_small_nonzero_counts() -> None:
-    assert [statistics.suppress(n) for n in (0, 1, 2, 3, 40)] == [0, None, None, 3, 40]
+def test_any_range_and_a_csv_of_each_chart(app, logged_in, db_session) -> None:
+    referral = sent_referral(app)
+    old = db_session.get(Case, referral.case_id)
+    old.created_at = utcnow() - timedelta(days=400)  # opened more than a year ago
+    for signal in old.signals:
+        signal.created_at = old.created_at
+    db_session.commit()
+    supervisor = logged_in("supervisor")
+    recent = supervisor.get("/supervisor/dashboard").get_data(as_text=True)
+    assert "<td>FBI</td>" not in recent  # the default is the last 14 days
+    start = (utcnow() - timedelta(days=500)).date().isoformat()
+    end = utcnow().date().isoformat()
+    page = supervisor.get(f"/supervisor/dashboard?from={start}&to={end}")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "<td>FBI</td>" in text and "Signals per month" in text  # monthly past a year
+    answer = supervisor.get(f"/supervisor/dashboard/agencies.csv?from={start}&to={end}")
+    assert answer.status_code == 200 and answer.mimetype == "text/csv"
+    lines = answer.get_data(as_text=True).splitlines()
+    assert lines[0].startswith("agency,referrals,accepted") and lines[1].startswith("FBI,1,")
+    signals = supervisor.get(f"/supervisor/dashboard/signals.csv?from={start}&to={end}")
+    assert sum(int(row.split(",")[-1]) for row in signals.get_data(as_text=True).splitlines()[1:]
+               ) == 1
+    for bad in ("from=2026-02-01&to=2026-01-01", "from=yesterday", "to=2026-99-01"):
+        assert supervisor.get(f"/supervisor/dashboard?{bad}").status_code == 400
+        assert supervisor.get(f"/supervisor/dashboard/signals.csv?{bad}").status_code == 400
+    assert supervisor.get("/supervisor/dashboard/nothing.csv").status_code == 404
