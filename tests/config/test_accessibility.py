@@ -68,3 +68,4 @@ def test_every_page_labels_its_fields(app, pages, logged_in) -> None:
     for url in ["/agency/", f"/agency/referrals/{referral.id}"]:
         check(url, fbi.get(url).get_data(as_text=True))
     check("/admin/", logged_in("admin").get("/admin/").get_data(as_text=True))
+    check("/research/", logged_in("researcher").get("/research/").get_data(as_text=True))
