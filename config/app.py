@@ -11,13 +11,14 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import cli, database, errors, health, kept_forms, login, pages, security
 from config.runtime import build_runtime
 from config.settings import Settings
-from intake import public_pages, sms_views, voice
+from intake import chat_views, public_pages, sms_views, voice
 from intake import views as tips_api
 from intake.staff import (
     access_log_views,
     admin_pages,
     case_pages,
     case_views,
+    chat_pages,
     dashboard_pages,
     operator_pages,
     research_views,
@@ -36,12 +37,16 @@ BLUEPRINTS = (
     # tipsters
     tips_api.api,
     public_pages.bp,
+    chat_views.api,
+    chat_views.bp,
     voice.bp,
     sms_views.bp,
     # the staff desk
     login.bp,
     kept_forms.bp,
     case_views.api,
+    chat_pages.api,
+    chat_pages.bp,
     access_log_views.api,
     operator_pages.bp,
     case_pages.bp,

@@ -48,6 +48,13 @@ PUBLIC_LIMITS: dict[tuple[str, str], str] = {
     ("public_pages.follow_up_open", "POST"): "30 per minute",
     ("public_pages.follow_up_add", "POST"): "20 per minute",
     ("login.login_submit", "POST"): "10 per minute;50 per hour",
+    # Live chat: opening one is rare for a person, cheap to abuse; messages are capped too.
+    ("chat_api.open_chat", "POST"): "5 per minute;30 per hour",
+    ("chat_pages.chat_open", "POST"): "5 per minute;30 per hour",
+    ("chat_api.post_message", "POST"): "60 per minute",
+    ("chat_pages.chat_send", "POST"): "60 per minute",
+    ("chat_api.get_messages", "GET"): "120 per minute",
+    ("chat_pages.chat_poll", "GET"): "120 per minute",
     # Published snapshots are cheap reads, but a crawler need not have them all at once.
     ("public_pages.statistics", "GET"): "60 per minute",
     ("public_pages.statistics_csv", "GET"): "60 per minute",

@@ -170,6 +170,7 @@ class Settings:
     audit_anchor_seconds: int = 60  # how often the worker signs the moved chain heads
     session_cookie_secure: bool = True
     session_minutes: int = 30
+    chat_wait_seconds: int = 180  # CHAT_WAIT_SECONDS: then a waiting tipster is offered other ways
     proxy_count: int = 0  # ProxyFix: exactly the number of proxies in front
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -288,6 +289,9 @@ class Settings:
                 "SESSION_COOKIE_SECURE", env.get("SESSION_COOKIE_SECURE"), True
             ),
             session_minutes=parse_int("SESSION_MINUTES", env.get("SESSION_MINUTES"), 30, 1),
+            chat_wait_seconds=parse_int(
+                "CHAT_WAIT_SECONDS", env.get("CHAT_WAIT_SECONDS"), 180, minimum=10
+            ),
             proxy_count=parse_int("PROXY_COUNT", env.get("PROXY_COUNT"), 0),
             smtp_host=env.get("SMTP_HOST") or None,
             smtp_port=parse_int("SMTP_PORT", env.get("SMTP_PORT"), 25, minimum=1),

@@ -16,7 +16,7 @@ from workflows.db import Base, utcnow
 from workflows.models import Case
 from workflows.pii import EncryptedText
 
-CHANNELS = ("voice", "sms", "whatsapp", "web", "operator")
+CHANNELS = ("voice", "sms", "whatsapp", "chat", "web", "operator")
 CALLER_TYPES = ("victim", "community_member", "law_enforcement", "service_provider", "other")
 LANGUAGES = ("en", "es")
 

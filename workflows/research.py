@@ -39,7 +39,7 @@ from workflows.outcomes import read_outcome
 from workflows.screening import CALLER_TYPES, LEVELS, REQUEST_TYPES, TRAFFICKING_TYPES
 
 BATCH = 1000
-CHANNELS = ("voice", "sms", "whatsapp", "web", "operator")
+CHANNELS = ("voice", "sms", "whatsapp", "chat", "web", "operator")
 CITIZENSHIP_GROUPS = ("us_citizen_or_resident", "foreign_national", "unknown")
 # Signals are intake's table; the domain reads the few columns it counts by name.
 SIGNALS = table(

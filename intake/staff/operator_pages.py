@@ -18,6 +18,7 @@ from config.kept_forms import restored_form
 from intake import schemas, services
 from intake.forms import FormErrors, load, text_or_none, tri_state
 from intake.models import CALLER_TYPES, LANGUAGES, Signal, TipMessage
+from intake.chat import chats_in
 from intake.staff import screening_form
 from intake.staff.case_schemas import ScreeningIn
 from workflows.cases import get_case
@@ -64,6 +65,7 @@ def start() -> Any:
         my_calls=my_calls,
         assigned=assigned,
         waiting=tipsters_waiting(session),
+        chats_waiting=len(chats_in(session, "waiting")),
     )
 
 
