@@ -98,8 +98,11 @@ def open_chat(session: Session, language: str) -> NewChat:
 def chat_for_token(session: Session, chat_id: int, token: str | None) -> Chat:
     """The chat, if this is its token; NotFound otherwise (no hint which part was wrong)."""
     chat = session.get(Chat, chat_id)
-    if chat is None or not token or len(token) > 100 or not hmac.compare_digest(
-        chat.token_hash, _hash(token)
+    if (
+        chat is None
+        or not token
+        or len(token) > 100
+        or not hmac.compare_digest(chat.token_hash, _hash(token))
     ):
         raise NotFound("no such chat")
     return chat
@@ -116,9 +119,9 @@ def add_message(session: Session, chat: Chat, sender: str, body: str) -> ChatMes
         raise Conflict("this chat has ended", field="state")
     if sender == "operator" and chat.state != "active":
         raise Conflict("take the chat before writing in it", field="state")
-    last = session.scalar(
-        select(func.max(ChatMessage.seq)).where(ChatMessage.chat_id == chat.id)
-    ) or 0
+    last = (
+        session.scalar(select(func.max(ChatMessage.seq)).where(ChatMessage.chat_id == chat.id)) or 0
+    )
     if last >= MAX_MESSAGES:
         raise Conflict("this chat is too long; end it and start another", field="body")
     message = ChatMessage(chat_id=chat.id, seq=last + 1, sender=sender, body=text)
@@ -144,9 +147,7 @@ def place_in_line(session: Session, chat: Chat) -> int:
     if chat.state != "waiting":
         return 0
     ahead = session.scalar(
-        select(func.count())
-        .select_from(Chat)
-        .where(Chat.state == "waiting", Chat.id < chat.id)
+        select(func.count()).select_from(Chat).where(Chat.state == "waiting", Chat.id < chat.id)
     )
     return int(ahead or 0) + 1
 
@@ -172,9 +173,9 @@ def take_chat(session: Session, chat: Chat, operator: User) -> Chat:
 
 def add_message_system(session: Session, chat: Chat, text: str) -> None:
     """A line the hotline's software writes (joined, ended)."""
-    last = session.scalar(
-        select(func.max(ChatMessage.seq)).where(ChatMessage.chat_id == chat.id)
-    ) or 0
+    last = (
+        session.scalar(select(func.max(ChatMessage.seq)).where(ChatMessage.chat_id == chat.id)) or 0
+    )
     session.add(ChatMessage(chat_id=chat.id, seq=last + 1, sender="system", body=text))
     session.flush()
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Integer, List, Nested, String
-from apiflask.validators import OneOf
+from apiflask.validators import OneOf, Range
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
 
 from config.database import db_session
@@ -104,7 +104,7 @@ class ChatMessagesOut(Schema):
 
 
 class AfterQuery(Schema):
-    after = Integer(load_default=0, validate=lambda n: 0 <= n <= 10**6)
+    after = Integer(load_default=0, validate=Range(min=0, max=10**6))
 
 
 class ChatEndIn(StrictSchema):
@@ -164,7 +164,12 @@ def _status(chat: Any, after: int) -> dict[str, Any]:
         "waited_seconds": waited,
         "offer_message": offer,
         "messages": [
-            {"seq": m.seq, "sender": m.sender, "body": m.body, "created_at": m.created_at.isoformat()}
+            {
+                "seq": m.seq,
+                "sender": m.sender,
+                "body": m.body,
+                "created_at": m.created_at.isoformat(),
+            }
             for m in chats.messages_after(session, chat, after)
         ],
     }
@@ -185,29 +190,40 @@ def open_chat(data: dict[str, Any]) -> Any:
 @api.input(ChatToken, location="headers", arg_name="headers")
 @api.input(ChatMessageIn, arg_name="data")
 @api.output(ChatMessageOut, status_code=201)
-@api.doc(summary="Write in a chat (X-Chat-Token, or a staff bearer token)",
-         responses=[201, 404, 409, 422, 429])
+@api.doc(
+    summary="Write in a chat (X-Chat-Token, or a staff bearer token)",
+    responses=[201, 404, 409, 422, 429],
+)
 def post_message(chat_id: int, headers: dict[str, Any], data: dict[str, Any]) -> Any:
     session = db_session()
     with transaction(session):
         chat = _chat(chat_id, headers.get("x_chat_token"))
         staff = _staff()
-        if staff is not None and chat.operator_id not in (None, staff.id) and staff.role != "supervisor":
+        if (
+            staff is not None
+            and chat.operator_id not in (None, staff.id)
+            and staff.role != "supervisor"
+        ):
             abort(404)
         message = chats.add_message(
             session, chat, "operator" if staff is not None else "tipster", data["body"]
         )
     # Stored and committed before anyone is shown it.
-    return {"seq": message.seq, "sender": message.sender, "body": message.body,
-            "created_at": message.created_at.isoformat()}
+    return {
+        "seq": message.seq,
+        "sender": message.sender,
+        "body": message.body,
+        "created_at": message.created_at.isoformat(),
+    }
 
 
 @api.get("/chats/<int:chat_id>/messages")
 @api.input(ChatToken, location="headers", arg_name="headers")
 @api.input(AfterQuery, location="query", arg_name="query")
 @api.output(ChatMessagesOut)
-@api.doc(summary="Messages after number n, the chat's state and place in line",
-         responses=[200, 404, 422])
+@api.doc(
+    summary="Messages after number n, the chat's state and place in line", responses=[200, 404, 422]
+)
 def get_messages(chat_id: int, headers: dict[str, Any], query: dict[str, Any]) -> Any:
     chat = _chat(chat_id, headers.get("x_chat_token"))
     return _status(chat, query["after"])
@@ -217,16 +233,21 @@ def get_messages(chat_id: int, headers: dict[str, Any], query: dict[str, Any]) -
 @api.input(ChatToken, location="headers", arg_name="headers")
 @api.input(ChatEndIn, arg_name="data", location="json")
 @api.output(ChatEndOut)
-@api.doc(summary="End a chat: its transcript becomes a case; the tipster gets a reference",
-         responses=[200, 404, 409, 422, 429])
+@api.doc(
+    summary="End a chat: its transcript becomes a case; the tipster gets a reference",
+    responses=[200, 404, 409, 422, 429],
+)
 def end_chat(chat_id: int, headers: dict[str, Any], data: dict[str, Any]) -> Any:
     session = db_session()
     with transaction(session):
         chat = _chat(chat_id, headers.get("x_chat_token"))
         staff = _staff()
         ended = chats.end_chat(
-            session, chat, staff.username if staff is not None else "tipster",
-            reference=data.get("reference"), passphrase=data.get("passphrase"),
+            session,
+            chat,
+            staff.username if staff is not None else "tipster",
+            reference=data.get("reference"),
+            passphrase=data.get("passphrase"),
         )
     if staff is not None:
         return {"reference": ended.reference, "passphrase": None}  # the secret is the tipster's
@@ -244,9 +265,16 @@ def _page_chat(chat_id: int) -> Any:
 
 
 def _context(lang: str) -> dict[str, Any]:
-    return {"lang": lang, "t": TEXT[lang], "c": CHAT_TEXT[lang],
-            "other_lang": "es" if lang == "en" else "en", "hotline_phone": HOTLINE_PHONE,
-            "hotline_text": HOTLINE_TEXT, "poll_seconds": POLL_SECONDS, "public": True}
+    return {
+        "lang": lang,
+        "t": TEXT[lang],
+        "c": CHAT_TEXT[lang],
+        "other_lang": "es" if lang == "en" else "en",
+        "hotline_phone": HOTLINE_PHONE,
+        "hotline_text": HOTLINE_TEXT,
+        "poll_seconds": POLL_SECONDS,
+        "public": True,
+    }
 
 
 @bp.get("/chat")
@@ -266,8 +294,9 @@ def chat_open() -> Any:
             chats.add_message(session, new.chat, "tipster", first[: chats.MAX_MESSAGE])
     answer = redirect(url_for("chat_pages.chat_room", chat_id=new.chat.id), 303)
     # The token lives in this browser only (HttpOnly): the chat's id alone opens nothing.
-    answer.set_cookie(COOKIE, new.token, httponly=True, samesite="Strict",
-                      secure=request.is_secure, path="/chat")
+    answer.set_cookie(
+        COOKIE, new.token, httponly=True, samesite="Strict", secure=request.is_secure, path="/chat"
+    )
     return answer
 
 
@@ -275,8 +304,9 @@ def chat_open() -> Any:
 def chat_room(chat_id: int) -> Any:
     chat = _page_chat(chat_id)
     lang = pick_language(chat.language)
-    return render_template("public/chat_room.html", chat=chat, status=_status(chat, 0),
-                           **_context(lang))
+    return render_template(
+        "public/chat_room.html", chat=chat, status=_status(chat, 0), **_context(lang)
+    )
 
 
 @bp.get("/chat/<int:chat_id>/messages")
@@ -306,5 +336,9 @@ def chat_end(chat_id: int) -> Any:
     session = db_session()
     with transaction(session):
         ended = chats.end_chat(session, chat, "tipster")
-    return render_template("public/chat_ended.html", reference=ended.reference,
-                           passphrase=ended.passphrase, **_context(lang))
+    return render_template(
+        "public/chat_ended.html",
+        reference=ended.reference,
+        passphrase=ended.passphrase,
+        **_context(lang),
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import intake.chat  # noqa: F401  (registers tables)
+import intake.chat
 import intake.models  # noqa: F401
 import referrals.models  # noqa: F401
 import workflows.drafts

@@ -76,8 +76,10 @@ def _open_chat(chat_id: int) -> chats.Chat:
 @api.auth_required(token_auth, roles=DESK)
 @api.input(ChatLineQuery, location="query", arg_name="query")
 @api.output(ChatLine)
-@api.doc(summary="The chat line: waiting chats (oldest first) or active ones",
-         responses=[200, 401, 403, 422])
+@api.doc(
+    summary="The chat line: waiting chats (oldest first) or active ones",
+    responses=[200, 401, 403, 422],
+)
 def chat_line(query: dict[str, Any]) -> Any:
     return {"chats": [_summary(c) for c in chats.chats_in(db_session(), query["state"])]}
 
@@ -85,8 +87,10 @@ def chat_line(query: dict[str, Any]) -> Any:
 @api.post("/chats/<int:chat_id>/take")
 @api.auth_required(token_auth, roles=DESK)
 @api.output(ChatSummary)
-@api.doc(summary="Take a waiting chat (409 when someone else took it first)",
-         responses=[200, 401, 403, 404, 409])
+@api.doc(
+    summary="Take a waiting chat (409 when someone else took it first)",
+    responses=[200, 401, 403, 404, 409],
+)
 def take(chat_id: int) -> Any:
     session = db_session()
     with transaction(session):
@@ -123,7 +127,9 @@ def room(chat_id: int) -> Any:
     session = db_session()
     chat = _open_chat(chat_id)
     return render_template(
-        "chat/room.html", chat=chat, summary=_summary(chat),
+        "chat/room.html",
+        chat=chat,
+        summary=_summary(chat),
         messages=chats.messages_after(session, chat, 0),
     )
 

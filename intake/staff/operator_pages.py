@@ -16,9 +16,9 @@ from config.auth import current_user, login_required
 from config.database import db_session, runtime
 from config.kept_forms import restored_form
 from intake import schemas, services
+from intake.chat import chats_in
 from intake.forms import FormErrors, load, text_or_none, tri_state
 from intake.models import CALLER_TYPES, LANGUAGES, Signal, TipMessage
-from intake.chat import chats_in
 from intake.staff import screening_form
 from intake.staff.case_schemas import ScreeningIn
 from workflows.cases import get_case

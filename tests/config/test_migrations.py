@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-import intake.chat  # noqa: F401
+import intake.chat
 import intake.models  # noqa: F401
 import referrals.models  # noqa: F401
 import workflows.drafts
