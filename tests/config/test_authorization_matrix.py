@@ -34,6 +34,7 @@ AGENCIES = frozenset({"fbi", "ice", "hhs"})
 NOT_STAFF = AGENCIES | {"researcher"}
 RESEARCH = frozenset({"researcher", "supervisor", "admin"})  # statistics, never a case
 DOMAIN_REFUSALS = {409, 422}
+CHAT_READERS = DESK | {"anonymous"}  # the tipster (token) and the desk (bearer)
 
 
 @dataclass
@@ -51,6 +52,8 @@ class World:
     users: dict[str, Any]
     clients: dict[str, Any]
     tokens: dict[str, str]
+    chat_id: int = 0
+    chat_token: str = ""
 
     def headers(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"} if role in self.tokens else {}
@@ -68,6 +71,7 @@ class Rule:
     page: bool = False  # a server-rendered page (session cookie, form body, CSRF token)
     login_redirect_ok: bool = False  # logging out lands on the login page: not a refusal
     ok: frozenset[int] = field(default_factory=frozenset)  # extra statuses that mean "allowed"
+    chat_token: bool = False  # also send the chat's own X-Chat-Token (the tipster's key)
 
 
 def _api(method: str, url: Callable[[World], str], allowed: frozenset[str], **kw: Any) -> Rule:
@@ -220,6 +224,9 @@ TABLE: dict[str, Rule] = {
         DESK,
         body=lambda w, r: {"caller_type": "victim", "narrative": "matrix", "language": "en"},
     ),
+    "operator_pages.preview": _page(
+        "POST", lambda w: "/operator/calls/preview", DESK, body=lambda w, r: {"narrative": "x"}
+    ),
     "operator_pages.screen_again": _page(
         "GET", lambda w: f"/cases/{w.tip_case_id}/screening", DESK
     ),
@@ -275,6 +282,87 @@ TABLE: dict[str, Rule] = {
         hidden=frozenset({"ice", "hhs"}),
         body=lambda w, r: {"event": "acknowledge"},
     ),
+    # Live chat, the tipster's API: the chat's token opens it; staff use their bearer
+    # token; anyone else holding a bearer token (an agency, an admin) learns nothing.
+    "chat_api.open_chat": _api(
+        "POST", lambda w: "/api/v1/chats", EVERYONE, body=lambda w, r: {"language": "en"}
+    ),
+    "chat_api.get_messages": _api(
+        "GET",
+        lambda w: f"/api/v1/chats/{w.chat_id}/messages",
+        CHAT_READERS,
+        hidden=EVERYONE - CHAT_READERS,
+        chat_token=True,
+    ),
+    "chat_api.post_message": _api(
+        "POST",
+        lambda w: f"/api/v1/chats/{w.chat_id}/messages",
+        CHAT_READERS,
+        hidden=EVERYONE - CHAT_READERS,
+        chat_token=True,
+        body=lambda w, r: {"body": "hello"},
+    ),
+    "chat_api.end_chat": _api(
+        "POST",
+        lambda w: f"/api/v1/chats/{w.chat_id}/end",
+        CHAT_READERS,
+        hidden=EVERYONE - CHAT_READERS,
+        chat_token=True,
+        body=lambda w, r: {},
+    ),
+    "chat_staff_api.chat_line": _api("GET", lambda w: "/api/v1/chats", DESK),
+    "chat_staff_api.take": _api("POST", lambda w: f"/api/v1/chats/{w.chat_id}/take", DESK),
+    # The chat page: its HttpOnly cookie is the key; without it nobody opens a chat.
+    "chat_pages.chat_start": _page("GET", lambda w: "/chat", EVERYONE),
+    "chat_pages.chat_open": _page(
+        "POST", lambda w: "/chat", EVERYONE, body=lambda w, r: {"body": "hello"}
+    ),
+    "chat_pages.chat_room": _page(
+        "GET", lambda w: f"/chat/{w.chat_id}", frozenset(), hidden=EVERYONE
+    ),
+    "chat_pages.chat_poll": _page(
+        "GET", lambda w: f"/chat/{w.chat_id}/messages", frozenset(), hidden=EVERYONE
+    ),
+    "chat_pages.chat_send": _page(
+        "POST",
+        lambda w: f"/chat/{w.chat_id}/send",
+        frozenset(),
+        hidden=EVERYONE,
+        body=lambda w, r: {"body": "hi"},
+    ),
+    "chat_pages.chat_end": _page(
+        "POST", lambda w: f"/chat/{w.chat_id}/end", frozenset(), hidden=EVERYONE
+    ),
+    # The desk's chat line and rooms.
+    "chat_desk.line": _page("GET", lambda w: "/operator/chats/", DESK),
+    "chat_desk.take_page": _page("POST", lambda w: f"/operator/chats/{w.chat_id}/take", DESK),
+    "chat_desk.room": _page("GET", lambda w: f"/operator/chats/{w.chat_id}", DESK),
+    "chat_desk.send": _page(
+        "POST",
+        lambda w: f"/operator/chats/{w.chat_id}/send",
+        DESK,
+        body=lambda w, r: {"body": "hello"},
+    ),
+    "chat_desk.end": _page("POST", lambda w: f"/operator/chats/{w.chat_id}/end", DESK),
+    # Drafts and keep-alive of staff forms: whoever is signed in, for their own forms.
+    "kept_forms.save": _page(
+        "POST",
+        lambda w: "/desk/drafts",
+        SIGNED_IN,
+        hidden=frozenset(),
+        body=lambda w, r: {
+            "_form_key": "matrix",
+            "_back": "/start",
+            "_desk_user": str(w.users[r].id) if r in w.users else "",
+        },
+    ),
+    "kept_forms.discard": _page(
+        "POST",
+        lambda w: "/desk/drafts/discard",
+        EVERYONE,
+        body=lambda w, r: {"_form_key": "matrix", "_back": "/start"},
+    ),
+    "kept_forms.alive": _page("POST", lambda w: "/desk/alive", SIGNED_IN, hidden=frozenset()),
 }
 # Twilio's webhooks: the signature is the only key; no token or session opens them.
 TWILIO_PATHS = {
@@ -319,6 +407,10 @@ def world(app, make_actor) -> World:  # type: ignore[no-untyped-def]
         create_user(session, "matrix-spare", "operator")
         session.add(PublishedStatistics(period="2020", counts={}, figures={}))  # public
         spare = create_token(session, "matrix-spare")
+        from intake.chat import open_chat
+
+        chat = open_chat(session, "en")
+        chat_id, chat_token = chat.chat.id, chat.token
     actors = {
         "operator": make_actor("operator"),
         "supervisor": make_actor("supervisor"),
@@ -357,6 +449,8 @@ def world(app, make_actor) -> World:  # type: ignore[no-untyped-def]
         users=users,
         clients=clients,
         tokens={role: actor.token for role, actor in actors.items()},
+        chat_id=chat_id,
+        chat_token=chat_token,
     )
 
 
@@ -365,7 +459,10 @@ def _call(world: World, rule: Rule, role: str) -> Any:
     url = rule.url(world)
     body = rule.body(world, role) if rule.body else None
     if not rule.page:
-        answer = client.open(url, method=rule.method, json=body, headers=world.headers(role))
+        headers = world.headers(role)
+        if rule.chat_token:
+            headers["X-Chat-Token"] = world.chat_token
+        answer = client.open(url, method=rule.method, json=body, headers=headers)
     elif rule.method == "GET":
         answer = client.get(url)
     else:
@@ -470,24 +567,54 @@ def _referral_in_state(app: Any, label: str) -> int:
         for step in STATE_PATHS[label]:
             with transaction(session):
                 if step == "submit":
-                    fire_case_event(session, case_id, "submit_for_approval",
-                                    user(session, "operator"), version=None,
-                                    catalogs=runtime.catalogs)
+                    fire_case_event(
+                        session,
+                        case_id,
+                        "submit_for_approval",
+                        user(session, "operator"),
+                        version=None,
+                        catalogs=runtime.catalogs,
+                    )
                     referral_id = session.scalar(
-                        select(Referral.id).where(Referral.case_id == case_id))
+                        select(Referral.id).where(Referral.case_id == case_id)
+                    )
                 elif step in ("reject", "approve"):
-                    fire_case_event(session, case_id, step, user(session, "supervisor"),
-                                    version=None, reason="matrix", catalogs=runtime.catalogs)
+                    fire_case_event(
+                        session,
+                        case_id,
+                        step,
+                        user(session, "supervisor"),
+                        version=None,
+                        reason="matrix",
+                        catalogs=runtime.catalogs,
+                    )
                 elif step in ("fail", "mark_sent"):
-                    fire_referral_event(session, referral_id, step, None, data={"error": "x"},
-                                        catalogs=runtime.catalogs)
+                    fire_referral_event(
+                        session,
+                        referral_id,
+                        step,
+                        None,
+                        data={"error": "x"},
+                        catalogs=runtime.catalogs,
+                    )
                 elif step == "withdraw":
-                    fire_referral_event(session, referral_id, step, user(session, "supervisor"),
-                                        reason="matrix", catalogs=runtime.catalogs)
+                    fire_referral_event(
+                        session,
+                        referral_id,
+                        step,
+                        user(session, "supervisor"),
+                        reason="matrix",
+                        catalogs=runtime.catalogs,
+                    )
                 else:
-                    fire_referral_event(session, referral_id, step,
-                                        user(session, "agency", "FBI"), reason="matrix",
-                                        catalogs=runtime.catalogs)
+                    fire_referral_event(
+                        session,
+                        referral_id,
+                        step,
+                        user(session, "agency", "FBI"),
+                        reason="matrix",
+                        catalogs=runtime.catalogs,
+                    )
         state = session.get(Referral, referral_id).state
     assert state == label.split()[0], (label, state)
     return int(referral_id)
@@ -507,17 +634,20 @@ def test_an_agency_sees_its_referral_only_from_queued_on(app, make_actor, label)
         listed = client.get(api, headers=actor.headers).get_json()["items"]
         filtered = client.get(f"{api}?state={state}", headers=actor.headers)
         shown = client.get(f"{api}/{referral_id}", headers=actor.headers)
-        answered = client.post(f"{api}/{referral_id}/events", json={"event": "acknowledge"},
-                               headers=actor.headers)
+        answered = client.post(
+            f"{api}/{referral_id}/events", json={"event": "acknowledge"}, headers=actor.headers
+        )
         pages = PageClient(app.test_client())
         assert pages.login(actor.username).status_code == 302
         inbox = pages.get("/agency/").get_data(as_text=True)
         page = pages.get(f"/agency/referrals/{referral_id}")
-        posted = pages.submit("/agency/", f"/agency/referrals/{referral_id}/events",
-                              {"event": "acknowledge"})
+        posted = pages.submit(
+            "/agency/", f"/agency/referrals/{referral_id}/events", {"event": "acknowledge"}
+        )
         in_list = referral_id in [r["id"] for r in listed]
         in_filter = filtered.status_code == 200 and referral_id in [
-            r["id"] for r in filtered.get_json()["items"]]
+            r["id"] for r in filtered.get_json()["items"]
+        ]
         view = {
             "list": in_list,
             "list ?state=": in_filter,
