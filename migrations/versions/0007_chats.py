@@ -1,7 +1,7 @@
 """chats
 
 Revision ID: 0007_chats
-Revises: 0005_referral_packets
+Revises: 0006_law
 Create Date: 2026-12-01 00:29:46.460929
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import workflows.pii
 
 revision: str = "0007_chats"
-down_revision: str | None = "0005_referral_packets"
+down_revision: str | None = "0006_law"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
