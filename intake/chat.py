@@ -212,7 +212,7 @@ def end_chat(
     if reference and passphrase:
         case = open_tip(session, reference, passphrase)
     else:
-        new_secret = new_passphrase()
+        new_secret = new_passphrase(language=chat.language)
         case = open_case(
             session,
             actor="tipster",
