@@ -64,6 +64,13 @@ OPERATIONS = [
     "POST /api/v1/agency/referrals/{referral_id}/events",
     "DELETE /api/v1/tokens/{prefix}",
     "GET /api/v1/exports/research",
+    "GET /api/v1/chats",
+    "POST /api/v1/chats",
+    "POST /api/v1/chats/{chat_id}/end",
+    "POST /api/v1/chats/{chat_id}/take",
+    "GET /api/v1/chats/{chat_id}/messages",
+    "POST /api/v1/chats/{chat_id}/messages",
+    "PUT /api/v1/cases/{case_id}/immigration-relief",
 ]
 
 # The documented exceptions (schemathesis.toml). Each widens what one check accepts:
