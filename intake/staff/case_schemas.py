@@ -8,7 +8,7 @@ from apiflask.validators import Length, OneOf, Range
 
 from config.contract import StrictBoolean, StrictInteger, StrictSchema, Text
 from intake.schemas import CaseSummary
-from workflows.machines import CASE_EVENTS, CASE_STATES
+from workflows.machines import CASE_EVENTS, CASE_STATES, STAFF_REFERRAL_EVENTS
 from workflows.screening import CALLER_TYPES, CONSENT_GIVERS, REQUEST_TYPES, TRAFFICKING_TYPES
 
 
@@ -88,7 +88,7 @@ class CaseEventIn(StrictSchema):
 
 
 class ReferralEventIn(StrictSchema):
-    event = String(required=True, validate=OneOf(("retry", "withdraw", "reroute", "approve")))
+    event = String(required=True, validate=OneOf(tuple(STAFF_REFERRAL_EVENTS)))
     reason = Text(2000, allow_none=True)
     agency = String(allow_none=True, validate=Length(min=2, max=32))
 
