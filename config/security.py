@@ -9,22 +9,16 @@ gunicorn worker and machine), memory on the embedded default.
 from __future__ import annotations
 
 import logging
-import math
-import time
 from typing import Any
 
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limit, Limiter
 from flask_limiter.util import get_remote_address
-from limits import parse
-from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
 from config.settings import Settings
-from workflows.errors import NotFound, TooManyRequests
 from workflows.models import Case
 
 log = logging.getLogger(__name__)
@@ -60,16 +54,6 @@ PUBLIC_LIMITS: dict[tuple[str, str], str] = {
     ("public_pages.statistics_csv", "GET"): "60 per minute",
 }
 
-# A wrong passphrase counts against the reference itself: after this many within the
-# window, the reference answers 429 (even to the right passphrase) until the window
-# has moved on. 63 bits of passphrase cannot be guessed at 5 tries per 15 minutes.
-PASSPHRASE_ATTEMPTS = parse("5 per 15 minutes")
-
-
-class TooManyAttempts(TooManyRequests):
-    """Too many wrong passphrases for one reference; try later."""
-
-
 def _public_limit() -> str:
     # An empty string means "no limit" to Flask-Limiter: every other route is exempt.
     return PUBLIC_LIMITS.get((request.endpoint or "", request.method), "")
@@ -86,62 +70,17 @@ def _storage_options(settings: Settings) -> dict[str, Any]:
     return {}
 
 
-class PassphraseThrottle:
-    """Counts wrong passphrases per reference in the limiter's storage (shared by processes)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.enabled = settings.rate_limits_enabled
-        self._limiter = MovingWindowRateLimiter(
-            storage_from_string(_storage_uri(settings), **_storage_options(settings))
-        )
-
-    @staticmethod
-    def _key(reference: str) -> str:
-        return "passphrase:" + reference.strip().upper()[:40]
-
-    def check(self, reference: str) -> None:
-        """Refuse with 429 while the reference has used up its wrong tries."""
-        if not self.enabled:
-            return
-        try:
-            allowed = self._limiter.test(PASSPHRASE_ATTEMPTS, self._key(reference))
-        except Exception as exc:  # noqa: BLE001 - storage down: fail open, argon2 still gates
-            log.warning("passphrase throttle unavailable (%s)", type(exc).__name__)
-            return
-        if not allowed:
-            raise TooManyAttempts(
-                "too many wrong passphrases for this reference", retry_after=self._wait(reference)
-            )
-
-    def _wait(self, reference: str) -> int:
-        """Seconds until the window lets one more try through (the answer's Retry-After)."""
-        try:
-            reset_at = self._limiter.get_window_stats(PASSPHRASE_ATTEMPTS, self._key(reference))[0]
-        except Exception:  # noqa: BLE001 - storage gone since test(): the whole window
-            return PASSPHRASE_ATTEMPTS.get_expiry()
-        return max(1, math.ceil(reset_at - time.time()))
-
-    def wrong(self, reference: str) -> None:
-        """Count one wrong passphrase."""
-        if not self.enabled:
-            return
-        try:
-            self._limiter.hit(PASSPHRASE_ATTEMPTS, self._key(reference))
-        except Exception as exc:  # noqa: BLE001 - storage down: fail open
-            log.warning("passphrase throttle unavailable (%s)", type(exc).__name__)
-
-
 def open_tip_throttled(session: Session, reference: str, passphrase: str) -> Case:
-    """``intake.services.open_tip`` behind the per-reference throttle (API and web page)."""
+    """``intake.services.open_tip`` behind the per-(reference, client) guess count."""
     from intake.services import open_tip
+    from intake.throttle import claim_try, clear_tries
 
-    throttle: PassphraseThrottle = current_app.extensions["passphrase_throttle"]
-    throttle.check(reference)
-    try:
+    if not current_app.extensions["passphrase_throttle"]:
         return open_tip(session, reference, passphrase)
-    except NotFound:
-        throttle.wrong(reference)
-        raise
+    key = claim_try(session, reference, get_remote_address())
+    case = open_tip(session, reference, passphrase)  # NotFound leaves the try counted
+    clear_tries(session, key)
+    return case
 
 
 def _security_headers(response: Response) -> Response:
@@ -212,4 +151,4 @@ def init_app(app: Flask, settings: Settings) -> None:
     )
     limiter.init_app(app)
     app.extensions["hotline_limiter"] = limiter
-    app.extensions["passphrase_throttle"] = PassphraseThrottle(settings)
+    app.extensions["passphrase_throttle"] = settings.rate_limits_enabled

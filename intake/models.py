@@ -121,3 +121,19 @@ class OptOut(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+
+
+class PassphraseGuesses(Base):
+    """Wrong passphrase tries for one (reference, client) pair, and when the next may come.
+
+    Keyed by a keyed hash of the pair: neither the reference nor the address is stored.
+    Counted per client so that a stranger walking references cannot lock the tipster out
+    of their own tip (issue 11, item 6).
+    """
+
+    __tablename__ = "passphrase_guesses"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    blocked_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

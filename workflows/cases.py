@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import secrets
+
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from workflows.audit import record_event
@@ -11,10 +15,40 @@ from workflows.deadlines import DEFAULT_CASE_DEADLINES
 from workflows.errors import NotFound
 from workflows.models import PRIORITY_RANK, Case, Priority
 
+# Crockford's base32: digits and letters without I, L, O and U, so a reference read
+# aloud or copied by hand is not mistaken (issue 11, item 6).
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_READ_AS = str.maketrans({"O": "0", "I": "1", "L": "1"})
+_NEW = re.compile(r"HT[0-9A-Z]{8}")
+_OLD = re.compile(r"HT[0-9]{10}")  # HT-2026-000123: references issued before, still valid
+REFERENCE_ATTEMPTS = 5
 
-def format_reference(case_id: int, year: int) -> str:
-    """Human-readable reference such as ``HT-2026-000123``."""
-    return f"HT-{year}-{case_id:06d}"
+
+def new_reference() -> str:
+    """A random reference such as ``HT-7K3Q-9XWD``: 8 symbols of 5 bits, 40 bits.
+
+    Random, so nobody can walk them (sequential ones let anyone spend every tip's
+    passphrase tries); short enough to say on the phone.
+    """
+    symbols = "".join(secrets.choice(ALPHABET) for _ in range(8))
+    return f"HT-{symbols[:4]}-{symbols[4:]}"
+
+
+def canonical_reference(raw: str) -> str | None:
+    """The reference as stored, from what a person typed; None if it cannot be one.
+
+    Case, spaces and hyphens do not matter; O, I and L read as 0, 1 and 1 (Crockford).
+    Older sequential references (``HT-2026-000123``) are still accepted.
+    """
+    compact = "".join(raw.split()).replace("-", "").upper()
+    if _OLD.fullmatch(compact):
+        return f"HT-{compact[2:6]}-{compact[6:]}"
+    if not compact.startswith("HT"):
+        return None
+    compact = "HT" + compact[2:].translate(_READ_AS)
+    if _NEW.fullmatch(compact) and all(c in ALPHABET for c in compact[2:]):
+        return f"HT-{compact[2:6]}-{compact[6:]}"
+    return None
 
 
 def open_case(
@@ -28,17 +62,26 @@ def open_case(
 ) -> Case:
     """Create a case in ``received`` with its reference and its first audit event."""
     # Every open case has a deadline from birth, so queues sort and "late" is one range scan.
-    case = Case(
-        deadline=utcnow() + DEFAULT_CASE_DEADLINES[priority.value],
-        state="received",
-        priority=priority.value,
-        priority_rank=PRIORITY_RANK[priority],
-        anonymous=anonymous,
-        passphrase_hash=passphrase_hash,
-    )
-    session.add(case)
-    session.flush()
-    case.reference = format_reference(case.id, case.created_at.year)
+    # The reference is part of the INSERT (no UPDATE after it); a collision (one in 2^40
+    # per existing case) is retried inside a savepoint with a new one.
+    for attempt in range(REFERENCE_ATTEMPTS):
+        case = Case(
+            reference=new_reference(),
+            deadline=utcnow() + DEFAULT_CASE_DEADLINES[priority.value],
+            state="received",
+            priority=priority.value,
+            priority_rank=PRIORITY_RANK[priority],
+            anonymous=anonymous,
+            passphrase_hash=passphrase_hash,
+        )
+        try:
+            with session.begin_nested():
+                session.add(case)
+        except IntegrityError:
+            if attempt == REFERENCE_ATTEMPTS - 1:
+                raise
+            continue
+        break
     record_event(
         session,
         actor=actor,
@@ -59,5 +102,8 @@ def get_case(session: Session, case_id: int) -> Case:
 
 
 def find_by_reference(session: Session, reference: str) -> Case | None:
-    """The case with this reference (case-insensitive), or None."""
-    return session.scalar(select(Case).where(Case.reference == reference.strip().upper()))
+    """The case with this reference (as a person types it: see canonical_reference)."""
+    canonical = canonical_reference(reference)
+    if canonical is None:
+        return None
+    return session.scalar(select(Case).where(Case.reference == canonical))

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Select, exists, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
+from workflows.cases import canonical_reference
 from workflows.deadlines import aware
 from workflows.errors import InvalidInput
 from workflows.machines import CASE_STATES
@@ -84,7 +85,8 @@ def _filtered(session: Session, filters: QueueFilter, now: datetime) -> Select[t
             )
         )
     if filters.reference:
-        stmt = stmt.where(Case.reference == filters.reference.strip().upper())
+        canonical = canonical_reference(filters.reference)
+        stmt = stmt.where(Case.reference == (canonical or filters.reference.strip().upper()))
     if filters.overdue is True:
         stmt = stmt.where(Case.deadline < now)
     elif filters.overdue is False:

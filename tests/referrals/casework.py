@@ -24,7 +24,12 @@ def submit_tip(client: Any, narrative: str = "A girl of 16 is sold at the motel 
     """A web tip through the public API; returns the new case's id."""
     answer = client.post("/api/v1/tips", json={"narrative": narrative, **extra})
     assert answer.status_code == 201, answer.get_json()
-    return int(answer.get_json()["reference"].rsplit("-", 1)[1])
+    from workflows.cases import find_by_reference
+
+    with client.application.extensions["runtime"].session() as session:
+        case = find_by_reference(session, answer.get_json()["reference"])
+        assert case is not None
+        return case.id
 
 
 def screen_and_approve(
