@@ -22,9 +22,10 @@ from intake.staff import (
     dashboard_pages,
     operator_pages,
     research_views,
+    service_views,
     supervisor_pages,
 )
-from referrals import agency_pages, relay
+from referrals import agency_pages, provider_pages, relay
 from referrals import views as agency_api
 
 API_TITLE = "Hotline tip intake and referral API"
@@ -45,6 +46,7 @@ BLUEPRINTS = (
     login.bp,
     kept_forms.bp,
     case_views.api,
+    service_views.api,
     chat_pages.api,
     chat_pages.bp,
     access_log_views.api,
@@ -59,6 +61,8 @@ BLUEPRINTS = (
     # agencies
     agency_api.api,
     agency_pages.bp,
+    # service providers: a signed link, no account
+    provider_pages.bp,
 )
 
 

@@ -154,8 +154,29 @@ def audit_new_key() -> None:
     click.echo(secrets.token_urlsafe(32))
 
 
+services_cli = AppGroup("services", help="The service provider directory.")
+
+
+@services_cli.command("import")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def import_services(path: Path) -> None:
+    """Import an Open Referral HSDS data package (a folder of CSVs); safe to repeat."""
+    from workflows.hsds import HsdsError, import_package
+
+    with runtime().session() as session:
+        try:
+            with transaction(session):
+                report = import_package(session, path)
+        except HsdsError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(report.summary())
+    for label, ids in (("created", report.created), ("updated", report.updated)):
+        if ids:
+            click.echo(f"{label}: {', '.join(ids)}")
+
+
 def init_app(app: Flask) -> None:
-    for group in (db_cli, users_cli, tokens_cli, audit_cli):
+    for group in (db_cli, users_cli, tokens_cli, audit_cli, services_cli):
         app.cli.add_command(group)
     from workflows.diagram_cli import diagrams_command
 

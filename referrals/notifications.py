@@ -45,7 +45,7 @@ SUPERVISOR_KINDS = (
     "emergency_page", "emergency_repage", "deadline_breach", "referral_declined",
     "referral_failed",
 )
-KINDS = (*SUPERVISOR_KINDS, "tipster_reply")
+KINDS = (*SUPERVISOR_KINDS, "tipster_reply", "service_referral")
 
 
 class NotifyFailed(Exception):
@@ -157,6 +157,24 @@ def _text(session: Session, kind: str, case: Case, payload: dict[str, Any]) -> t
     return "Hotline reply", f"{body}\n" + words["footer"].format(ref=ref)
 
 
+def _provider(
+    session: Session, runtime: Runtime, case: Case, payload: dict[str, Any]
+) -> tuple[list[Recipient], tuple[str, str]]:
+    """A service provider's e-mail: the signed link, never the case's story."""
+    from referrals.provider_pages import LINK_DAYS, provider_link
+    from workflows.providers import ServiceReferral
+
+    referral = session.get(ServiceReferral, payload.get("service_referral_id"))
+    if referral is None or not referral.provider.email:
+        return [], ("", "")
+    link = provider_link(runtime.settings, referral.id)
+    return [Recipient("email", referral.provider.email)], (
+        f"Referral from the hotline: {case.reference}",
+        f"The hotline refers someone to {referral.provider.name}.\n"
+        f"Open this link to see what is needed and to answer (valid {LINK_DAYS} days):\n{link}",
+    )
+
+
 def _plan(session: Session, runtime: Runtime, message: OutboxMessage) -> list[Notification]:
     """Write (or find) the Notification rows of this message before anything is sent."""
     payload = message.payload or {}
@@ -169,10 +187,13 @@ def _plan(session: Session, runtime: Runtime, message: OutboxMessage) -> list[No
         (n.channel, n.recipient_hash): n
         for n in session.scalars(select(Notification).where(Notification.outbox_id == message.id))
     }
-    recipients = _tipster(session, case) if kind == "tipster_reply" else _supervisors(
-        session, runtime, everyone=kind == "emergency_repage" and payload.get("level") == 2
-    )
-    subject, body = _text(session, kind, case, payload)
+    if kind == "service_referral":
+        recipients, (subject, body) = _provider(session, runtime, case, payload)
+    else:
+        recipients = _tipster(session, case) if kind == "tipster_reply" else _supervisors(
+            session, runtime, everyone=kind == "emergency_repage" and payload.get("level") == 2
+        )
+        subject, body = _text(session, kind, case, payload)
     rows = []
     for recipient in recipients:
         key = (recipient.channel, lookup_hash(recipient.address))

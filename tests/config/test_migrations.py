@@ -9,7 +9,8 @@ import intake.chat
 import intake.models  # noqa: F401
 import referrals.models  # noqa: F401
 import workflows.drafts
-import workflows.outbox  # noqa: F401
+import workflows.outbox
+import workflows.providers  # noqa: F401
 from workflows.db import Base
 
 
