@@ -53,6 +53,7 @@ class World:
     clients: dict[str, Any]
     tokens: dict[str, str]
     chat_id: int = 0
+    provider_id: int = 0
     chat_token: str = ""
 
     def headers(self, role: str) -> dict[str, str]:
@@ -127,6 +128,13 @@ TABLE: dict[str, Rule] = {
         DESK,
         hidden=NOT_STAFF,
         body=lambda w, r: MINOR,
+    ),
+    "case_api.immigration_relief": _api(
+        "PUT",
+        lambda w: f"/api/v1/cases/{w.case_id}/immigration-relief",
+        DESK,
+        hidden=NOT_STAFF,
+        body=lambda w, r: {"protected": False, "version": w.version},
     ),
     "case_api.post_event": _api(
         "POST",
@@ -246,6 +254,12 @@ TABLE: dict[str, Rule] = {
     "case_pages.reply": _page(
         "POST", lambda w: f"/cases/{w.case_id}/reply", DESK, body=lambda w, r: {"body": "hi"}
     ),
+    "case_pages.immigration_relief": _page(
+        "POST",
+        lambda w: f"/cases/{w.case_id}/immigration-relief",
+        DESK,
+        body=lambda w, r: {"protected": "no", "version": str(w.version)},
+    ),
     "case_pages.assign": _page(
         "POST",
         lambda w: f"/cases/{w.case_id}/assign",
@@ -344,6 +358,29 @@ TABLE: dict[str, Rule] = {
         body=lambda w, r: {"body": "hello"},
     ),
     "chat_desk.end": _page("POST", lambda w: f"/operator/chats/{w.chat_id}/end", DESK),
+    # The service directory and service referrals: the desk. A referral on a case
+    # without the services consent is a domain refusal (409), not an authorization one.
+    "service_api.list_services": _api("GET", lambda w: "/api/v1/services", DESK),
+    "service_api.create_service_referral": _api(
+        "POST",
+        lambda w: f"/api/v1/cases/{w.case_id}/service-referrals",
+        DESK,
+        body=lambda w, r: {"service_id": w.provider_id, "reason": "a bed"},
+    ),
+    "service_api.list_service_referrals": _api(
+        "GET", lambda w: f"/api/v1/cases/{w.case_id}/service-referrals", DESK
+    ),
+    # A provider's page: the signed link is the only key; a wrong one opens nothing.
+    "provider_pages.show": _page(
+        "GET", lambda w: "/provider/r/not-a-signed-link", frozenset(), hidden=frozenset()
+    ),
+    "provider_pages.answer": _page(
+        "POST",
+        lambda w: "/provider/r/not-a-signed-link",
+        frozenset(),
+        hidden=frozenset(),
+        body=lambda w, r: {"answer": "accept"},
+    ),
     # Drafts and keep-alive of staff forms: whoever is signed in, for their own forms.
     "kept_forms.save": _page(
         "POST",
@@ -411,6 +448,18 @@ def world(app, make_actor) -> World:  # type: ignore[no-untyped-def]
 
         chat = open_chat(session, "en")
         chat_id, chat_token = chat.chat.id, chat.token
+        from workflows.providers import ServiceProvider
+
+        provider = ServiceProvider(
+            hsds_id="matrix",
+            name="Matrix shelter",
+            organization="M",
+            email="shelter@example.org",
+            service_types=["shelter"],
+        )
+        session.add(provider)
+        session.flush()
+        provider_id = provider.id
     actors = {
         "operator": make_actor("operator"),
         "supervisor": make_actor("supervisor"),
@@ -451,6 +500,7 @@ def world(app, make_actor) -> World:  # type: ignore[no-untyped-def]
         tokens={role: actor.token for role, actor in actors.items()},
         chat_id=chat_id,
         chat_token=chat_token,
+        provider_id=provider_id,
     )
 
 
