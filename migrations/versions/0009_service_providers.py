@@ -1,7 +1,7 @@
 """service providers
 
 Revision ID: 0009_service_providers
-Revises: 0007_chats
+Revises: 0008_passphrase_guesses
 Create Date: 2026-12-01 00:52:50.252228
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import workflows.pii
 
 revision: str = "0009_service_providers"
-down_revision: str | None = "0007_chats"
+down_revision: str | None = "0008_passphrase_guesses"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
