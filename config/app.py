@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from config import cli, database, errors, health, kept_forms, login, pages, security
 from config.runtime import build_runtime
 from config.settings import Settings
-from intake import chat_views, public_pages, sms_views, voice
+from intake import chat_views, public_pages, replay, sms_views, voice
 from intake import views as tips_api
 from intake.staff import (
     access_log_views,
@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     # Typed work survives an idle session: the script says "still here" three times
     # per idle lifetime, at most every five minutes.
     kept_forms.init_app(app, keepalive_seconds=min(300, settings.session_minutes * 20))
+    replay.init_app(app, runtime)
     _register_blueprints(app)
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -10,10 +11,15 @@ from apiflask import HTTPTokenAuth
 from flask import abort, current_app, g, redirect, request, session, url_for
 
 from config.database import db_session
-from workflows.accounts import user_for_token
+from intake.outage import DATABASE_DOWN
+from intake.replay import TOKEN_MAX_AGE
+from intake.spool import Spool
+from workflows.accounts import token_digest, user_for_token
 from workflows.models import User
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+STAFF_WHO_LOG_CALLS = frozenset({"operator", "supervisor"})
 
 token_auth = HTTPTokenAuth(scheme="Bearer", description="A token from `flask tokens create`.")
 
@@ -22,10 +28,48 @@ token_auth = HTTPTokenAuth(scheme="Bearer", description="A token from `flask tok
 def _verify_token(token: str) -> User | None:
     if not token:
         return None
-    user = user_for_token(db_session(), token)
+    spool = current_app.extensions.get("spool")
+    try:
+        user = user_for_token(db_session(), token)
+    except DATABASE_DOWN:
+        if spool is None:
+            raise
+        user = _user_from_spool(spool, token)
+    else:
+        if user is not None and spool is not None:
+            _remember(spool, token, user)
     if user is not None:
         g.current_user = user
     return user
+
+
+_remembered: dict[str, float] = {}  # token digest -> when this process last wrote it
+
+
+def _remember(spool: Spool, token: str, user: User) -> None:
+    """Keep staff tokens verified against the database in the spool, for an outage.
+
+    Written at most once an hour per token and process: one small write, off the
+    path of the tips themselves.
+    """
+    if user.role not in STAFF_WHO_LOG_CALLS:
+        return
+    digest = token_digest(token)
+    now = time.monotonic()
+    if now - _remembered.get(digest, -3600.0) < 3600:
+        return
+    spool.remember_token(digest, user.id, user.username, user.role)
+    _remembered[digest] = now
+
+
+def _user_from_spool(spool: Spool, token: str) -> User | None:
+    """The database is down: a staff token it confirmed within a day still works, for
+    the one thing that can be done now (an operator's call log, spooled)."""
+    known = spool.known_token(token_digest(token), TOKEN_MAX_AGE)
+    if known is None:
+        return None
+    user_id, username, role = known
+    return User(id=user_id, username=username, role=role, active=True)  # not in a session
 
 
 @token_auth.get_user_roles

@@ -8,6 +8,7 @@ from apiflask import APIFlask
 from sqlalchemy import text
 
 from config.database import db_session, runtime
+from intake.replay import readiness
 
 
 def init_app(app: APIFlask) -> None:
@@ -36,7 +37,14 @@ def init_app(app: APIFlask) -> None:
                 checks["queue"] = f"unreachable: {type(exc).__name__}"
         else:
             checks["queue"] = "ok (embedded)"
-        ready = all(v.startswith("ok") for v in checks.values())
-        return {"status": "ready" if ready else "not ready", "checks": checks}, (
-            200 if ready else 503
+        queue_ok = checks["queue"].startswith("ok")
+        # With the database down but the outage spool writable, intake still takes tips:
+        # "degraded: spooling" answers 200, so a load balancer keeps sending them here.
+        status, spool_check = readiness(
+            app.extensions.get("spool"), checks["database"] == "ok"
         )
+        checks.update(spool_check)
+        if not queue_ok and status == "ready":
+            status = "not ready"
+        code = 503 if status == "not ready" else 200
+        return {"status": status, "checks": checks}, code

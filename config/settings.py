@@ -137,6 +137,15 @@ def exposure_warning(environment_set: bool, binds: tuple[str, ...] | list[str]) 
     )
 
 
+def _spool_path(raw: str | None, default: Path | None) -> Path | None:
+    """SPOOL_PATH: a directory, or ``off`` to disable the outage spool."""
+    if raw is None or raw.strip() == "":
+        return default
+    if raw.strip().lower() == "off":
+        return None
+    return Path(raw.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service needs to know about where it runs."""
@@ -184,6 +193,11 @@ class Settings:
     delivery_lease_seconds: int = 60
     delivery_backoff_seconds: int = 30  # first retry delay; doubles each attempt (capped 1 h)
     relay_poll_ms: int = 100  # how often the outbox relay looks for due rows (an indexed query)
+    # The outage spool (intake.spool): a directory on local disk where every web process
+    # of a host shares one SQLite file per database; None (SPOOL_PATH=off) turns
+    # spooling off (intake then fails while the database is down).
+    spool_path: Path | None = ROOT / "instance" / "spool"
+    spool_drain_ms: int = 1000  # how often each web process looks for spooled items
     deadline_check_seconds: int = 60  # how often the deadline watch runs
     rate_limits_enabled: bool = True
     statistics_k: int = 5  # research rows: k cases share each combination; public cells >= k
@@ -310,6 +324,10 @@ class Settings:
             ),
             relay_poll_ms=parse_int("RELAY_POLL_MS", env.get("RELAY_POLL_MS"), 100, minimum=50),
             statistics_k=parse_int("STATISTICS_K", env.get("STATISTICS_K"), 5, minimum=2),
+            spool_path=_spool_path(env.get("SPOOL_PATH"), defaults.spool_path),
+            spool_drain_ms=parse_int(
+                "SPOOL_DRAIN_MS", env.get("SPOOL_DRAIN_MS"), 1000, minimum=50
+            ),
             deadline_check_seconds=parse_int(
                 "DEADLINE_CHECK_SECONDS", env.get("DEADLINE_CHECK_SECONDS"), 60, minimum=1
             ),

@@ -175,18 +175,21 @@ def attach_transcription(
     return True
 
 
-def finish_voicemail(session: Session, signal: Signal) -> str | None:
+def finish_voicemail(
+    session: Session, signal: Signal, passphrase_hash: str | None = None
+) -> str | None:
     """The caller's passphrase, the first time only; None once the tip has one.
 
     Twilio's signatures carry no timestamp, so a captured ``/voice/recorded`` request can
     be replayed for ever: issuing a passphrase again would hand the replayer a working
     secret and lock the caller out of their own tip. One passphrase per tip; only its
-    hash is kept, so nothing can repeat it either (issue 11, item 7).
+    hash is kept, so nothing can repeat it either (issue 11, item 7). A step replayed
+    from the outage spool brings the hash of the passphrase the caller heard then.
     """
     if signal.case.passphrase_hash is not None:
         return None
-    passphrase = new_passphrase(language=signal.language)
-    signal.case.passphrase_hash = hash_passphrase(passphrase)
+    passphrase = "" if passphrase_hash else new_passphrase(language=signal.language)
+    signal.case.passphrase_hash = passphrase_hash or hash_passphrase(passphrase)
     note_step(signal, "voicemail_done")
     session.flush()
     return passphrase

@@ -137,3 +137,20 @@ class PassphraseGuesses(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     blocked_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SpoolReplay(Base):
+    """An intake item replayed from the outage spool (``intake.spool``), by its client id.
+
+    Written in the same transaction as the replayed work: a second replay of the same
+    item (another process's drainer, or a crash before the spool forgot it) fails on
+    this primary key and changes nothing.
+    """
+
+    __tablename__ = "spool_replays"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    case_id: Mapped[int | None] = mapped_column(Integer)
+    spooled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    replayed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -28,16 +28,33 @@ class NewTip:
     passphrase: str
 
 
-def submit_tip(session: Session, data: dict[str, Any]) -> NewTip:
-    """Store a web tip as a new case with one signal; no IP or user agent is kept."""
-    passphrase = new_passphrase(language=data.get("language") or "en")
+def submit_tip(
+    session: Session,
+    data: dict[str, Any],
+    *,
+    reference: str | None = None,
+    passphrase: str | None = None,
+    passphrase_hash: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> NewTip:
+    """Store a web tip as a new case with one signal; no IP or user agent is kept.
+
+    A view that may have to spool the tip chooses its reference and passphrase first
+    (the same ones then reach the tipster either way); a replay brings the spooled
+    reference and passphrase hash.
+    """
+    if passphrase_hash is None:
+        passphrase = passphrase or new_passphrase(language=data.get("language") or "en")
+        passphrase_hash = hash_passphrase(passphrase)
     anonymous = bool(data.get("anonymous", True))
     case = open_case(
         session,
         actor="tipster",
         channel="web",
         anonymous=anonymous,
-        passphrase_hash=hash_passphrase(passphrase),
+        passphrase_hash=passphrase_hash,
+        reference=reference,
+        detail=detail,
     )
     contact = data.get("contact") or {}
     phone = contact.get("phone")
@@ -55,10 +72,17 @@ def submit_tip(session: Session, data: dict[str, Any]) -> NewTip:
         )
     )
     session.flush()
-    return NewTip(case, passphrase)
+    return NewTip(case, passphrase or "")
 
 
-def log_call(session: Session, operator: User, data: dict[str, Any]) -> Case:
+def log_call(
+    session: Session,
+    operator: User,
+    data: dict[str, Any],
+    *,
+    reference: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> Case:
     """An operator's structured record of a call: a new case with one signal."""
     call_sid = data.get("call_sid")
     if call_sid:
@@ -68,7 +92,12 @@ def log_call(session: Session, operator: User, data: dict[str, Any]) -> Case:
                 "this call is already recorded", field="call_sid", case_id=existing.case_id
             )
     case = open_case(
-        session, actor=operator.username, channel="operator", anonymous=data.get("anonymous", False)
+        session,
+        actor=operator.username,
+        channel="operator",
+        anonymous=data.get("anonymous", False),
+        reference=reference,
+        detail=detail,
     )
     phone = data.get("caller_phone")
     safe_contact = data.get("safe_contact")

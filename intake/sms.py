@@ -23,8 +23,9 @@ from intake.calls import e164_or_none
 from intake.catalog import IntakeCatalog, SmsQuestion
 from intake.models import OptOut, Signal, SmsConversation, TipMessage
 from intake.passphrase import hash_passphrase, new_passphrase
+from intake.spool import Spool
 from workflows.audit import record_event
-from workflows.cases import open_case
+from workflows.cases import find_by_reference, new_reference, open_case
 from workflows.db import utcnow
 from workflows.emergency import start_emergency
 from workflows.models import Case
@@ -184,19 +185,32 @@ def _record_answer(
         case.screening = screening
 
 
+def _language_of(catalog: IntakeCatalog, body: str) -> str:
+    return "es" if set(_tokens(body)) & catalog.spanish_words else "en"
+
+
 def _start(
-    session: Session, catalog: IntakeCatalog, sms: SmsIn, phone_hash: str
+    session: Session,
+    catalog: IntakeCatalog,
+    sms: SmsIn,
+    phone_hash: str,
+    spooled: dict[str, Any] | None = None,
 ) -> tuple[SmsConversation, str]:
-    """A new case, signal and conversation; the welcome carries reference and passphrase."""
-    tokens = set(_tokens(sms.body))
-    language = "es" if tokens & catalog.spanish_words else "en"
+    """A new case, signal and conversation; the welcome carries reference and passphrase.
+
+    ``spooled``: the reference, passphrase hash and language the texter was given while
+    the database was down (``answer_while_spooling``).
+    """
+    language = spooled["language"] if spooled else _language_of(catalog, sms.body)
     passphrase = new_passphrase(language=language)
     case = open_case(
         session,
         actor="tipster",
         channel="sms",
         anonymous=True,
-        passphrase_hash=hash_passphrase(passphrase),
+        passphrase_hash=spooled["passphrase_hash"] if spooled else hash_passphrase(passphrase),
+        reference=spooled["reference"] if spooled else None,
+        detail={"spooled_at": spooled["spooled_at"]} if spooled else None,
     )
     whatsapp = is_whatsapp(sms.sender)
     phone = e164_or_none(phone_key(sms.sender))
@@ -290,3 +304,108 @@ def receive_sms(session: Session, catalog: IntakeCatalog, sms: SmsIn) -> str | N
     conversation.updated_at = utcnow()
     # An opted-out texter's words are kept (they may matter), but nothing is sent back.
     return None if suppressed else reply
+
+
+def _reply_in_outage(
+    catalog: IntakeCatalog, body: str, language: str, step: int, reference: str
+) -> str:
+    """What ``_continue`` would answer to the ``step``-th reply, from the catalog alone."""
+    if step >= len(catalog.questions):
+        return catalog.message("received", language, reference=reference)
+    question = catalog.questions[step]
+    reply = []
+    if question.emergency_on and body.strip() and question.kind != "text":
+        if _yes_no(catalog, body, language) is (question.emergency_on == "yes"):
+            reply.append(catalog.message("emergency", language))
+    if step + 1 < len(catalog.questions):
+        reply.append(catalog.questions[step + 1].text[language])
+    else:
+        reply.append(catalog.message("done", language, reference=reference))
+    return " ".join(reply)
+
+
+def answer_while_spooling(spool: Spool, catalog: IntakeCatalog, sms: SmsIn) -> str | None:
+    """The database is down: spool the text (fsynced) and answer as the conversation would.
+
+    A texter's first text of the outage gets a new reference and passphrase (we cannot
+    see an earlier conversation now); their later texts count as answers to the
+    questions, in order, under that reference. STOP and START are spooled and honoured
+    on replay; a texter who sent STOP during the outage gets no more replies from it.
+    """
+    phone_hash = lookup_hash(phone_key(sms.sender))
+    keyword = _keyword(sms.body)
+    payload = {"message_sid": sms.message_sid, "sender": sms.sender, "body": sms.body}
+    dedupe = f"sms:{sms.message_sid}"
+    if keyword in HELP_WORDS:
+        return catalog.message("help", "en")  # nothing to store, as when the database is up
+    if keyword in STOP_WORDS or (keyword in START_WORDS and keyword != "YES"):
+        spool.put("sms", payload, dedupe=dedupe, sender_hash=phone_hash, note=keyword)
+        return None  # the carrier confirms STOP and START itself
+    if spool.sender_last_keyword(phone_hash) in STOP_WORDS:
+        spool.put("sms", payload, dedupe=dedupe, sender_hash=phone_hash)
+        return None
+    known = spool.sender_reference(phone_hash)
+    if known is None:
+        language = _language_of(catalog, sms.body)
+        reference, passphrase = new_reference(), new_passphrase()
+        payload.update(
+            first=True,
+            reference=reference,
+            language=language,
+            passphrase_hash=hash_passphrase(passphrase),
+        )
+        item = spool.put("sms", payload, dedupe=dedupe, sender_hash=phone_hash,
+                         reference=reference, note=language)
+        if item.reference != reference:  # Twilio retried a text we spooled already
+            return catalog.message("received", language, reference=item.reference or "")
+        welcome = catalog.message(
+            "welcome", language, reference=reference, passphrase=passphrase
+        )
+        return f"{welcome} {catalog.questions[0].text[language]}"
+    reference, language, held = known
+    payload.update(first=False, reference=reference)
+    item = spool.put("sms", payload, dedupe=dedupe, sender_hash=phone_hash,
+                     reference=reference, note=language)
+    if item.reference != reference or item.kind != "sms":  # pragma: no cover - defensive
+        return catalog.message("received", language, reference=reference)
+    # ``held`` texts came before this one under the reference: it answers question held-1.
+    return _reply_in_outage(catalog, sms.body, language, held - 1, reference)
+
+
+def replay_sms(session: Session, catalog: IntakeCatalog, payload: dict[str, Any],
+               spooled_at: str) -> int | None:
+    """Put a spooled text into the database as if it had come in live; the case id.
+
+    No reply is sent: the texter had theirs from the spool.
+    """
+    sms = SmsIn(payload["message_sid"], payload["sender"], payload["body"])
+    if session.scalar(select(TipMessage.id).where(TipMessage.message_sid == sms.message_sid)):
+        return None  # already stored (a commit whose answer was lost)
+    reference = payload.get("reference")
+    if reference is None:  # STOP, START, or a text after STOP: the live path handles them
+        receive_sms(session, catalog, sms)
+        return None
+    phone_hash = lookup_hash(phone_key(sms.sender))
+    if payload.get("first"):
+        conversation, _ = _start(session, catalog, sms, phone_hash, spooled={
+            "reference": reference,
+            "passphrase_hash": payload["passphrase_hash"],
+            "language": payload["language"],
+            "spooled_at": spooled_at,
+        })
+        _store(session, conversation, sms)
+    else:
+        case = find_by_reference(session, reference)
+        if case is None:
+            raise LookupError(f"the text that opened {reference} is not replayed yet")
+        conversation = session.scalar(
+            select(SmsConversation)
+            .where(SmsConversation.case_id == case.id)
+            .order_by(SmsConversation.id.desc())
+            .limit(1)
+        )
+        assert conversation is not None
+        _store(session, conversation, sms)
+        _continue(session, catalog, conversation, sms)
+    conversation.updated_at = utcnow()
+    return conversation.case_id

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from twilio.twiml.messaging_response import MessagingResponse
 
 from config.database import runtime
-from intake.sms import SmsIn, receive_sms
+from intake.sms import SmsIn, answer_while_spooling, receive_sms
 from intake.twilio import in_transaction, param, twilio_signed, twiml
 
 bp = Blueprint("twilio_sms", __name__, url_prefix="/twilio")
@@ -29,7 +29,9 @@ def sms_incoming() -> Any:
     def work(session: Session) -> str | None:
         return receive_sms(session, catalog, sms)
 
-    reply = in_transaction(work)  # stored and committed before Twilio gets the answer
+    # Stored and committed (or, with the database down, spooled and fsynced) before
+    # Twilio gets the answer.
+    reply = in_transaction(work, lambda spool: answer_while_spooling(spool, catalog, sms))
     response = MessagingResponse()
     if reply:
         response.message(reply)

@@ -23,7 +23,8 @@ from twilio.twiml import TwiML
 
 from config.database import db_session
 from config.settings import Settings
-from workflows.db import transaction
+from intake.outage import commit_or_spool
+from intake.spool import Spool
 
 log = logging.getLogger(__name__)
 
@@ -120,18 +121,20 @@ def param(name: str, limit: int = 64) -> str | None:
     return value or None
 
 
-def in_transaction(work: Callable[[Session], T]) -> T:
+def in_transaction(
+    work: Callable[[Session], T], spool_it: Callable[[Spool], T] | None = None
+) -> T:
     """Run one unit of work and commit it; on a race with a Twilio retry, run it once more.
 
     The unique SIDs are the guard against duplicates: when two deliveries of one
     callback race, the loser's insert fails, and the second run finds the winner's row.
+    With the database unreachable, ``spool_it`` keeps the request in the local spool and
+    answers from it (``intake.outage``).
     """
     session = db_session()
     try:
-        with transaction(session):
-            return work(session)
+        return commit_or_spool(session, work, spool_it)
     except (IntegrityError, StaleDataError):
         log.info("twilio: retried a unit of work after a concurrent duplicate on %s", request.path)
-    with transaction(session):
-        return work(session)
+    return commit_or_spool(session, work, spool_it)
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
+from sqlalchemy.orm import Session
 
 from config.database import db_session
 from config.security import open_tip_throttled
 from intake import schemas, services
+from intake.outage import commit_or_spool
+from intake.passphrase import new_passphrase
+from intake.replay import spool_web_tip
+from workflows.cases import new_reference
 from workflows.db import transaction
 
 api = APIBlueprint("intake_api", __name__, url_prefix="/api/v1", tag="intake")
@@ -18,11 +23,18 @@ api = APIBlueprint("intake_api", __name__, url_prefix="/api/v1", tag="intake")
 @api.output(schemas.TipCreated, status_code=201)
 @api.doc(summary="Submit a tip (anonymous by default)", responses=[201, 413, 422, 429])
 def submit_tip(data: dict[str, Any]) -> Any:
-    session = db_session()
-    with transaction(session):
-        tip = services.submit_tip(session, data)
-    # Committed above: only now does the tipster get a reference.
-    return {"reference": tip.case.reference, "passphrase": tip.passphrase}
+    # Chosen before the insert, so a tip spooled during an outage (or whose commit was
+    # lost with its connection) is replayed under the reference its tipster was given.
+    reference, passphrase = new_reference(), new_passphrase()
+
+    def work(session: Session) -> str:
+        services.submit_tip(session, data, reference=reference, passphrase=passphrase)
+        return reference
+
+    commit_or_spool(db_session(), work, lambda spool: spool_web_tip(spool, data, reference,
+                                                                    passphrase))
+    # Committed (or spooled, fsynced) above: only now does the tipster get a reference.
+    return {"reference": reference, "passphrase": passphrase}
 
 
 @api.get("/tips/<string:reference>")

@@ -18,6 +18,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from config.database import runtime
 from intake import calls
 from intake.catalog import LANGUAGES, IntakeCatalog
+from intake.replay import spool_voice_step
 from intake.twilio import (
     callback_url,
     in_transaction,
@@ -137,16 +138,98 @@ def connect_operator(lang: str, response: VoiceResponse) -> VoiceResponse:
     return response
 
 
+# Each step's database work, as a function of the request's parameters, so the same
+# code runs live and when a step spooled during an outage is replayed (intake.replay).
+Params = dict[str, Any]
+
+
+def step_incoming(session: Session, p: Params) -> None:
+    signal = calls.call_signal(session, p["CallSid"], p.get("From"))
+    calls.apply_call_status(signal, p.get("CallStatus"), None)
+
+
+def step_language(session: Session, p: Params) -> None:
+    signal = calls.call_signal(session, p["CallSid"])
+    if p.get("chosen"):
+        calls.choose_language(signal, p["chosen"])
+    else:
+        calls.note_step(signal, "language", no_input=p["attempt"])
+
+
+def step_menu(session: Session, p: Params) -> None:
+    signal = calls.call_signal(session, p["CallSid"])
+    calls.note_step(signal, "menu", choice=p.get("choice") or "none")
+    if p.get("choice") == "emergency":
+        start_emergency(session, signal.case, actor="tipster", channel="voice", now=utcnow())
+
+
+def step_connected(session: Session, p: Params) -> None:
+    calls.note_step(calls.call_signal(session, p["CallSid"]), "operator", outcome=p["outcome"])
+
+
+def step_recorded(session: Session, p: Params) -> tuple[str, str | None]:
+    """Attach the voicemail and choose the passphrase the caller hears (with the reference).
+
+    Replayed from the spool, ``p`` carries the reference and passphrase hash the caller
+    heard during the outage; the case takes both.
+    """
+    signal = calls.call_signal(session, p["CallSid"])
+    calls.attach_recording(
+        session, signal, p.get("RecordingSid"), p.get("RecordingUrl"), p.get("RecordingDuration")
+    )
+    passphrase = calls.finish_voicemail(session, signal, p.get("passphrase_hash"))
+    if p.get("reference") and signal.case.reference != p["reference"]:
+        signal.case.reference = p["reference"]
+    return signal.case.reference or "", passphrase
+
+
+def step_recording(session: Session, p: Params) -> None:
+    signal = calls.call_signal(session, p["CallSid"])
+    calls.attach_recording(
+        session, signal, p.get("RecordingSid"), p.get("RecordingUrl"), p.get("RecordingDuration")
+    )
+
+
+def step_transcription(session: Session, p: Params) -> None:
+    signal = calls.call_signal(session, p["CallSid"])
+    calls.attach_transcription(
+        session, signal, p.get("TranscriptionSid"), p.get("RecordingSid"), p.get("text"),
+        p.get("TranscriptionStatus"),
+    )
+
+
+def step_status(session: Session, p: Params) -> None:
+    signal = calls.call_signal(session, p["CallSid"], p.get("From"))
+    calls.apply_call_status(
+        signal, p.get("CallStatus"), p.get("SequenceNumber"), p.get("CallDuration")
+    )
+
+
+STEPS = {
+    "incoming": step_incoming,
+    "language": step_language,
+    "menu": step_menu,
+    "connected": step_connected,
+    "recorded": step_recorded,
+    "recording": step_recording,
+    "transcription": step_transcription,
+    "status": step_status,
+}
+
+
+def _run(step: str, p: Params) -> Any:
+    """Run a step now, or spool it (the caller still hears the IVR) if the database is down."""
+    return in_transaction(
+        lambda session: STEPS[step](session, p),
+        lambda spool: spool_voice_step(spool, step, p),
+    )
+
+
 @bp.post("/voice")
 @twilio_signed
 def voice_incoming() -> Any:
-    call_sid, caller, status = _call_sid(), param("From"), param("CallStatus", 24)
-
-    def work(session: Session) -> None:
-        signal = calls.call_signal(session, call_sid, caller)
-        calls.apply_call_status(signal, status, None)
-
-    in_transaction(work)  # the case exists, committed, before the caller hears a word
+    p = {"CallSid": _call_sid(), "From": param("From"), "CallStatus": param("CallStatus", 24)}
+    _run("incoming", p)  # the case exists, committed (or spooled), before the caller hears a word
     return twiml(language_menu(0))
 
 
@@ -155,15 +238,7 @@ def voice_incoming() -> Any:
 def voice_language() -> Any:
     call_sid, digits, attempt = _call_sid(), param("Digits", 8), _attempt()
     chosen = {"1": "en", "2": "es"}.get(digits or "")
-
-    def work(session: Session) -> None:
-        signal = calls.call_signal(session, call_sid)
-        if chosen:
-            calls.choose_language(signal, chosen)
-        else:
-            calls.note_step(signal, "language", no_input=attempt)
-
-    in_transaction(work)
+    _run("language", {"CallSid": call_sid, "chosen": chosen, "attempt": attempt})
     if chosen:
         return twiml(main_menu(chosen, 0))
     if attempt == 0:
@@ -177,14 +252,7 @@ def voice_menu() -> Any:
     call_sid, digits, lang, attempt = _call_sid(), param("Digits", 8), _language(), _attempt()
     digit_choice = {digit: choice for choice, digit in catalog().menu_digits.items()}
     choice = digit_choice.get(digits or "")
-
-    def work(session: Session) -> None:
-        signal = calls.call_signal(session, call_sid)
-        calls.note_step(signal, "menu", choice=choice or "none")
-        if choice == "emergency":
-            start_emergency(session, signal.case, actor="tipster", channel="voice", now=utcnow())
-
-    in_transaction(work)
+    _run("menu", {"CallSid": call_sid, "choice": choice, "attempt": attempt})
     if choice == "emergency":
         response = VoiceResponse()
         _say(response, "emergency", lang)
@@ -201,11 +269,7 @@ def voice_menu() -> Any:
 def voice_connected() -> Any:
     call_sid, lang = _call_sid(), _language()
     outcome = param("DialCallStatus", 24) or param("QueueResult", 24) or "unknown"
-
-    def work(session: Session) -> None:
-        calls.note_step(calls.call_signal(session, call_sid), "operator", outcome=outcome)
-
-    in_transaction(work)
+    _run("connected", {"CallSid": call_sid, "outcome": outcome})
     if outcome in CONNECTED:
         response = VoiceResponse()
         _say(response, "goodbye", lang)
@@ -228,19 +292,16 @@ def spoken_passphrase(passphrase: str) -> str:
 @bp.post("/voice/recorded")
 @twilio_signed
 def voice_recorded() -> Any:
-    call_sid, lang = _call_sid(), _language()
-    recording_sid = param("RecordingSid")
-    url, duration = param("RecordingUrl", 500), calls.whole_number(param("RecordingDuration"))
-
-    def work(session: Session) -> tuple[str, str | None]:
-        signal = calls.call_signal(session, call_sid)
-        calls.attach_recording(session, signal, recording_sid, url, duration)
-        passphrase = calls.finish_voicemail(session, signal)
-        return signal.case.reference or "", passphrase
-
-    reference, passphrase = in_transaction(work)
+    lang = _language()
+    p = {
+        "CallSid": _call_sid(),
+        "RecordingSid": param("RecordingSid"),
+        "RecordingUrl": param("RecordingUrl", 500),
+        "RecordingDuration": calls.whole_number(param("RecordingDuration")),
+    }
+    reference, passphrase = _run("recorded", p)
     response = VoiceResponse()
-    if recording_sid is None:
+    if p["RecordingSid"] is None:
         _say(response, "no_recording", lang)
     for time in range(2):
         if time:
@@ -260,43 +321,36 @@ def voice_recorded() -> Any:
 @bp.post("/voice/recording")
 @twilio_signed
 def voice_recording() -> Any:
-    call_sid, recording_sid = _call_sid(), param("RecordingSid")
-    url, duration = param("RecordingUrl", 500), calls.whole_number(param("RecordingDuration"))
-
-    def work(session: Session) -> None:
-        signal = calls.call_signal(session, call_sid)
-        calls.attach_recording(session, signal, recording_sid, url, duration)
-
-    in_transaction(work)
+    _run("recording", {
+        "CallSid": _call_sid(),
+        "RecordingSid": param("RecordingSid"),
+        "RecordingUrl": param("RecordingUrl", 500),
+        "RecordingDuration": calls.whole_number(param("RecordingDuration")),
+    })
     return twiml(VoiceResponse())
 
 
 @bp.post("/voice/transcription")
 @twilio_signed
 def voice_transcription() -> Any:
-    call_sid = _call_sid()
-    transcription_sid, recording_sid = param("TranscriptionSid"), param("RecordingSid")
-    status = param("TranscriptionStatus", 24)
-    text = (request.form.get("TranscriptionText") or "").strip()[:20000] or None
-
-    def work(session: Session) -> None:
-        signal = calls.call_signal(session, call_sid)
-        calls.attach_transcription(session, signal, transcription_sid, recording_sid, text, status)
-
-    in_transaction(work)
+    _run("transcription", {
+        "CallSid": _call_sid(),
+        "TranscriptionSid": param("TranscriptionSid"),
+        "RecordingSid": param("RecordingSid"),
+        "TranscriptionStatus": param("TranscriptionStatus", 24),
+        "text": (request.form.get("TranscriptionText") or "").strip()[:20000] or None,
+    })
     return twiml(VoiceResponse())
 
 
 @bp.post("/voice/status")
 @twilio_signed
 def voice_status() -> Any:
-    call_sid, status = _call_sid(), param("CallStatus", 24)
-    sequence = calls.whole_number(param("SequenceNumber", 12))
-    duration = calls.whole_number(param("CallDuration", 12))
-
-    def work(session: Session) -> None:
-        signal = calls.call_signal(session, call_sid, param("From"))
-        calls.apply_call_status(signal, status, sequence, duration)
-
-    in_transaction(work)
+    _run("status", {
+        "CallSid": _call_sid(),
+        "CallStatus": param("CallStatus", 24),
+        "From": param("From"),
+        "SequenceNumber": calls.whole_number(param("SequenceNumber", 12)),
+        "CallDuration": calls.whole_number(param("CallDuration", 12)),
+    })
     return twiml(VoiceResponse())

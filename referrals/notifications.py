@@ -43,9 +43,10 @@ log = logging.getLogger(__name__)
 
 SUPERVISOR_KINDS = (
     "emergency_page", "emergency_repage", "deadline_breach", "referral_declined",
-    "referral_failed",
+    "referral_failed", "spool_drained",
 )
 KINDS = (*SUPERVISOR_KINDS, "tipster_reply", "service_referral")
+CASELESS_KINDS = frozenset({"spool_drained"})  # about the service, not one case
 
 
 class NotifyFailed(Exception):
@@ -123,8 +124,18 @@ def tipster_language(case: Case) -> str:
     return "en"
 
 
-def _text(session: Session, kind: str, case: Case, payload: dict[str, Any]) -> tuple[str, str]:
+def _text(
+    session: Session, kind: str, case: Case | None, payload: dict[str, Any]
+) -> tuple[str, str]:
     """Subject and body; supervisors' texts carry references, never the tip itself."""
+    if kind == "spool_drained":
+        return (
+            "Intake spool drained",
+            f"The database was unreachable from {payload.get('spooled_since')}: "
+            f"{payload.get('items')} call, text and tip record(s) were spooled and are now "
+            "in the case queues.",
+        )
+    assert case is not None
     referral = session.get(Referral, payload["referral_id"]) if payload.get("referral_id") else None
     agency = referral.agency_code if referral else "the agency"
     ref = case.reference
@@ -180,7 +191,7 @@ def _plan(session: Session, runtime: Runtime, message: OutboxMessage) -> list[No
     payload = message.payload or {}
     kind = payload.get("kind")
     case = session.get(Case, payload.get("case_id")) if payload.get("case_id") else None
-    if kind not in KINDS or case is None:
+    if kind not in KINDS or (case is None and kind not in CASELESS_KINDS):
         log.warning("outbox %s: notify of kind %r for case %r dropped", message.id, kind, case)
         return []
     existing = {
@@ -206,7 +217,7 @@ def _plan(session: Session, runtime: Runtime, message: OutboxMessage) -> list[No
                 recipient=recipient.address,
                 recipient_hash=key[1],
                 body=body if recipient.channel == "sms" else f"{subject}\n\n{body}",
-                case_id=case.id,
+                case_id=case.id if case is not None else None,
                 referral_id=payload.get("referral_id"),
             )
             session.add(row)

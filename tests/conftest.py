@@ -119,6 +119,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory, worker_id_safe: str) -> S
         embedded_worker=False,
         rate_limits_enabled=False,
         public_base_url="https://hotline.example.org",
+        spool_path=tmp_path_factory.mktemp("spool"),
     )
 
 

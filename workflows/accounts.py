@@ -87,7 +87,7 @@ def create_user(
     return user
 
 
-def _token_digest(token: str) -> str:
+def token_digest(token: str) -> str:
     # Tokens are 256 random bits: a fast hash is enough (no dictionary to attack).
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -98,7 +98,7 @@ def create_token(session: Session, username: str) -> str:
     if user is None:
         raise NotFound(f"no user {username!r}", field="username")
     token = "hl_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, token_hash=_token_digest(token), prefix=token[:10]))
+    session.add(ApiToken(user_id=user.id, token_hash=token_digest(token), prefix=token[:10]))
     session.flush()
     return token
 
@@ -117,7 +117,7 @@ def user_for_token(session: Session, token: str) -> User | None:
     """The active user a live token belongs to, or None."""
     row = session.scalar(
         select(ApiToken).where(
-            ApiToken.token_hash == _token_digest(token), ApiToken.revoked_at.is_(None)
+            ApiToken.token_hash == token_digest(token), ApiToken.revoked_at.is_(None)
         )
     )
     if row is None or not row.user.active:

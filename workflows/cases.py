@@ -59,14 +59,21 @@ def open_case(
     anonymous: bool = False,
     priority: Priority = Priority.ROUTINE,
     passphrase_hash: str | None = None,
+    reference: str | None = None,
+    detail: dict[str, object] | None = None,
 ) -> Case:
-    """Create a case in ``received`` with its reference and its first audit event."""
+    """Create a case in ``received`` with its reference and its first audit event.
+
+    ``reference`` is one the tipster was already given (a spooled tip, replayed).
+    """
     # Every open case has a deadline from birth, so queues sort and "late" is one range scan.
     # The reference is part of the INSERT (no UPDATE after it); a collision (one in 2^40
     # per existing case) is retried inside a savepoint with a new one.
-    for attempt in range(REFERENCE_ATTEMPTS):
+    # A given reference (one a tipster already holds) is never swapped for another.
+    attempts = 1 if reference else REFERENCE_ATTEMPTS
+    for attempt in range(attempts):
         case = Case(
-            reference=new_reference(),
+            reference=reference or new_reference(),
             deadline=utcnow() + DEFAULT_CASE_DEADLINES[priority.value],
             state="received",
             priority=priority.value,
@@ -78,7 +85,7 @@ def open_case(
             with session.begin_nested():
                 session.add(case)
         except IntegrityError:
-            if attempt == REFERENCE_ATTEMPTS - 1:
+            if attempt == attempts - 1:
                 raise
             continue
         break
@@ -88,7 +95,7 @@ def open_case(
         action="open",
         case_id=case.id,
         to_state="received",
-        detail={"channel": channel},
+        detail={"channel": channel, **(detail or {})},
     )
     return case
 

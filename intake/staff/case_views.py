@@ -9,16 +9,20 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import APIBlueprint
+from flask import jsonify
 from sqlalchemy import select
 
 from config.auth import current_user, token_auth
 from config.database import db_session, runtime
 from intake import services
+from intake.outage import commit_or_spool, spooled_answer
+from intake.replay import spool_call_log
 from intake.replies import reply_to_tipster
 from intake.schemas import CallIn, CaseOut, TipMessageOut
+from intake.spool import Spool
 from intake.staff import case_schemas as s
 from workflows.access import record_pii_view
-from workflows.cases import get_case
+from workflows.cases import get_case, new_reference
 from workflows.casework import assign_case, record_screening, staff_case
 from workflows.db import transaction, utcnow
 from workflows.deadlines import is_overdue
@@ -198,14 +202,30 @@ def reply(case_id: int, body: dict[str, Any]) -> Any:
 @api.auth_required(token_auth, roles=sorted(DESK))
 @api.input(CallIn, arg_name="data")
 @api.output(CaseOut, status_code=201)
-@api.doc(summary="Log a call (operator); 409 when its call_sid is already recorded",
-         responses=[201, 401, 403, 409, 422])
+@api.doc(
+    summary="Log a call (operator); 409 when its call_sid is already recorded",
+    description="202: the database is down; the call log is spooled and will be replayed.",
+    responses=[201, 202, 401, 403, 409, 422],
+)
 def log_call(data: dict[str, Any]) -> Any:
-    session = db_session()
     user = current_user()
     assert user is not None  # auth_required guarantees it
-    with transaction(session):
-        case = services.log_call(session, user, data)
+    # Chosen before the insert, so a spooled call log is replayed under the same reference.
+    reference = new_reference()
+
+    def spool_it(spool: Spool) -> Case | None:
+        spool_call_log(spool, user, data, reference)
+        return None
+
+    case = commit_or_spool(
+        db_session(),
+        lambda session: services.log_call(session, user, data, reference=reference),
+        spool_it,
+    )
+    if case is None:  # the database is down: accepted into the spool, replayed later
+        accepted = jsonify(spooled_answer(reference))
+        accepted.status_code = 202  # a Response is passed through, not fitted to CaseOut
+        return accepted
     return present_case(case)
 
 
