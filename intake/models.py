@@ -9,12 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String
+from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from workflows.db import Base, utcnow
 from workflows.models import Case
-from workflows.pii import EncryptedText
+from workflows.pii import EncryptedJSON, EncryptedText
 
 CHANNELS = ("voice", "sms", "whatsapp", "chat", "web", "operator")
 CALLER_TYPES = ("victim", "community_member", "law_enforcement", "service_provider", "other")
@@ -57,7 +57,8 @@ class Signal(Base):
     narrative: Mapped[str | None] = mapped_column(EncryptedText)
     safe_contact: Mapped[str | None] = mapped_column(EncryptedText)  # JSON text, encrypted
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False)
-    ivr_path: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Menu choices and, for SMS, the texter's answers (their location among them).
+    ivr_path: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
     # How the caller heard of the hotline: a code of workflows.campaigns.HEARD_FROM.
     heard_from: Mapped[str | None] = mapped_column(String(24))
     operator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

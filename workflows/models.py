@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from workflows.db import Base, utcnow
-from workflows.pii import EncryptedText
+from workflows.pii import EncryptedJSON, EncryptedText
 
 
 class Role(enum.StrEnum):
@@ -177,8 +177,9 @@ class Referral(Base):
     reason: Mapped[str] = mapped_column(Text)
     legal_basis: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
-    decline_reason: Mapped[str | None] = mapped_column(Text)
-    outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # An agency's words (reasons, outcome notes, charges) are personal data too.
+    decline_reason: Mapped[str | None] = mapped_column(EncryptedText(legacy_plaintext=True))
+    outcome: Mapped[dict[str, Any] | None] = mapped_column(EncryptedJSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -235,7 +236,8 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(48))
     from_state: Mapped[str | None] = mapped_column(String(24))
     to_state: Mapped[str | None] = mapped_column(String(24))
-    reason: Mapped[str | None] = mapped_column(Text)
+    # Reasons are typed by people (a decline, a rejection): encrypted like any free text.
+    reason: Mapped[str | None] = mapped_column(EncryptedText(legacy_plaintext=True))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     chain: Mapped[int] = mapped_column(Integer)

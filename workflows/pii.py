@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import Text
@@ -106,10 +108,18 @@ def lookup_hash(value: str) -> str:
 
 
 class EncryptedText(TypeDecorator[str]):
-    """A text column stored encrypted; reads give plaintext back."""
+    """A text column stored encrypted; reads give plaintext back.
+
+    ``legacy_plaintext=True`` for a column that became encrypted: rows written before
+    still read (as they are) until ``pii rotate`` encrypts them.
+    """
 
     impl = Text
     cache_ok = True
+
+    def __init__(self, *args: Any, legacy_plaintext: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.legacy_plaintext = legacy_plaintext
 
     def process_bind_param(self, value: str | None, dialect: object) -> str | None:
         if value is None:
@@ -119,4 +129,31 @@ class EncryptedText(TypeDecorator[str]):
     def process_result_value(self, value: str | None, dialect: object) -> str | None:
         if value is None:
             return None
+        if self.legacy_plaintext and not value.startswith(PREFIX):
+            return value
         return keyring.decrypt(value)
+
+
+class EncryptedJSON(EncryptedText):
+    """A JSON value stored encrypted (issue 11, item 3: JSON columns held what people typed,
+    such as the SMS answers with the texter's location, in plain text).
+
+    An ``EncryptedText`` underneath, so key rotation and the retention purge treat it as
+    any other encrypted column. Plain JSON written before the column became encrypted
+    still reads until ``pii rotate`` encrypts it.
+    """
+
+    cache_ok = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("legacy_plaintext", True)
+        super().__init__(*args, **kwargs)
+
+    def process_bind_param(self, value: Any, dialect: object) -> str | None:  # type: ignore[override]
+        if value is None:
+            return None
+        return keyring.encrypt(json.dumps(value, separators=(",", ":"), default=str))
+
+    def process_result_value(self, value: str | None, dialect: object) -> Any:
+        text = super().process_result_value(value, dialect)
+        return None if text is None else json.loads(text)

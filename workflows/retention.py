@@ -90,11 +90,15 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+# Encrypted columns the purge reduces to what statistics need rather than erases.
+AGGREGATED = {("referrals", "outcome")}
+
+
 def _pii_columns(table: Table) -> list[Column[Any]]:
     return [
         c
         for c in table.columns
-        if isinstance(c.type, EncryptedText)
+        if (isinstance(c.type, EncryptedText) and (table.name, c.name) not in AGGREGATED)
         or (c.name.endswith("_hash") and c.name not in NOT_PII_HASHES)
         or c.name.endswith("_sid")
     ]

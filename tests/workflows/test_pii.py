@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from urllib.parse import urlsplit
 
@@ -168,3 +169,96 @@ def test_new_key_prints_a_usable_key(runner) -> None:
     keyring_copy = type(keyring)()
     keyring_copy.configure((key,))
     assert keyring_copy.decrypt(keyring_copy.encrypt("x")) == "x"
+
+
+# --- every channel's free text, JSON columns included (issue 11, item 3) -------------
+SMS_CANARY = "canary-sms-location-5d1c"
+DECLINE_CANARY = "canary-decline-5d1c"
+OUTCOME_CANARY = "canary-outcome-notes-5d1c"
+
+
+def _store_channel_canaries(app, client, make_actor) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """An SMS conversation and an agency's answers, each carrying a canary."""
+    from werkzeug.datastructures import MultiDict
+
+    from tests.flows import sent_referral
+    from tests.intake.twilio_caller import HOTLINE, PUBLIC_BASE, new_sid, post_signed
+
+    for body in ["HELP ME", SMS_CANARY, SMS_CANARY, SMS_CANARY, SMS_CANARY]:
+        params = MultiDict({"MessageSid": new_sid("SM"), "AccountSid": "AC" + "0" * 32,
+                            "From": "+12025550166", "To": HOTLINE, "Body": body})
+        assert post_signed(client, PUBLIC_BASE + "/twilio/sms", params).status_code == 200
+    fbi = make_actor("agency", "FBI")
+    declined = sent_referral(app)
+    url = f"/api/v1/agency/referrals/{declined.id}/events"
+    answer = client.post(url, json={"event": "decline", "reason": DECLINE_CANARY},
+                         headers=fbi.headers)
+    assert answer.status_code == 200, answer.get_json()
+    accepted = sent_referral(app)
+    url = f"/api/v1/agency/referrals/{accepted.id}/events"
+    assert client.post(url, json={"event": "accept"}, headers=fbi.headers).status_code == 200
+    answer = client.post(url, json={"event": "record_outcome", "outcome": {
+        "investigation_status": "open", "notes": OUTCOME_CANARY, "charges": [OUTCOME_CANARY]}},
+        headers=fbi.headers)
+    assert answer.status_code == 200, answer.get_json()
+    return declined.case_id, accepted.case_id
+
+
+def _raw(db_session, column, where) -> list[str]:  # type: ignore[no-untyped-def]
+    return [v for v in db_session.scalars(select(type_coerce(column, Text)).where(where)) if v]
+
+
+def test_sms_answers_and_agency_answers_are_stored_encrypted(
+    app, client, make_actor, db_session
+) -> None:
+    from workflows.models import Referral
+
+    _store_channel_canaries(app, client, make_actor)
+    answers = _raw(db_session, Signal.ivr_path, Signal.channel == "sms")
+    reasons = _raw(db_session, Referral.decline_reason, Referral.decline_reason.is_not(None))
+    outcomes = _raw(db_session, Referral.outcome, Referral.outcome.is_not(None))
+    assert answers and reasons and outcomes
+    for stored in answers + reasons + outcomes:
+        assert stored.startswith("enc1:") and "canary" not in stored
+    # And they read back as the people wrote them.
+    signal = db_session.scalar(select(Signal).where(Signal.channel == "sms"))
+    assert SMS_CANARY in json.dumps(signal.ivr_path)
+
+
+def test_a_purge_erases_sms_answers_and_agency_words(app, client, make_actor, db_session) -> None:
+    from datetime import timedelta
+
+    from workflows.db import transaction, utcnow
+    from workflows.models import Case, Referral
+    from workflows.retention import purge_case
+
+    declined_case, accepted_case = _store_channel_canaries(app, client, make_actor)
+    sms_case = db_session.scalar(select(Signal.case_id).where(Signal.channel == "sms"))
+    with transaction(db_session):
+        for case_id in (declined_case, accepted_case, sms_case):
+            purge_case(db_session, db_session.get(Case, case_id), utcnow() + timedelta(days=1), 1)
+    db_session.expire_all()
+    assert _raw(db_session, Signal.ivr_path, Signal.case_id == sms_case) == []
+    assert _raw(db_session, Referral.decline_reason, Referral.case_id == declined_case) == []
+    outcome = db_session.scalar(select(Referral.outcome).where(Referral.case_id == accepted_case,
+                                                                Referral.outcome.is_not(None)))
+    assert outcome["investigation_status"] == "open" and outcome["charges"] == 1  # codes, counts
+    assert "notes" not in outcome and OUTCOME_CANARY not in json.dumps(outcome)
+
+
+@pytest.mark.skipif(backend() != "services", reason="pg_dump needs PostgreSQL (services backend)")
+def test_pg_dump_holds_no_canary_from_any_channel_nor_a_purged_case(
+    app, client, operator, make_actor, db_session, settings
+) -> None:
+    _store_canaries(client, operator, db_session)
+    _store_channel_canaries(app, client, make_actor)
+    url = urlsplit(settings.database_url.replace("postgresql+psycopg", "postgresql"))
+    dump = subprocess.run(
+        ["pg_dump", "--no-owner", "-h", url.hostname or "127.0.0.1", "-p", str(url.port or 5432),
+         "-U", url.username or "postgres", url.path.lstrip("/")],
+        capture_output=True, check=True, timeout=120,
+    ).stdout.decode("utf-8")
+    assert "referral_packets" in dump and "enc1:" in dump
+    for canary in (SMS_CANARY, DECLINE_CANARY, OUTCOME_CANARY, "canary-narrative-7f3a",
+                   "canary-location-7f3a", CANARY_NAME):
+        assert canary not in dump, f"{canary!r} is in the database dump"
