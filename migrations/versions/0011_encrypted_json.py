@@ -3,8 +3,8 @@
 Both become text holding a Fernet token. Values written before stay readable as plain
 JSON until ``flask --app wsgi pii rotate`` encrypts them (decline reasons likewise).
 
-Revision ID: 0009_encrypted_json
-Revises: 0008_passphrase_guesses
+Revision ID: 0011_encrypted_json
+Revises: 0010_spool
 Create Date: 2026-12-01 01:05:00
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 import workflows.pii
 
-revision: str = "0009_encrypted_json"
-down_revision: str | None = "0008_passphrase_guesses"
+revision: str = "0011_encrypted_json"
+down_revision: str | None = "0010_spool"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
