@@ -58,7 +58,7 @@ def _relay_main(runtime: Runtime, parent_pid: int) -> None:
 def run_rq_worker(runtime: Runtime, burst: bool = False) -> None:
     """Relay child + RQ worker with scheduler, until SIGTERM/SIGINT."""
     from redis import Redis
-    from rq import Queue, Worker
+    from rq import Queue, SimpleWorker
     from rq.serializers import JSONSerializer
 
     settings = runtime.settings
@@ -80,7 +80,10 @@ def run_rq_worker(runtime: Runtime, burst: bool = False) -> None:
         wait = 1.0
         while True:
             try:
-                worker = Worker(queues, connection=connection, serializer=JSONSerializer)
+                # SimpleWorker: jobs run in this process, warm (pool, compiled statements),
+                # not in a work-horse forked per job at ~0.25 s CPU each (BENCHMARKS.md).
+                # A job that dies with the process is redone by the relay's lease.
+                worker = SimpleWorker(queues, connection=connection, serializer=JSONSerializer)
                 worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)
                 break  # stopped by a signal, or the burst is done
             except RedisConnectionError as exc:

@@ -62,7 +62,11 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # No pool_pre_ping: it costs a round trip on every checkout (BENCHMARKS.md). A
+    # connection the server dropped fails its first statement instead; SQLAlchemy then
+    # invalidates the whole pool, and intake runs that unit of work once more
+    # (intake.outage.commit). pool_recycle retires connections before idle timeouts do.
+    return create_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
