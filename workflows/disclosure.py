@@ -130,6 +130,19 @@ class KAnonymity:
         else:
             self._cases.pop(key, None)
 
+    def add_group(self, qi: QI, floor: int, count: int, cases: set[int]) -> None:
+        """Add ``count`` distinct cases at once (``cases``: their ids while below k).
+
+        Groups added for one key must hold disjoint cases (a case has one combination in
+        the table they came from), so their counts add up exactly.
+        """
+        key = (qi, floor)
+        self._count[key] += count
+        if self._count[key] < self.k:
+            self._cases.setdefault(key, set()).update(cases)
+        else:
+            self._cases.pop(key, None)
+
     def resolve(self) -> None:
         """Give every combination the lowest rung (at or above its floor) holding k cases."""
         pending = {key for key, n in self._count.items() if n < self.k or key[1] > 0}

@@ -5,9 +5,9 @@ incident / victim elements where they apply. Nothing free-text and no identifier
 leaves: every released value is a code from a closed list (the schema's ``enum``), a
 count, a whole number of days, or money rounded to the thousand. Dates become the
 month, ages a band, places the state, and each row's quasi-identifiers are made
-k-anonymous (``workflows.disclosure``). Rows are read in batches, three passes (cases;
-victims and referrals; then the rows themselves), so memory does not grow with the
-number of cases. No encrypted column is ever selected.
+k-anonymous (``workflows.disclosure``). Rows are read in batches, in two passes (count
+the combinations; then write the rows), so memory does not grow with the number of
+cases. No encrypted column is ever selected.
 """
 
 from __future__ import annotations
@@ -358,23 +358,52 @@ class Extract:
                 "referrals": self.referrals.summary()}
 
 
+class _Dependent:
+    """Rows that follow a case (victims, referrals), counted by (row combination, case
+    combination) until the case table is resolved and each case's rung is known."""
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+        self.groups: dict[tuple[QI, QI], tuple[int, set[int]]] = {}
+        self.last: dict[tuple[QI, QI], int] = {}
+
+    def add(self, qi: QI, case_qi: QI, case_id: int) -> None:
+        key = (qi, case_qi)
+        if self.last.get(key) == case_id:
+            return
+        self.last[key] = case_id
+        count, ids = self.groups.get(key, (0, set()))
+        if count + 1 < self.k:
+            ids.add(case_id)
+        else:
+            ids = set()
+        self.groups[key] = (count + 1, ids)
+
+    def into(self, table: KAnonymity, cases: KAnonymity) -> None:
+        for (qi, case_qi), (count, ids) in self.groups.items():
+            table.add_group(qi, cases.level_of(case_qi), count, ids)
+        table.resolve()
+
+
 def plan_extract(records: Any, k: int, now: datetime) -> Extract:
-    """Passes one and two: count every combination and decide each one's rung.
+    """The first pass: count every combination and decide each one's rung.
 
     ``records`` is a callable giving a fresh iterator of ``CaseRecord`` each time.
+    Victims and referrals are counted against their case's combination, so once the
+    cases are resolved each is floored at its case's rung without another pass.
     """
     extract = Extract(k, KAnonymity(k), KAnonymity(k), KAnonymity(k), now)
+    victims, referrals = _Dependent(k), _Dependent(k)
     for record in records():
-        extract.cases.add(record.qi(), record.id)
-    extract.cases.resolve()
-    for record in records():
-        floor = extract.cases.level_of(record.qi())
+        case_qi = record.qi()
+        extract.cases.add(case_qi, record.id)
         for victim in record.victims:
-            extract.victims.add(record.qi(victim), record.id, floor)
+            victims.add(record.qi(victim), case_qi, record.id)
         if record.referrals:
-            extract.referrals.add(record.qi(), record.id, floor)
-    extract.victims.resolve()
-    extract.referrals.resolve()
+            referrals.add(case_qi, case_qi, record.id)
+    extract.cases.resolve()
+    victims.into(extract.victims, extract.cases)
+    referrals.into(extract.referrals, extract.cases)
     return extract
 
 
