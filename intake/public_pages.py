@@ -20,6 +20,7 @@ from intake import schemas, services
 from intake.forms import FormErrors, load, text_or_none
 from intake.public_text import HOTLINE_PHONE, HOTLINE_TEXT, STATUS_WORDS, TEXT, pick_language
 from workflows import publication
+from workflows.campaigns import HEARD_FROM
 from workflows.db import transaction
 from workflows.errors import NotFound
 
@@ -32,6 +33,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 def _words() -> dict[str, Any]:
     lang = pick_language(request.values.get("lang"))
     return {
+        "heard_from_choices": {code: words[lang] for code, words in HEARD_FROM.items()},
         "lang": lang,
         "t": TEXT[lang],
         "other_lang": "es" if lang == "en" else "en",
@@ -59,6 +61,7 @@ def _tip_from_form(form: Any, lang: str) -> dict[str, Any]:
         "location": text_or_none(form, "location"),
         "anonymous": form.get("anonymous") == "on",
         "language": lang,
+        "heard_from": text_or_none(form, "heard_from"),
     }
     contact = {"phone": text_or_none(form, "phone"), "email": text_or_none(form, "email")}
     if any(contact.values()):

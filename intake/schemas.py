@@ -12,6 +12,7 @@ from marshmallow import ValidationError, validates_schema
 
 from config.contract import OptionalId, StrictBoolean, StrictSchema, Text
 from intake.models import CALLER_TYPES, LANGUAGES
+from workflows.campaigns import HEARD_FROM
 
 
 def to_e164(raw: str, region: str = "US") -> str:
@@ -23,6 +24,7 @@ def to_e164(raw: str, region: str = "US") -> str:
     if not phonenumbers.is_valid_number(number):
         raise ValidationError("is not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
 
 
 class PhoneField(String):
@@ -38,6 +40,12 @@ class ContactIn(StrictSchema):
     email = Email(allow_none=True, validate=Length(max=254))
 
 
+def HeardFrom() -> String:  # noqa: N802 - a field factory, read like a field class
+    """How the tipster heard of the hotline: one of the campaign codes, or nothing."""
+    return String(allow_none=True, load_default=None, validate=OneOf(list(HEARD_FROM)),
+                  metadata={"description": "How they heard of the hotline (campaign source)"})
+
+
 class TipIn(StrictSchema):
     narrative = Text(
         20000, required=True, metadata={"description": "What happened, in the tipster's words."}
@@ -46,6 +54,7 @@ class TipIn(StrictSchema):
     anonymous = StrictBoolean(load_default=True)
     contact = Nested(ContactIn, allow_none=True)
     language = String(load_default="en", validate=OneOf(LANGUAGES))
+    heard_from = HeardFrom()
 
 
 class TipCreated(Schema):
@@ -98,6 +107,7 @@ class CallIn(StrictSchema):
     anonymous = StrictBoolean(load_default=False)
     safe_contact = Nested(SafeContactIn, allow_none=True)
     call_sid = OptionalId(64)
+    heard_from = HeardFrom()
 
     @validates_schema
     def _anonymous_has_no_name(self, data: dict[str, Any], **_: Any) -> None:

@@ -69,6 +69,7 @@ def submit_tip(
             contact_phone=phone,
             contact_email=contact.get("email"),
             from_phone_hash=lookup_hash(phone) if phone else None,
+            heard_from=data.get("heard_from"),
         )
     )
     session.flush()
@@ -116,6 +117,7 @@ def log_call(
             anonymous=bool(data.get("anonymous")),
             safe_contact=json.dumps(safe_contact) if safe_contact else None,
             operator_id=operator.id,
+            heard_from=data.get("heard_from"),
         )
     )
     session.flush()

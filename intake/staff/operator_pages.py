@@ -21,6 +21,7 @@ from intake.forms import FormErrors, load, text_or_none, tri_state
 from intake.models import CALLER_TYPES, LANGUAGES, Signal, TipMessage
 from intake.staff import screening_form
 from intake.staff.case_schemas import ScreeningIn
+from workflows.campaigns import HEARD_FROM
 from workflows.cases import get_case
 from workflows.casework import record_screening as screen
 from workflows.db import transaction
@@ -126,6 +127,7 @@ def _form_page(form: Any, errors: dict[str, str], status: int = 200) -> Any:
         languages=LANGUAGES,
         safe_flags=SAFE_FLAGS,
         safe_texts=SAFE_TEXTS,
+        heard_from_choices=HEARD_FROM,
         **_screening_context(),
     )
     return page, status
@@ -182,6 +184,7 @@ def call_from_form(form: Any) -> dict[str, Any]:
         "caller_phone": text_or_none(form, "caller_phone"),
         "anonymous": form.get("anonymous") == "on",
         "safe_contact": safe if any(v is not None for v in safe.values()) else None,
+        "heard_from": text_or_none(form, "heard_from"),
     }
 
 

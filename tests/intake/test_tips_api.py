@@ -65,3 +65,16 @@ def test_call_log_opens_a_case_in_received(client, operator) -> None:
     assert case["state"] == "received" and isinstance(case["version"], int)
     shown = client.get(f"/api/v1/cases/{case['id']}", headers=operator.headers).get_json()
     assert shown["signals"][0]["from_phone"] == "+12025550143"
+
+
+def test_how_the_tipster_heard_of_the_hotline_is_kept_as_a_code(client, db_session) -> None:
+    from sqlalchemy import select
+
+    from intake.models import Signal
+
+    answer = client.post("/api/v1/tips", json={"narrative": "x", "heard_from": "social_media"})
+    assert answer.status_code == 201
+    assert db_session.scalar(select(Signal.heard_from)) == "social_media"
+    for bad in ("a billboard on I-35 near my cousin's house", "SOCIAL", 7, ""):
+        refused = client.post("/api/v1/tips", json={"narrative": "x", "heard_from": bad})
+        assert refused.status_code == 422 and refused.get_json()["field"] == "heard_from"
