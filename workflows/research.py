@@ -171,8 +171,13 @@ def schemas(vocab: Vocabulary) -> dict[str, list[Field]]:
 # --- reading the database --------------------------------------------------------------
 
 
-def _code(value: Any, allowed: Sequence[str], default: str = "unknown") -> str:
+def _code(value: Any, allowed: Sequence[str] | frozenset[str], default: str = "unknown") -> str:
     return value if isinstance(value, str) and value in allowed else default
+
+
+_STATES = frozenset(STATES)
+_TYPES = frozenset(TRAFFICKING_TYPES)
+_SOURCES = frozenset(HEARD_FROM)
 
 
 def age_band(age: Any, minor: Any) -> str:
@@ -321,12 +326,12 @@ def _record(row: Any, first: dict[int, tuple[str, str, str]], contacts: dict[int
     return CaseRecord(
         id=row.id,
         month=f"{created.year:04d}-{created.month:02d}",
-        state=_code(str(facts.get("state") or "").upper(), STATES),
-        trafficking_type=_code(ttype, TRAFFICKING_TYPES),
+        state=_code(str(facts.get("state") or "").upper(), _STATES),
+        trafficking_type=_code(ttype, _TYPES),
         venue=_code(facts.get("venue"), vocab.venues),
         victims=victims,
         channel=_code(channel, CHANNELS),
-        heard_from=_code(heard, tuple(HEARD_FROM)),
+        heard_from=_code(heard, _SOURCES),
         caller_type=_code(facts.get("caller_type") or caller, CALLER_TYPES),
         request_type=_code(facts.get("request_type"), REQUEST_TYPES),
         level=_code(row.level, LEVELS, "unscreened"),
