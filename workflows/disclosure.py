@@ -116,14 +116,18 @@ class KAnonymity:
     _count: dict[tuple[QI, int], int] = field(default_factory=lambda: defaultdict(int))
     # Case ids of combinations still below k (at most k - 1 each), to union exactly.
     _cases: dict[tuple[QI, int], set[int]] = field(default_factory=dict)
-    _last: dict[tuple[QI, int], int] = field(default_factory=dict)
+    # Rows of one case arrive together: the keys this case already counted.
+    _case: int | None = None
+    _seen: set[tuple[QI, int]] = field(default_factory=set)
     _level: dict[tuple[QI, int], int] = field(default_factory=dict)
 
     def add(self, qi: QI, case_id: int, floor: int = 0) -> None:
         key = (qi, floor)
-        if self._last.get(key) == case_id:
-            return  # rows of one case arrive together: count the case once
-        self._last[key] = case_id
+        if case_id != self._case:
+            self._case, self._seen = case_id, set()
+        if key in self._seen:
+            return  # count the case once
+        self._seen.add(key)
         self._count[key] += 1
         if self._count[key] < self.k:
             self._cases.setdefault(key, set()).add(case_id)
@@ -167,7 +171,7 @@ class KAnonymity:
                         pending.discard(m)
         for key in pending:
             self._level[key] = DROPPED
-        self._last.clear()
+        self._seen.clear()
 
     def level_of(self, qi: QI, floor: int = 0) -> int:
         return self._level[(qi, floor)]

@@ -370,13 +370,16 @@ class _Dependent:
     def __init__(self, k: int) -> None:
         self.k = k
         self.groups: dict[tuple[QI, QI], tuple[int, set[int]]] = {}
-        self.last: dict[tuple[QI, QI], int] = {}
+        self.case: int | None = None
+        self.seen: set[tuple[QI, QI]] = set()  # keys the current case already counted
 
     def add(self, qi: QI, case_qi: QI, case_id: int) -> None:
         key = (qi, case_qi)
-        if self.last.get(key) == case_id:
+        if case_id != self.case:
+            self.case, self.seen = case_id, set()
+        if key in self.seen:
             return
-        self.last[key] = case_id
+        self.seen.add(key)
         count, ids = self.groups.get(key, (0, set()))
         if count + 1 < self.k:
             ids.add(case_id)
