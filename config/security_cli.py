@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 from config.database import runtime
 from workflows.audit import record_event
 from workflows.db import transaction, utcnow
+from workflows.links import reindex_identifiers
 from workflows.pii import generate_key
 from workflows.retention import RetentionPolicy, purge_expired
 from workflows.rotation import rotate_all
@@ -50,6 +51,25 @@ def pii_rotate(batch_size: int) -> None:
         f"rotated {report.rotated} of {report.checked} encrypted value(s); "
         "every value is now under the newest key"
     )
+
+
+@pii_cli.command("reindex")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1, 100_000))
+def pii_reindex(batch_size: int) -> None:
+    """Recompute every identifier look-up hash (tips' links) under PII_LOOKUP_KEY.
+
+    Run it after upgrading a database from revision 0001 and after changing
+    PII_LOOKUP_KEY; safe to stop and run again.
+    """
+    session = runtime().session()
+    try:
+        count = reindex_identifiers(session, batch_size=batch_size)
+        with transaction(session):
+            record_event(session, actor="system:cli", action="pii_reindex",
+                         detail={"rows": count})
+    finally:
+        session.close()
+    click.echo(f"indexed the identifiers of {count} row(s)")
 
 
 @retention_cli.command("purge")

@@ -13,6 +13,8 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from workflows.db import Base, utcnow
+from workflows.errors import InvalidInput
+from workflows.identifiers import normalise, phones_in_text
 from workflows.models import Case
 from workflows.pii import EncryptedJSON, EncryptedText
 
@@ -72,6 +74,24 @@ class Signal(Base):
     @validates("call_sid", "recording_sid", "transcription_sid")
     def _blank_sid_is_none(self, _key: str, value: str | None) -> str | None:
         return blank_is_none(value)
+    identifier_source = "signal"
+    identifier_fields = (
+        "case_id", "from_phone", "contact_phone", "contact_email", "narrative", "transcript"
+    )
+
+    def identifiers(self) -> list[tuple[str, str]]:
+        """Numbers and e-mail it came from or gives, and numbers named in its text."""
+        found = []
+        for kind, raw in (("phone", self.from_phone), ("phone", self.contact_phone),
+                          ("email", self.contact_email)):
+            if raw:
+                try:
+                    found.append((kind, normalise(kind, raw)))
+                except InvalidInput:
+                    pass  # a withheld or SIP caller id names no one
+        for text in (self.narrative, self.transcript):
+            found.extend(("phone", number) for number in phones_in_text(text))
+        return found
 
 
 class TipMessage(Base):
@@ -93,6 +113,14 @@ class TipMessage(Base):
     @validates("message_sid")
     def _blank_sid_is_none(self, _key: str, value: str | None) -> str | None:
         return blank_is_none(value)
+    identifier_source = "message"
+    identifier_fields = ("case_id", "body")
+
+    def identifiers(self) -> list[tuple[str, str]]:
+        """Numbers a tipster names in a text or follow-up (never in the hotline's replies)."""
+        if self.direction != "in":
+            return []
+        return [("phone", number) for number in phones_in_text(self.body)]
 
 
 class SmsConversation(Base):

@@ -98,6 +98,9 @@ class SafeContactIn(StrictSchema):
 
 
 class CallIn(StrictSchema):
+    """A call log; ``case_id`` (or a ``call_sid`` the IVR recorded) attaches it to a case."""
+
+
     caller_type = String(required=True, validate=OneOf(CALLER_TYPES))
     language = String(load_default="en", validate=OneOf(LANGUAGES))
     location = Text(500, allow_none=True)
@@ -108,6 +111,11 @@ class CallIn(StrictSchema):
     safe_contact = Nested(SafeContactIn, allow_none=True)
     call_sid = OptionalId(64)
     heard_from = HeardFrom()
+    case_id = Integer(allow_none=True, strict=True, metadata={
+        "description": "attach this call to an open case instead of opening one"})
+    victims = List(Nested("VictimIn"), validate=Length(max=20), load_default=list)
+    subjects = List(Nested("SubjectIn"), validate=Length(max=50), load_default=list)
+    locations = List(Nested("LocationIn"), validate=Length(max=10), load_default=list)
 
     @validates_schema
     def _anonymous_has_no_name(self, data: dict[str, Any], **_: Any) -> None:
@@ -217,3 +225,11 @@ class CaseOut(CaseSummary):
     allowed_events = List(String(), metadata={"description": "events the state allows now"})
     immigration_relief = Nested(ImmigrationReliefOut, metadata={
         "description": "8 U.S.C. 1367: staff only, never in a packet or an agency view."})
+    victims = List(Nested("VictimOut"))
+    subjects = List(Nested("SubjectOut"))
+    locations = List(Nested("LocationOut"))
+    notes = List(Nested("NoteOut"))
+    related = List(Nested("RelatedOut"), metadata={
+        "description": "other cases naming an identifier this one names"})
+    merged = List(Integer(), metadata={"description": "ids of cases merged into this one"})
+    incident_state = String(allow_none=True)

@@ -16,8 +16,10 @@ from sqlalchemy.orm import Session
 from intake.models import Signal, TipMessage
 from intake.passphrase import hash_passphrase, new_passphrase, verify_passphrase
 from workflows.audit import record_event
+from workflows.casefile import add_item
 from workflows.cases import find_by_reference, open_case
 from workflows.errors import Conflict, NotFound
+from workflows.merging import attachable_case, note_attached
 from workflows.models import Case, User
 from workflows.pii import lookup_hash
 
@@ -84,29 +86,43 @@ def log_call(
     reference: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> Case:
-    """An operator's structured record of a call: a new case with one signal."""
+    """An operator's structured record of a call: a new case with one signal, or one more
+    signal on the case the call belongs to (``case_id``, or the ``call_sid`` the IVR
+    already recorded), so a call the IVR opened and an operator answered is one case."""
     call_sid = data.get("call_sid")
+    existing = None
     if call_sid:
         existing = session.scalar(select(Signal).where(Signal.call_sid == call_sid))
-        if existing is not None:  # one signal per call: the IVR (or a colleague) has it
+    case: Case | None = None
+    if data.get("case_id") is not None:
+        case = attachable_case(session, data["case_id"], operator)
+        if existing is not None and existing.case_id != case.id:
             raise Conflict(
-                "this call is already recorded", field="call_sid", case_id=existing.case_id
+                "this call is recorded on another case", field="call_sid",
+                case_id=existing.case_id,
             )
-    case = open_case(
-        session,
-        actor=operator.username,
-        channel="operator",
-        anonymous=data.get("anonymous", False),
-        reference=reference,
-        detail=detail,
-    )
+    elif existing is not None:
+        case = attachable_case(session, existing.case_id, operator)
+        # The same caller, now speaking to an operator: their choice replaces the IVR's
+        # default anonymity.
+        case.anonymous = bool(data.get("anonymous", False))
+    if case is None:
+        case = open_case(
+            session, actor=operator.username, channel="operator",
+            anonymous=data.get("anonymous", False), reference=reference, detail=detail,
+        )
+    else:
+        note_attached(session, case, operator, {
+            "channel": "operator", "by": "call_sid" if data.get("case_id") is None else "case_id",
+        })
     phone = data.get("caller_phone")
     safe_contact = data.get("safe_contact")
     session.add(
         Signal(
             case_id=case.id,
             channel="operator",
-            call_sid=data.get("call_sid"),
+            # The IVR's signal holds the CallSid; the operator's log of it is a second signal.
+            call_sid=call_sid if existing is None else None,
             caller_type=data["caller_type"],
             language=data.get("language") or "en",
             location=data.get("location"),
@@ -121,6 +137,9 @@ def log_call(
         )
     )
     session.flush()
+    for item in ("victims", "subjects", "locations"):
+        for values in data.get(item) or []:
+            add_item(session, case.id, operator, item, values)
     return case
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from workflows import links  # noqa: F401  (registers the identifier index)
 from workflows.audit import record_event
 from workflows.db import utcnow
 from workflows.deadlines import DEFAULT_CASE_DEADLINES
@@ -100,9 +101,26 @@ def open_case(
     return case
 
 
+MAX_MERGE_HOPS = 20
+
+
+def surviving_case(session: Session, case: Case) -> Case:
+    """The case a merged case lives on in (itself when it was never merged)."""
+    for _ in range(MAX_MERGE_HOPS):
+        if case.merged_into_id is None:
+            return case
+        target = session.get(Case, case.merged_into_id)
+        if target is None:
+            break
+        case = target
+    return case
+
+
 def get_case(session: Session, case_id: int) -> Case:
-    """The case, or NotFound."""
+    """The case (the survivor, if it was merged), or NotFound."""
     case = session.get(Case, case_id)
+    if case is not None:
+        case = surviving_case(session, case)
     if case is None or case.purged_at is not None:  # a purged case is a statistics shell
         raise NotFound(f"no case {case_id}")
     return case
@@ -114,3 +132,9 @@ def find_by_reference(session: Session, reference: str) -> Case | None:
     if canonical is None:
         return None
     return session.scalar(select(Case).where(Case.reference == canonical))
+
+
+def find_surviving_by_reference(session: Session, reference: str) -> Case | None:
+    """Staff look-ups: a merged case's reference finds the case it was merged into."""
+    case = find_by_reference(session, reference)
+    return surviving_case(session, case) if case is not None else None

@@ -73,6 +73,11 @@ def record_screening(
             facts[name] = value
     if facts.get("caller_type") is None:
         facts["caller_type"] = _signal_caller_type(case)
+    if not facts.get("state"):  # the case file's first location with a state says where
+        place = next((loc for loc in case.locations if loc.state), None)
+        if place is not None:
+            facts.update(state=place.state, county=facts.get("county") or place.county,
+                         city=facts.get("city") or place.city)
     indicators = list(body.get("indicators") or [])
     check_input(cats["indicators"], facts, indicators)
     if case.state == "received":
@@ -140,6 +145,7 @@ def record_screening(
         "both" if sex and labor else "sex" if sex else "labor" if labor else "unknown"
     )
     refresh_case_deadline(case, config.case_deadlines)
+    case.incident_state = facts.get("state") or case.incident_state
     record_event(
         session,
         actor=actor.username,

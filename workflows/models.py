@@ -27,6 +27,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from workflows.db import Base, utcnow
+from workflows.errors import InvalidInput
+from workflows.identifiers import LINKED_KINDS, normalise
 from workflows.pii import EncryptedJSON, EncryptedText
 
 
@@ -144,16 +146,156 @@ class Case(Base):
     referred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     purged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Where it happened, for routing and statistics (two-letter USPS code, no one's address).
+    incident_state: Mapped[str | None] = mapped_column(String(2), index=True)
+    # A case merged into another keeps its row (its reference still finds the survivor).
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     version: Mapped[int] = mapped_column(Integer, nullable=False)
 
     __mapper_args__ = {"version_id_col": version}
 
     assignee: Mapped[User | None] = relationship()
+    victims: Mapped[list[Victim]] = relationship(order_by="Victim.id")
+    subjects: Mapped[list[Subject]] = relationship(order_by="Subject.id")
+    locations: Mapped[list[Location]] = relationship(order_by="Location.id")
+    notes: Mapped[list[Note]] = relationship(order_by="Note.id")
     signals: Mapped[list[Any]] = relationship("Signal", back_populates="case", order_by="Signal.id")
     referrals: Mapped[list[Referral]] = relationship(back_populates="case", order_by="Referral.id")
     messages: Mapped[list[Any]] = relationship(
         "TipMessage", back_populates="case", order_by="TipMessage.id"
     )
+
+
+class Victim(Base):
+    """A person the tip is about who may be trafficked; gender only as they state it."""
+
+    __tablename__ = "case_victims"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    age: Mapped[int | None] = mapped_column(Integer)
+    age_min: Mapped[int | None] = mapped_column(Integer)
+    age_max: Mapped[int | None] = mapped_column(Integer)
+    minor: Mapped[bool | None] = mapped_column(Boolean)
+    # Citizenship and gender are sensitive (immigration status, 8 U.S.C. 1367): encrypted.
+    citizenship: Mapped[str | None] = mapped_column(EncryptedText)
+    language: Mapped[str | None] = mapped_column(String(16))
+    gender: Mapped[str | None] = mapped_column(EncryptedText)
+    needs: Mapped[str | None] = mapped_column(EncryptedText)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class Subject(Base):
+    """Who or what a tip is about: a person, business, number, handle, vehicle, place, site."""
+
+    __tablename__ = "case_subjects"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('person','business','phone','email','handle','vehicle','address',"
+            "'website')",
+            name="valid_kind",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(EncryptedText)
+    platform: Mapped[str | None] = mapped_column(String(64))  # of a handle
+    plate_state: Mapped[str | None] = mapped_column(String(2))  # of a vehicle
+    description: Mapped[str | None] = mapped_column(EncryptedText)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    identifier_source = "subject"
+    identifier_fields = ("case_id", "kind", "value")
+
+    def identifiers(self) -> list[tuple[str, str]]:
+        """(kind, normal form) for the look-up index (workflows.links)."""
+        if self.kind not in LINKED_KINDS or not self.value:
+            return []
+        try:
+            return [(self.kind, normalise(self.kind, self.value))]
+        except InvalidInput:
+            return []
+
+
+class Location(Base):
+    """Where it happened; state, county and city are plain (jurisdiction and statistics)."""
+
+    __tablename__ = "case_locations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    address: Mapped[str | None] = mapped_column(EncryptedText)
+    city: Mapped[str | None] = mapped_column(String(100))
+    county: Mapped[str | None] = mapped_column(String(100))
+    state: Mapped[str | None] = mapped_column(String(2))
+    zip: Mapped[str | None] = mapped_column(EncryptedText)
+    tribal_land: Mapped[bool | None] = mapped_column(Boolean)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    identifier_source = "location"
+    identifier_fields = ("case_id", "address", "city", "state")
+
+    def identifiers(self) -> list[tuple[str, str]]:
+        """The street address with its city and state, as one address identifier."""
+        if not self.address:
+            return []
+        full = ", ".join(p for p in (self.address, self.city, self.state) if p)
+        try:
+            return [("address", normalise("address", full))]
+        except InvalidInput:
+            return []
+
+
+class Note(Base):
+    """A staff note on a case; internal ones never leave the hotline."""
+
+    __tablename__ = "case_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    author: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(EncryptedText)
+    internal: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+class CaseIdentifier(Base):
+    """A keyed hash of one normalised identifier a case names: how tips find each other.
+
+    Only the HMAC is here (the value itself is encrypted where it was entered); the
+    (value_hash, case_id) index answers "which cases share this" without a plaintext index.
+    """
+
+    __tablename__ = "case_identifiers"
+    __table_args__ = (
+        Index("ix_case_identifiers_value_hash_case_id", "value_hash", "case_id"),
+        Index("ix_case_identifiers_source", "source", "source_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    value_hash: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(16))  # subject | location | signal | message
+    source_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Referral(Base):

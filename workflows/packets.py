@@ -17,10 +17,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from workflows.db import utcnow
 from workflows.immigration import withhold_relief_sentences
+from workflows.links import earlier_referrals_sharing
 from workflows.models import Case, Referral, ReferralPacket
 from workflows.screening import consent_state
 
@@ -129,6 +130,38 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def _case_file(case: Case) -> dict[str, Any]:
+    """Who and where the tip is about. Victims go out as ages and language only:
+    citizenship, gender and needs stay with the hotline (least data; 8 U.S.C. 1367)."""
+    return {
+        "jurisdiction": {"state": case.incident_state},
+        "victims": [
+            {"age": v.age, "age_min": v.age_min, "age_max": v.age_max, "minor": v.minor,
+             "language": v.language}
+            for v in case.victims
+        ],
+        "subjects": [
+            {"kind": s.kind, "value": redact_protected(s.value), "platform": s.platform,
+             "plate_state": s.plate_state}
+            for s in case.subjects
+        ],
+        "locations": [
+            {"address": redact_protected(loc.address) if loc.address else None,
+             "city": loc.city, "county": loc.county, "state": loc.state,
+             "tribal_land": loc.tribal_land}
+            for loc in case.locations
+        ],
+    }
+
+
+def related_referrals(referral: Referral) -> dict[str, Any]:
+    """Earlier referrals to this same agency about a case sharing an identifier."""
+    session = object_session(referral)
+    if session is None:
+        return {"count": 0, "references": []}
+    return earlier_referrals_sharing(session, referral)
+
+
 def build_packet(referral: Referral) -> dict[str, Any]:
     """The versioned packet for this referral (the same for webhook and agency API)."""
     case = referral.case
@@ -163,6 +196,10 @@ def build_packet(referral: Referral) -> dict[str, Any]:
             screening,
             "services" if referral.agency_code in SERVICES_AGENCIES else "law_enforcement",
         ) if not referral.mandatory else None,
+        **_case_file(case),
+        # How many referrals this agency already had about the same number, handle, plate,
+        # business or address, and their references: its own referrals only.
+        "related_referrals": related_referrals(referral),
         "created_at": _iso(referral.created_at),
     }
 

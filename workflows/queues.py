@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Select, exists, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
-from workflows.cases import canonical_reference
+from workflows.cases import find_surviving_by_reference
 from workflows.deadlines import aware
 from workflows.errors import InvalidInput
 from workflows.machines import CASE_STATES
@@ -85,8 +85,9 @@ def _filtered(session: Session, filters: QueueFilter, now: datetime) -> Select[t
             )
         )
     if filters.reference:
-        canonical = canonical_reference(filters.reference)
-        stmt = stmt.where(Case.reference == (canonical or filters.reference.strip().upper()))
+        # A merged case's reference finds the case it was merged into.
+        found = find_surviving_by_reference(session, filters.reference)
+        stmt = stmt.where(Case.id == (found.id if found is not None else -1))
     if filters.overdue is True:
         stmt = stmt.where(Case.deadline < now)
     elif filters.overdue is False:

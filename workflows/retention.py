@@ -138,6 +138,7 @@ CODE_KEYS = frozenset(
         "investigation_status",
         "currency",
         "scope",
+        "state",  # statistics by state survive a purge; county and city do not
     }
 )
 CODE_LIST_KEYS = frozenset({"indicators", "triggers"})

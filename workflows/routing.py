@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from workflows.catalog_files import CatalogError, line_of, read_yaml, read_yaml_nodes
+from workflows.jurisdiction import US_STATES
 from workflows.screening import (
     CALLER_TYPES,
     CONSENT_SCOPES,
@@ -50,6 +51,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "caller_type": CALLER_TYPES,
     "level": LEVELS,
     "triggers": TRIGGERS,
+    "state": US_STATES,
 }
 CONDITION_KEYS = (*FACT_NAMES, *DERIVED, "level", "triggers", "indicators")
 _DEADLINE = re.compile(r"^(\d+)\s*(m|h|d)$")

@@ -44,6 +44,10 @@ FACT_NAMES = (
     "request_type",
     "venue",
     "caller_type",
+    # Jurisdiction: where it happened (a USPS state code; county and city as told).
+    "state",
+    "county",
+    "city",
 )
 CONSENT_SCOPES = ("law_enforcement", "services", "callback")
 # Who gave a consent: the victim, a minor's guardian, or a third party (a caller about

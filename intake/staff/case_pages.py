@@ -26,13 +26,17 @@ from workflows.cases import get_case
 from workflows.casework import SCREENABLE
 from workflows.db import transaction
 from workflows.errors import DomainError, InvalidInput
+from workflows.identifiers import SUBJECT_KINDS
 from workflows.immigration import case_suggestion
+from workflows.jurisdiction import US_STATES
+from workflows.links import related_cases
 from workflows.machines import (
     RESOLUTION_CODES,
     STAFF_REFERRAL_EVENTS,
     allowed_events,
     case_machine,
 )
+from workflows.merging import merged_case_ids
 from workflows.models import AuditEvent, Case, Referral, Role, User
 
 bp = Blueprint("case_pages", __name__, template_folder="templates")
@@ -76,9 +80,11 @@ def allowed_case_events(case: Case, user: User) -> list[str]:
 
 
 def _events(case: Case) -> list[AuditEvent]:
+    # A merged case's history stays under its own id: the survivor shows it too.
+    ids = merged_case_ids(db_session(), case)
     return list(
         db_session().scalars(
-            select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.id)
+            select(AuditEvent).where(AuditEvent.case_id.in_(ids)).order_by(AuditEvent.id)
         )
     )
 
@@ -125,6 +131,9 @@ def show(case_id: int) -> Any:
         resolution_codes=RESOLUTION_CODES,
         needs_reason=NEEDS_REASON,
         agencies=agencies,
+        related=related_cases(session, case.id),
+        subject_kinds=SUBJECT_KINDS,
+        us_states=US_STATES,
         staff=session.scalars(
             select(User)
             .where(User.role.in_(CALLERS), User.active.is_(True))

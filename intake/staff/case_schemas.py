@@ -8,6 +8,7 @@ from apiflask.validators import Length, OneOf, Range
 
 from config.contract import StrictBoolean, StrictInteger, StrictSchema, Text
 from intake.schemas import CaseSummary
+from workflows.jurisdiction import US_STATES
 from workflows.machines import CASE_EVENTS, CASE_STATES, STAFF_REFERRAL_EVENTS
 from workflows.screening import CALLER_TYPES, CONSENT_GIVERS, REQUEST_TYPES, TRAFFICKING_TYPES
 
@@ -31,6 +32,10 @@ class FactsIn(StrictSchema):
     venue = String(allow_none=True, validate=Length(max=64), metadata={
         "description": "A venue code of the typology in config/indicators.yaml."})
     caller_type = String(allow_none=True, validate=OneOf(CALLER_TYPES))
+    state = String(allow_none=True, validate=OneOf(US_STATES), metadata={
+        "description": "where it happened (USPS code); default: the case's first location"})
+    county = Text(100, allow_none=True)
+    city = Text(100, allow_none=True)
 
 
 class ConsentIn(StrictSchema):

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from config.auth import current_user, token_auth
 from config.database import db_session, runtime
 from intake import services
+from intake.models import TipMessage
 from intake.outage import commit_or_spool, spooled_answer
 from intake.replay import spool_call_log
 from intake.replies import reply_to_tipster
@@ -29,7 +30,9 @@ from workflows.deadlines import is_overdue
 from workflows.errors import NotFound
 from workflows.immigration import case_suggestion, set_protected
 from workflows.lifecycle import allowed_case_events, fire_case_event, fire_referral_event
+from workflows.links import related_cases
 from workflows.machines import DESK, STAFF, STAFF_REFERRAL_EVENTS
+from workflows.merging import merged_case_ids
 from workflows.models import AuditEvent, Case, Referral, Role, User
 from workflows.queues import QueueFilter, case_queue
 from workflows.referral_events import flush_or_conflict
@@ -252,8 +255,13 @@ def present_case(case: Case) -> dict[str, Any]:
     session = db_session()
     if case.purged_at is not None:
         raise NotFound(f"no case {case.id}")
+    # A merged case's history and tipster thread stay under its own id: show them here.
+    ids = merged_case_ids(session, case)
     events = session.scalars(
-        select(AuditEvent).where(AuditEvent.case_id == case.id).order_by(AuditEvent.id)
+        select(AuditEvent).where(AuditEvent.case_id.in_(ids)).order_by(AuditEvent.id)
+    ).all()
+    messages = case.messages if len(ids) == 1 else session.scalars(
+        select(TipMessage).where(TipMessage.case_id.in_(ids)).order_by(TipMessage.id)
     ).all()
     return {
         "id": case.id,
@@ -276,7 +284,14 @@ def present_case(case: Case) -> dict[str, Any]:
         "signals": case.signals,
         "referrals": case.referrals,
         "events": events,
-        "messages": case.messages,
+        "messages": messages,
+        "victims": case.victims,
+        "subjects": case.subjects,
+        "locations": case.locations,
+        "notes": case.notes,
+        "related": [r.as_json() for r in related_cases(session, case.id)],
+        "merged": [i for i in ids if i != case.id],
+        "incident_state": case.incident_state,
         "allowed_events": allowed_case_events(case),
         "immigration_relief": {
             "protected": case.protected_immigration,

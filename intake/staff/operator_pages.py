@@ -21,11 +21,15 @@ from intake.forms import FormErrors, load, text_or_none, tri_state
 from intake.models import CALLER_TYPES, LANGUAGES, Signal, TipMessage
 from intake.staff import screening_form
 from intake.staff.case_schemas import ScreeningIn
+from intake.staff.casefile_pages import form_values
 from workflows.campaigns import HEARD_FROM
-from workflows.cases import get_case
+from workflows.cases import find_surviving_by_reference, get_case
 from workflows.casework import record_screening as screen
 from workflows.db import transaction
 from workflows.errors import DomainError
+from workflows.identifiers import SUBJECT_KINDS
+from workflows.jurisdiction import US_STATES
+from workflows.links import cases_naming
 from workflows.models import Case, User
 
 bp = Blueprint("operator_pages", __name__, template_folder="templates")
@@ -116,11 +120,20 @@ def _screening_context() -> dict[str, Any]:
 FIRST_FACTS = ("imminent_danger", "victim_minor")
 
 
-def _form_page(form: Any, errors: dict[str, str], status: int = 200) -> Any:
+SUBJECT_ROWS = 3
+
+
+def _form_page(
+    form: Any, errors: dict[str, str], status: int = 200, offer: list[Case] | None = None
+) -> Any:
     page = render_template(
         "operator/call_form.html",
         first_facts=FIRST_FACTS,
         form=form,
+        offer=offer or [],
+        subject_rows=range(1, SUBJECT_ROWS + 1),
+        subject_kinds=SUBJECT_KINDS,
+        us_states=US_STATES,
         checked=set(form.getlist("indicators")) if hasattr(form, "getlist") else set(),
         errors=errors,
         caller_types=CALLER_TYPES,
@@ -175,7 +188,19 @@ def call_from_form(form: Any) -> dict[str, Any]:
     safe.update({name: text_or_none(form, name) for name, _ in SAFE_TEXTS})
     safe["notes"] = text_or_none(form, "safe_notes")
     narrative = form.get("narrative") or ""
+    victim = form_values("victims", form, prefix="v_")
+    location = form_values("locations", form, prefix="loc_")
+    subjects = []
+    for n in range(1, SUBJECT_ROWS + 1):
+        row = form_values("subjects", form, prefix=f"subject{n}_")
+        if row.get("value"):
+            subjects.append(row)
+    call_sid = text_or_none(form, "call_sid")
     return {
+        "victims": [victim] if any(v is not None for v in victim.values()) else [],
+        "subjects": subjects,
+        "locations": [location] if any(v is not None for v in location.values()) else [],
+        "call_sid": call_sid,
         "caller_type": form.get("caller_type") or None,
         "language": form.get("language") or "en",
         "location": text_or_none(form, "location"),
@@ -192,21 +217,46 @@ def call_from_form(form: Any) -> dict[str, Any]:
 @login_required(CALLERS)
 def create_call() -> Any:
     form = request.form
+    session = db_session()
     try:
         call = load(schemas.CallIn(), call_from_form(form))
+        call["case_id"] = _chosen_case(session, form)
     except FormErrors as exc:
         return _form_page(form, exc.errors, 422)
-    session = db_session()
+    if call["case_id"] is None and call.get("caller_phone") and form.get("new_case") != "on":
+        # A returning caller: offer their open cases before opening another one.
+        offer = [c for c in cases_naming(session, "phone", call["caller_phone"])
+                 if c.state != "closed"]
+        if offer:
+            return _form_page(form, {}, 200, offer=offer)
     try:
         body = screening_form.screening_body(form, form.getlist("indicators"))
         with transaction(session):
+            attaching = call["case_id"] is not None or (
+                call.get("call_sid") is not None and session.scalar(
+                    select(Signal.id).where(Signal.call_sid == call["call_sid"])) is not None
+            )
             case = services.log_call(session, _me(), call)
-            record_screening(session, case, body, _me())
+            if not attaching or form.getlist("indicators"):
+                # An attached call keeps the case's screening unless the operator ticked
+                # indicators (screen again from the case page otherwise).
+                record_screening(session, case, body, _me())
     except FormErrors as exc:
         return _form_page(form, exc.errors, 422)
     except DomainError as exc:
         return _form_page(form, {exc.field or "_form": exc.message}, exc.status)
     return redirect(url_for("case_pages.show", case_id=case.id), 303)
+
+
+def _chosen_case(session: Any, form: Any) -> int | None:
+    """The case this call is added to: the reference typed, or the open case offered."""
+    reference = text_or_none(form, "case_reference")
+    if reference is None:
+        return None
+    case = find_surviving_by_reference(session, reference[:32])
+    if case is None:
+        raise FormErrors({"case_reference": "no case has this reference"})
+    return case.id
 
 
 def record_screening(session: Any, case: Case, body: dict[str, Any], user: User) -> None:

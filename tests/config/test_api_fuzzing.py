@@ -71,6 +71,13 @@ OPERATIONS = [
     "GET /api/v1/chats/{chat_id}/messages",
     "POST /api/v1/chats/{chat_id}/messages",
     "PUT /api/v1/cases/{case_id}/immigration-relief",
+    *[
+        f"{method} /api/v1/cases/{{case_id}}/{item}{tail}"
+        for item in ("victims", "subjects", "locations", "notes")
+        for method, tail in (("POST", ""), ("PATCH", "/{item_id}"), ("DELETE", "/{item_id}"))
+    ],
+    "GET /api/v1/search",
+    "POST /api/v1/cases/{case_id}/merge",
 ]
 
 # The documented exceptions (schemathesis.toml). Each widens what one check accepts:

@@ -55,6 +55,7 @@ class World:
     chat_id: int = 0
     provider_id: int = 0
     chat_token: str = ""
+    items: dict[str, int] = field(default_factory=dict)  # case file items the operator entered
 
     def headers(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"} if role in self.tokens else {}
@@ -401,6 +402,51 @@ TABLE: dict[str, Rule] = {
     ),
     "kept_forms.alive": _page("POST", lambda w: "/desk/alive", SIGNED_IN, hidden=frozenset()),
 }
+# The case file: the desk adds and edits (operators what they entered), supervisors delete.
+CASEFILE_BODIES: dict[str, dict[str, Any]] = {
+    "victims": {"age": 20},
+    "subjects": {"kind": "phone", "value": "+1 214 555 0134"},
+    "locations": {"city": "Dallas", "state": "TX"},
+    "notes": {"body": "matrix"},
+}
+for _item, _body in CASEFILE_BODIES.items():
+    _one = _item.rstrip("s")
+    TABLE[f"casefile_api.add_{_one}"] = _api(
+        "POST", (lambda i: lambda w: f"/api/v1/cases/{w.case_id}/{i}")(_item), DESK,
+        hidden=NOT_STAFF, body=(lambda b: lambda w, r: b)(_body),
+    )
+    TABLE[f"casefile_api.edit_{_one}"] = _api(
+        "PATCH",
+        (lambda i: lambda w: f"/api/v1/cases/{w.case_id}/{i}/{w.items[i]}")(_item),
+        DESK, hidden=NOT_STAFF, body=(lambda b: lambda w, r: b)(_body),
+    )
+    TABLE[f"casefile_api.delete_{_one}"] = _api(
+        "DELETE",
+        (lambda i: lambda w: f"/api/v1/cases/{w.case_id}/{i}/{w.items[i]}")(_item),
+        frozenset({"supervisor"}), hidden=NOT_STAFF,
+    )
+TABLE["casefile_api.search"] = _api(
+    "GET", lambda w: "/api/v1/search?phone=2025550143", STAFF, hidden=NOT_STAFF
+)
+TABLE["casefile_pages.add"] = _page(
+    "POST", lambda w: f"/cases/{w.case_id}/file/notes", DESK, body=lambda w, r: {"body": "p"}
+)
+TABLE["casefile_pages.edit"] = _page(
+    "POST", lambda w: f"/cases/{w.case_id}/file/notes/{w.items['notes']}", DESK,
+    body=lambda w, r: {"body": "edited"},
+)
+TABLE["casefile_pages.remove"] = _page(
+    "POST", lambda w: f"/cases/{w.case_id}/file/notes/{w.items['notes']}/delete",
+    frozenset({"supervisor"}),
+)
+TABLE["casefile_pages.merge"] = _page(
+    "POST", lambda w: f"/cases/{w.tip_case_id}/merge", frozenset({"supervisor"}),
+    body=lambda w, r: {"into": str(w.case_id)},
+)
+TABLE["casefile_api.merge"] = _api(
+    "POST", lambda w: f"/api/v1/cases/{w.tip_case_id}/merge", frozenset({"supervisor"}),
+    hidden=NOT_STAFF, body=lambda w, r: {"into": w.case_id},
+)
 # Twilio's webhooks: the signature is the only key; no token or session opens them.
 TWILIO_PATHS = {
     "twilio_sms.sms_incoming": "/twilio/sms",
@@ -486,7 +532,16 @@ def world(app, make_actor) -> World:  # type: ignore[no-untyped-def]
                 cookie = serializer.dumps({"user_id": user.id, "_permanent": True})
                 client.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie)
             clients[role] = client
+    from workflows.casefile import add_item
+
+    items = {}
+    with runtime.session() as session, transaction(session):
+        for item, body in CASEFILE_BODIES.items():
+            items[item] = add_item(session, referral.case_id, users["operator"], item, body).id
+    with runtime.session() as session:
+        version = session.get(Case, referral.case_id).version  # the location set its state
     return World(
+        items=items,
         case_id=referral.case_id,
         tip_case_id=tip_case_id,
         tip_version=tip_version,
