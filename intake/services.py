@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from intake.models import Signal, TipMessage
 from intake.passphrase import hash_passphrase, new_passphrase, verify_passphrase
 from workflows.audit import record_event
-from workflows.casefile import add_item
+from workflows.casefile import add_item, check_item
 from workflows.cases import find_by_reference, open_case
 from workflows.errors import Conflict, NotFound
 from workflows.merging import attachable_case, note_attached
@@ -89,6 +89,9 @@ def log_call(
     """An operator's structured record of a call: a new case with one signal, or one more
     signal on the case the call belongs to (``case_id``, or the ``call_sid`` the IVR
     already recorded), so a call the IVR opened and an operator answered is one case."""
+    for item in ("victims", "subjects", "locations"):  # refused before anything is written
+        for values in data.get(item) or []:
+            check_item(item, values)
     call_sid = data.get("call_sid")
     existing = None
     if call_sid:

@@ -39,7 +39,7 @@ ITEMS: dict[str, tuple[type[Base], tuple[str, ...], str]] = {
 SINGULAR = {"victims": "victim", "subjects": "subject", "locations": "location", "notes": "note"}
 
 
-def _check(item: str, values: dict[str, Any]) -> None:
+def check_item(item: str, values: dict[str, Any]) -> None:
     """Rules across fields that a schema alone cannot see."""
     if item == "subjects":
         kind, value = values.get("kind"), values.get("value")
@@ -76,7 +76,7 @@ def add_item(
     model, fields, owner = ITEMS[item]
     case = staff_case(session, case_id, actor, DESK)
     values = {k: v for k, v in data.items() if k in fields}
-    _check(item, values)
+    check_item(item, values)
     row = model(case_id=case.id, **values, **{owner: actor.username})
     getattr(case, item).append(row)
     session.flush()
@@ -109,7 +109,7 @@ def edit_item(
     if actor.role != "supervisor" and getattr(row, owner) != actor.username:
         raise Forbidden(f"only a supervisor or whoever entered this {SINGULAR[item]} may edit it")
     changes = {k: v for k, v in data.items() if k in fields and getattr(row, k) != v}
-    _check(item, {f: changes.get(f, getattr(row, f)) for f in fields})
+    check_item(item, {f: changes.get(f, getattr(row, f)) for f in fields})
     for name, value in changes.items():
         setattr(row, name, value)
     if changes:

@@ -9,8 +9,13 @@ from apiflask.fields import Boolean, DateTime, Integer, List, Nested, String
 from apiflask.validators import Length, OneOf, Range
 from marshmallow import ValidationError, validates_schema
 
-from intake.schemas import StrictSchema, Text, reject_control_characters
-from intake.staff.case_schemas import StrictBoolean, StrictInteger
+from config.contract import (
+    StrictBoolean,
+    StrictInteger,
+    StrictSchema,
+    Text,
+    reject_control_characters,
+)
 from workflows.identifiers import SUBJECT_KINDS
 from workflows.jurisdiction import US_STATES
 

@@ -7,7 +7,6 @@ import subprocess
 from urllib.parse import urlsplit
 
 import pytest
-from referrals.packets import build_packet
 from sqlalchemy import func, select, text, update
 from werkzeug.datastructures import MultiDict
 
@@ -15,6 +14,7 @@ from intake.models import Signal, TipMessage
 from tests.conftest import backend
 from workflows.audit import verify_chain
 from workflows.models import AuditEvent, Case, CaseIdentifier, Referral
+from workflows.packets import build_packet
 
 from ..intake.twilio_caller import HOTLINE, PUBLIC_BASE, Call, new_sid, parse_twiml, post_signed
 
