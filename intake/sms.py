@@ -347,7 +347,7 @@ def answer_while_spooling(spool: Spool, catalog: IntakeCatalog, sms: SmsIn) -> s
     known = spool.sender_reference(phone_hash)
     if known is None:
         language = _language_of(catalog, sms.body)
-        reference, passphrase = new_reference(), new_passphrase()
+        reference, passphrase = new_reference(), new_passphrase(language=language)
         payload.update(
             first=True,
             reference=reference,

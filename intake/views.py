@@ -25,7 +25,7 @@ api = APIBlueprint("intake_api", __name__, url_prefix="/api/v1", tag="intake")
 def submit_tip(data: dict[str, Any]) -> Any:
     # Chosen before the insert, so a tip spooled during an outage (or whose commit was
     # lost with its connection) is replayed under the reference its tipster was given.
-    reference, passphrase = new_reference(), new_passphrase()
+    reference, passphrase = new_reference(), new_passphrase(language=data.get("language") or "en")
 
     def work(session: Session) -> str:
         services.submit_tip(session, data, reference=reference, passphrase=passphrase)

@@ -390,5 +390,7 @@ def _record_breach(
             created_at=utcnow(),
         )
         .on_conflict_do_nothing()
+        .returning(DeadlineBreach.id)
     )
-    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+    # RETURNING, not rowcount: a row comes back only when this watcher inserted it.
+    return session.execute(stmt).scalar() is not None
