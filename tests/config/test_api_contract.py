@@ -134,9 +134,9 @@ def test_the_passphrase_throttle_says_the_same_wait_in_header_and_body(
     tip = client.post("/api/v1/tips", json={"narrative": "x"}).get_json()
     url = f"/api/v1/tips/{tip['reference']}"
     answer = None
-    for i in range(12):
+    for _ in range(12):
         answer = client.get(url, headers={"X-Tip-Passphrase": "wrong"},
-                            environ_base={"REMOTE_ADDR": f"10.1.0.{i}"})
+                            environ_base={"REMOTE_ADDR": "10.1.0.1"})  # one client
         if answer.status_code == 429:
             break
     assert answer is not None
@@ -145,7 +145,7 @@ def test_the_passphrase_throttle_says_the_same_wait_in_header_and_body(
     assert _agree(answer) > 0
     # The web page refuses with the same number in its header and sentence.
     page = client.post("/follow-up", data={"reference": tip["reference"], "passphrase": "x"},
-                       environ_base={"REMOTE_ADDR": "10.1.1.1"})
+                       environ_base={"REMOTE_ADDR": "10.1.0.1"})
     if page.status_code == 429:
         wait = int(page.headers["Retry-After"])
         assert f"try again in {wait} seconds" in page.get_data(as_text=True) or (
