@@ -58,6 +58,7 @@ def withdrawn_before_queued(app: Any, how: str) -> tuple[int, int]:
             elif how == "close":
                 fire_case_event(session, case_id, "close", _as(session, "supervisor"),
                                 version=None, data={"resolution_code": "duplicate"},
+                                reason="a duplicate of an earlier case",
                                 catalogs=runtime.catalogs)
             else:  # escalated: the pending ones are withdrawn, new ones queued at once
                 fire_case_event(session, case_id, "escalate", _as(session, "operator"),
