@@ -54,6 +54,19 @@ def parse_list(raw: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def sqlalchemy_url(raw: str) -> str:
+    """A database URL for SQLAlchemy with the psycopg 3 driver we install.
+
+    Heroku, Render and the postgres images hand out ``postgres://`` or ``postgresql://``;
+    SQLAlchemy reads a bare ``postgresql`` as psycopg2 (not installed) and does not know
+    ``postgres`` at all. Any other URL, or one naming its driver, is left as written.
+    """
+    scheme, sep, rest = raw.partition("://")
+    if sep and scheme.lower() in {"postgres", "postgresql"}:
+        return f"postgresql+psycopg://{rest}"
+    return raw
+
+
 def instance_secret(directory: Path, name: str, make: Callable[[], str]) -> str:
     """A secret kept in a file of ``directory``, made on first use, readable by us alone.
 
@@ -270,7 +283,7 @@ class Settings:
         if not config_dir.is_dir():
             raise SettingsError(f"HOTLINE_CONFIG_DIR {str(config_dir)!r} is not a directory")
         return cls(
-            database_url=env.get("DATABASE_URL") or defaults.database_url,
+            database_url=sqlalchemy_url(env.get("DATABASE_URL") or defaults.database_url),
             redis_url=env.get("REDIS_URL") or None,
             redis_namespace=env.get("REDIS_NAMESPACE", ""),
             secret_key=secret_key,

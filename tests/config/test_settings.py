@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from config.app import create_app
-from config.settings import Settings, SettingsError
+from config.settings import Settings, SettingsError, sqlalchemy_url
+from tests.conftest import backend
+from workflows.db import make_engine
 
 
 def test_defaults_need_no_servers(tmp_path) -> None:
@@ -212,3 +214,34 @@ def test_gunicorn_on_every_address_without_hotline_env_warns(tmp_path) -> None:
     assert any("HOTLINE_ENV IS UNSET" in line and f"0.0.0.0:{port}" in line for line in lines), (
         "".join(lines)
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("postgresql://u:p%40ss@db:5432/hotline", "postgresql+psycopg://u:p%40ss@db:5432/hotline"),
+        ("postgres://u@db/hotline?sslmode=require", "postgresql+psycopg://u@db/hotline?sslmode=require"),
+        ("postgresql+psycopg://u@db/hotline", "postgresql+psycopg://u@db/hotline"),
+        ("sqlite:///instance/x.sqlite3", "sqlite:///instance/x.sqlite3"),
+    ],
+)
+def test_a_bare_postgresql_url_uses_the_installed_psycopg_3(given: str, used: str) -> None:
+    settings = Settings.from_env({"DATABASE_URL": given})
+    assert settings.database_url == used == sqlalchemy_url(used)
+    engine = make_engine(settings.database_url)  # psycopg2 is not installed: this would raise
+    try:
+        assert engine.dialect.driver in {"psycopg", "pysqlite"}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.services
+@pytest.mark.skipif(backend() != "services", reason="needs PostgreSQL (services backend)")
+def test_the_url_a_platform_hands_out_connects(settings: Settings) -> None:
+    bare = settings.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    engine = make_engine(Settings.from_env({"DATABASE_URL": bare}).database_url)
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("select 1").scalar() == 1
+    finally:
+        engine.dispose()
