@@ -32,8 +32,9 @@ test: $(STAMP) ## Run the whole test suite (with CI=true: PostgreSQL + Redis, th
 worker: $(STAMP) ## Run a delivery worker against REDIS_URL
 	$(BIN)/flask --app wsgi worker
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff and mypy (CI runs it before the tests)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: $(STAMP) ## Run the benchmarks (gunicorn, PostgreSQL, Redis, RQ workers) and print a table
 	$(BIN)/python -m bench

@@ -81,7 +81,7 @@ def current_user() -> User | None:
     """The authenticated user of this request (token or login session), if any."""
     user = g.get("current_user")
     if user is not None:
-        return user  # type: ignore[no-any-return]
+        return user
     user_id = session.get("user_id")
     if user_id is None:
         return None

@@ -212,7 +212,7 @@ def init_app(app: APIFlask) -> None:
     def _process(error: HTTPError) -> Any:
         if error.status_code == 422 or (error.status_code == 400 and error.detail):
             field, text = _first_field(error.detail)
-            message = f"{field}: {text}" if field and text else (text or error.message)
+            message = f"{field}: {text}" if field and text else (text or error.message or "error")
             return error_answer(
                 error.status_code, message, field, headers=error.headers, errors=error.detail
             )

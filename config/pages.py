@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, request
+from apiflask import APIFlask
+from flask import request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from config.auth import current_user
@@ -87,7 +88,7 @@ def _protect_forms() -> Any:
         csrf.protect()
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: APIFlask) -> None:
     """CSRF on every form and the template helpers."""
     # Tokens live as long as the session (30 minutes idle), not one hour from page
     # load: an operator on a long call must not lose the form.

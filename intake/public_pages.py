@@ -23,6 +23,7 @@ from workflows import publication
 from workflows.campaigns import HEARD_FROM
 from workflows.db import transaction
 from workflows.errors import NotFound
+from workflows.models import Case
 
 bp = Blueprint("public_pages", __name__, template_folder="templates")
 
@@ -137,11 +138,12 @@ def follow_up_add() -> Any:
     except FormErrors:
         return _thread(reference, passphrase, status=422)
     with transaction(session):
+        case: Case | None
         try:
             case = open_tip_throttled(session, reference, passphrase)
         except NotFound:
             case = None
-        else:
+        if case is not None:
             services.add_tip_message(session, case, data["body"], direction="in", author="tipster")
     if case is None:
         return _thread(reference, passphrase)

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from config.runtime import Runtime
@@ -376,10 +377,8 @@ def _record_breach(
 ) -> bool:
     """Insert the breach unless another watcher already did (unique key, no error)."""
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+    # Both dialects spell "insert unless the key exists" as on_conflict_do_nothing.
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = (
         insert(DeadlineBreach)
         .values(

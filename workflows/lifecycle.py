@@ -189,7 +189,6 @@ def _create_referrals(
     Each referral's ``send_by`` runs from its rule's clock (the first time the rule's
     facts were known), so neither re-screening nor a new submission moves it later.
     """
-    assert ctx.now is not None
     start_clocks(case, [rec.rule for rec in ctx.plan.referrals], ctx.now)
     return [
         new_referral(
@@ -209,14 +208,16 @@ def _create_referrals(
     ]
 
 
-def _withdraw_pending(session: Session, case: Case, ctx: Context, why: str) -> None:
+def _withdraw_pending(
+    session: Session, case: Case, ctx: Context, why: str, cats: dict[str, Any]
+) -> None:
     for referral in list(case.referrals):
         if referral.state == "pending":
-            fire_referral(session, referral, "withdraw", ctx.actor, why, {}, None, cascade=True)
+            fire_referral(session, referral, "withdraw", ctx.actor, why, {}, cats, cascade=True)
 
 
 def _on_submit(session: Session, case: Case, ctx: Context, cats: dict[str, Any]) -> None:
-    _withdraw_pending(session, case, ctx, "superseded by a new submission")
+    _withdraw_pending(session, case, ctx, "superseded by a new submission", cats)
     _create_referrals(session, case, ctx, cats)
 
 
@@ -230,26 +231,25 @@ def _queue_pending(session: Session, case: Case, ctx: Context, cats: dict[str, A
     case.referred_at = ctx.now
 
 
-def _on_reject(session: Session, case: Case, ctx: Context, _cats: dict[str, Any]) -> None:
-    _withdraw_pending(session, case, ctx, f"rejected by supervisor: {ctx.reason}")
+def _on_reject(session: Session, case: Case, ctx: Context, cats: dict[str, Any]) -> None:
+    _withdraw_pending(session, case, ctx, f"rejected by supervisor: {ctx.reason}", cats)
 
 
 def _on_escalate(session: Session, case: Case, ctx: Context, cats: dict[str, Any]) -> None:
     screening = dict(case.screening or {"facts": {}, "indicators": []})
     screening["facts"] = {**(screening.get("facts") or {}), "imminent_danger": True}
     case.screening = screening
-    assert ctx.now is not None
     # Pages once: an emergency already signalled (IVR, SMS, screening) keeps its clock.
     start_emergency(session, case, actor=ctx.actor.username, channel="escalation",
                     now=ctx.now, case_deadlines=cats["routing"].case_deadlines)
-    _withdraw_pending(session, case, ctx, "superseded by the emergency escalation")
+    _withdraw_pending(session, case, ctx, "superseded by the emergency escalation", cats)
     _create_referrals(session, case, ctx, cats)
     ctx.cascade = True
     _queue_pending(session, case, ctx, cats)
 
 
-def _on_close(session: Session, case: Case, ctx: Context, _cats: dict[str, Any]) -> None:
-    _withdraw_pending(session, case, ctx, "case closed")
+def _on_close(session: Session, case: Case, ctx: Context, cats: dict[str, Any]) -> None:
+    _withdraw_pending(session, case, ctx, "case closed", cats)
     case.resolution_code = ctx.data["resolution_code"]
     case.closed_at = ctx.now
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from transitions import EventData, Machine
 
+from workflows.db import utcnow
 from workflows.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from workflows.models import User
 
@@ -44,7 +45,7 @@ class Context:
     actor: User | None
     reason: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
-    now: datetime | None = None
+    now: datetime = field(default_factory=utcnow)
     plan: Any = None  # routing decision for submit_for_approval / escalate
     # Set when a referral event follows from a case event the actor was allowed to fire
     # (escalate queues without a supervisor; close and reject withdraw pending referrals).

@@ -59,7 +59,7 @@ def _decode(cursor: str) -> tuple[int, datetime | None, datetime, int]:
         raise InvalidInput("cursor is not one this API gave out", field="cursor") from None
 
 
-def _filtered(session: Session, filters: QueueFilter, now: datetime) -> Select[tuple[Case]]:
+def _filtered(session: Session, filters: QueueFilter, now: datetime) -> Select[Case]:
     stmt = select(Case).where(Case.purged_at.is_(None))
     if filters.states:
         unknown = [s for s in filters.states if s not in CASE_STATES]

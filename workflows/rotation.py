@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import Column, Table, Text, bindparam, select, type_coerce, update
+from sqlalchemy import Column, ColumnElement, Table, Text, bindparam, select, type_coerce, update
 from sqlalchemy.orm import Session
 
 from workflows.db import Base
@@ -33,7 +33,7 @@ class RotationReport:
     per_table: dict[str, int] = field(default_factory=dict)
 
 
-def _raw(column: Column[str]) -> object:
+def _raw(column: Column[str]) -> ColumnElement[str]:
     # The stored ciphertext, bypassing the column type's decryption.
     return type_coerce(column, Text)
 

@@ -204,7 +204,9 @@ def load_routing(path: Path, indicators: IndicatorCatalog | None = None) -> Rout
         name = raw.get("name")
         label = f"rule {name!r}" if name else f"rule #{i + 1}"
 
-        def rule_fail(sub: tuple[str | int, ...], message: str, _w: Any = where, _l: Any = label):
+        def rule_fail(
+            sub: tuple[str | int, ...], message: str, _w: Any = where, _l: Any = label
+        ) -> CatalogError:
             return fail((*_w, *sub), f"{_l}: {message}")
 
         if not isinstance(name, str) or not name.isidentifier():

@@ -148,7 +148,8 @@ def _back(case_id: int) -> Any:
 
 def _refused(case_id: int, error: DomainError) -> Any:
     allowed = (error.extra or {}).get("allowed")
-    message = error.message + (f" (allowed now: {', '.join(allowed)})" if allowed else "")
+    shown = ", ".join(str(e) for e in allowed) if isinstance(allowed, list | tuple) else ""
+    message = error.message + (f" (allowed now: {shown})" if shown else "")
     flash(message, "error")
     return _back(case_id)
 

@@ -75,13 +75,12 @@ def queues() -> Any:
         ) or 0,
         "by_state": by_state,
     }
+    next_args: dict[str, Any] = {**request.args.to_dict(), "cursor": next_cursor}
     return render_template(
         "supervisor/queues.html",
         counts=counts,
         cases=cases,
-        next_url=url_for(
-            "supervisor_pages.queues", **{**request.args.to_dict(), "cursor": next_cursor}
-        ) if next_cursor else None,
+        next_url=url_for("supervisor_pages.queues", **next_args) if next_cursor else None,
         now=now,
         filters=shown,
         states=CASE_STATES,
