@@ -12,8 +12,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from workflows.deadlines import aware
-from workflows.machines import AWAITING_AGENCY, CASE_STATES
+from workflows.deadlines import aware, case_late, referral_late
+from workflows.machines import CASE_STATES
 from workflows.models import Case, Referral
 
 
@@ -44,15 +44,9 @@ def median_hours_to_referral(session: Session, since: datetime) -> tuple[float |
 def late_counts(session: Session, now: datetime) -> tuple[int, int]:
     """Cases and referrals past their deadline (a case's deadline is its next one due)."""
     late_cases = session.scalar(
-        select(func.count()).where(
-            Case.deadline.is_not(None), Case.deadline < now, Case.state != "closed",
-            Case.purged_at.is_(None),
-        )
+        select(func.count()).where(case_late(now), Case.purged_at.is_(None))
     )
     late_referrals = session.scalar(
-        select(func.count()).select_from(Referral).where(
-            Referral.deadline.is_not(None), Referral.deadline < now,
-            Referral.state.in_(AWAITING_AGENCY),
-        )
+        select(func.count()).select_from(Referral).where(referral_late(now))
     )
     return int(late_cases or 0), int(late_referrals or 0)

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_
 
 from workflows.machines import AWAITING_AGENCY, OPEN_CASE_STATES
 from workflows.models import Case, Priority, Referral
@@ -122,9 +123,24 @@ def referral_overdue(referral: Referral, now: datetime) -> bool:
     return referral.state in AWAITING_AGENCY and is_overdue(referral.deadline, now)
 
 
-def overdue_summary(case: Case, now: datetime) -> dict[str, Any]:
-    """For the case JSON: is it late, and which referrals are."""
-    return {
-        "overdue": is_overdue(case.deadline, now),
-        "overdue_referrals": [r.id for r in case.referrals if referral_overdue(r, now)],
-    }
+def case_late(now: datetime) -> ColumnElement[bool]:
+    """SQL for "this case is late": its next deadline has passed and it is not closed.
+
+    The one definition the queue filter, the supervisor's counts and the dashboard use
+    (a closed case has no deadline, so ``is_overdue`` agrees on a loaded case).
+    """
+    return and_(Case.deadline.is_not(None), Case.deadline < now, Case.state != "closed")
+
+
+def case_not_late(now: datetime) -> ColumnElement[bool]:
+    """SQL for the complement of ``case_late`` (spelled out: NULL deadlines are on time)."""
+    return or_(Case.deadline.is_(None), Case.deadline >= now, Case.state == "closed")
+
+
+def referral_late(now: datetime) -> ColumnElement[bool]:
+    """SQL for ``referral_overdue``: the agency has not taken it up past its deadline."""
+    return and_(
+        Referral.deadline.is_not(None),
+        Referral.deadline < now,
+        Referral.state.in_(AWAITING_AGENCY),
+    )

@@ -14,13 +14,12 @@ import binascii
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Select, exists, select, tuple_
 from sqlalchemy.orm import Session, selectinload
 
 from workflows.cases import find_surviving_by_reference
-from workflows.deadlines import aware
+from workflows.deadlines import aware, case_late, case_not_late
 from workflows.errors import InvalidInput
 from workflows.machines import CASE_STATES
 from workflows.models import Case, Priority, Referral, User
@@ -89,9 +88,9 @@ def _filtered(session: Session, filters: QueueFilter, now: datetime) -> Select[C
         found = find_surviving_by_reference(session, filters.reference)
         stmt = stmt.where(Case.id == (found.id if found is not None else -1))
     if filters.overdue is True:
-        stmt = stmt.where(Case.deadline < now)
+        stmt = stmt.where(case_late(now))
     elif filters.overdue is False:
-        stmt = stmt.where((Case.deadline >= now) | Case.deadline.is_(None))
+        stmt = stmt.where(case_not_late(now))
     return stmt
 
 
@@ -134,22 +133,3 @@ def case_queue(
     return page, _encode(
         last.queue_rank, aware(last.deadline), aware(last.created_at), last.id  # type: ignore[arg-type]
     )
-
-
-def queue_counts(session: Session, now: datetime) -> dict[str, Any]:
-    """What the top of the supervisor's page shows: open cases by state, and how many are late."""
-    from sqlalchemy import func
-
-    from workflows.machines import OPEN_CASE_STATES
-
-    by_state = dict(
-        session.execute(
-            select(Case.state, func.count())
-            .where(Case.state.in_((*OPEN_CASE_STATES, "referred")))
-            .group_by(Case.state)
-        ).all()
-    )
-    late = session.scalar(
-        select(func.count()).select_from(Case).where(Case.deadline < now)
-    )
-    return {"by_state": by_state, "overdue": late or 0}

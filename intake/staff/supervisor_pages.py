@@ -3,7 +3,7 @@ and counted at the top) and the failed deliveries with their retry button.
 
 The queue is ``workflows.queues.case_queue``, the same query (and keyset pages) the
 API's ``GET /api/v1/cases`` uses; it sorts by deadline then age, so what is late comes
-first. What counts as late comes from ``workflows.statistics.late_counts``.
+first. What counts as late comes from ``workflows.deadlines`` (``case_late``, ``referral_late``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from config.auth import current_user, login_required
 from config.database import db_session
 from intake.statistics import cases_by_state, late_counts
 from workflows.db import utcnow
+from workflows.deadlines import referral_late
 from workflows.errors import InvalidInput
-from workflows.machines import AWAITING_AGENCY, CASE_STATES, OPEN_CASE_STATES
+from workflows.machines import CASE_STATES, OPEN_CASE_STATES
 from workflows.models import Case, Priority, Referral, Role
 from workflows.queues import QueueFilter, case_queue
 
@@ -102,10 +103,7 @@ def failed() -> Any:
     ).all()
     late_referrals = session.scalars(
         select(Referral)
-        .where(
-            Referral.deadline.is_not(None), Referral.deadline < now,
-            Referral.state.in_(AWAITING_AGENCY),
-        )
+        .where(referral_late(now))
         .options(selectinload(Referral.case))
         .order_by(Referral.deadline)
         .limit(PAGE_SIZE)
