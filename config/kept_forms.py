@@ -29,6 +29,7 @@ from markupsafe import Markup, escape
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.datastructures import MultiDict
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from config.auth import current_user
 from config.database import db_session
@@ -91,7 +92,7 @@ def _form_user(form: Any) -> User | None:
     return user if user is not None and user.active and user.role != "tipster" else None
 
 
-def keep_failed_submit(reason: str) -> Response | None:
+def keep_failed_submit(reason: str) -> WerkzeugResponse | None:
     """Keep a staff form whose submit cannot be taken now; the answer that leads the
     person back to it, or None when the request is not a staff form (another handler
     answers)."""

@@ -218,6 +218,10 @@ class Settings:
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
     def uses_redis(self) -> bool:
         return bool(self.redis_url)
 

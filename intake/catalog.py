@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from workflows.catalog_files import CatalogError, line_of, read_yaml, read_yaml_nodes
+from workflows.vocabulary import LANGUAGES
 
-LANGUAGES = ("en", "es")
 VOICE_PROMPTS = (
     "greeting",
     "language_menu",

@@ -18,18 +18,17 @@ from flask import Blueprint, abort, current_app, g, redirect, render_template, r
 
 from config.database import db_session
 from intake import chat as chats
-from intake.models import LANGUAGES
 from intake.public_text import HOTLINE_PHONE, HOTLINE_TEXT, TEXT, pick_language
 from intake.schemas import StrictSchema, Text
 from workflows.accounts import user_for_token
 from workflows.db import transaction, utcnow
 from workflows.errors import NotFound
+from workflows.vocabulary import DESK, LANGUAGES
 
 api = APIBlueprint("chat_api", __name__, url_prefix="/api/v1", tag="chat")
 bp = Blueprint("chat_pages", __name__, template_folder="templates")
 
 COOKIE = "hotline_chat"
-STAFF = ("operator", "supervisor")
 POLL_SECONDS = 3
 CHAT_TEXT = {
     "en": {
@@ -134,7 +133,7 @@ def _staff() -> Any:
         user = user_for_token(db_session(), token.strip()) if scheme.lower() == "bearer" else None
         if user is None:
             abort(401)
-        if user.role not in STAFF:
+        if user.role not in DESK:
             abort(404)
     g.chat_staff = user
     return user

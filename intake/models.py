@@ -19,8 +19,6 @@ from workflows.models import Case
 from workflows.pii import EncryptedJSON, EncryptedText
 
 CHANNELS = ("voice", "sms", "whatsapp", "chat", "web", "operator")
-CALLER_TYPES = ("victim", "community_member", "law_enforcement", "service_provider", "other")
-LANGUAGES = ("en", "es")
 
 
 def blank_is_none(value: str | None) -> str | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from intake.models import LANGUAGES
+from workflows.vocabulary import LANGUAGES
 
 HOTLINE_PHONE = "1-888-373-7888"
 HOTLINE_TEXT = "233733"

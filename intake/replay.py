@@ -1,6 +1,7 @@
 """Spooling intake during a database outage, and replaying it when the database returns.
 
-What each channel writes to the spool (``spool_*``), how an item is put into the
+What the web and call-log channels write to the spool (``spool_*``; the IVR's steps:
+``intake.voice.spool_voice_step``), how an item is put into the
 database (``replay_item``: the same domain functions as the live request, with the
 reference and passphrase hash the tipster was given), and the drainer: a thread in
 each web process (started with the first request) that replays the spool while it
@@ -20,7 +21,6 @@ import hashlib
 import logging
 import os
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,37 +71,6 @@ def spool_call_log(spool: Spool, operator: User, data: dict[str, Any], reference
         reference=reference,
     )
     return item.id
-
-
-def spool_voice_step(spool: Spool, step: str, p: dict[str, Any]) -> Any:
-    """One IVR step; the voicemail step also gets the reference and passphrase to say."""
-    call_sid = p["CallSid"]
-    if step != "recorded":
-        # A Twilio retry of the same step with the same parameters is spooled once.
-        key = "&".join(f"{k}={p[k]}" for k in sorted(p))
-        spool.put("voice", {"step": step, "p": p}, dedupe=f"voice:{step}:{call_sid}:{key}")
-        return None
-    from intake.passphrase import new_passphrase
-    from workflows.cases import new_reference
-
-    # One reference and one passphrase per call: a repeat of the voicemail step (Twilio's
-    # retry or a replayed capture) hears the reference again but no secret, as when the
-    # database is up (intake.calls.finish_voicemail).
-    known = spool.reference_for("voice", f"voice:recorded:{call_sid}:")
-    if known is not None:
-        spool.put("voice", {"step": step, "p": p},
-                  dedupe=f"voice:recorded-again:{call_sid}:{time.time_ns()}")
-        return known, None
-    reference = new_reference()
-    passphrase = new_passphrase()
-    spool.put(
-        "voice",
-        {"step": step, "p": {**p, "reference": reference,
-                             "passphrase_hash": hash_passphrase(passphrase)}},
-        dedupe=f"voice:recorded:{call_sid}:{time.time_ns()}",
-        reference=reference,
-    )
-    return reference, passphrase
 
 
 # --- replay ----------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from apiflask.validators import Length, OneOf
 from marshmallow import ValidationError, validates_schema
 
 from config.contract import OptionalId, StrictBoolean, StrictSchema, Text
-from intake.models import CALLER_TYPES, LANGUAGES
 from workflows.campaigns import HEARD_FROM
+from workflows.vocabulary import CALLER_TYPES, LANGUAGES
 
 
 def to_e164(raw: str, region: str = "US") -> str:

@@ -9,6 +9,7 @@ Each step commits its change before the TwiML is answered; nothing here touches 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Blueprint, abort, request
@@ -17,8 +18,9 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from config.database import runtime
 from intake import calls
-from intake.catalog import LANGUAGES, IntakeCatalog
-from intake.replay import spool_voice_step
+from intake.catalog import IntakeCatalog
+from intake.passphrase import hash_passphrase
+from intake.spool import Spool
 from intake.twilio import (
     callback_url,
     in_transaction,
@@ -29,6 +31,7 @@ from intake.twilio import (
 )
 from workflows.db import utcnow
 from workflows.emergency import start_emergency
+from workflows.vocabulary import LANGUAGES
 
 bp = Blueprint("twilio_voice", __name__, url_prefix="/twilio")
 
@@ -37,6 +40,37 @@ bp = Blueprint("twilio_voice", __name__, url_prefix="/twilio")
 # goes to voicemail.
 CONNECTED = frozenset({"completed", "answered", "bridged"})
 
+
+
+def spool_voice_step(spool: Spool, step: str, p: dict[str, Any]) -> Any:
+    """One IVR step; the voicemail step also gets the reference and passphrase to say."""
+    call_sid = p["CallSid"]
+    if step != "recorded":
+        # A Twilio retry of the same step with the same parameters is spooled once.
+        key = "&".join(f"{k}={p[k]}" for k in sorted(p))
+        spool.put("voice", {"step": step, "p": p}, dedupe=f"voice:{step}:{call_sid}:{key}")
+        return None
+    from intake.passphrase import new_passphrase
+    from workflows.cases import new_reference
+
+    # One reference and one passphrase per call: a repeat of the voicemail step (Twilio's
+    # retry or a replayed capture) hears the reference again but no secret, as when the
+    # database is up (intake.calls.finish_voicemail).
+    known = spool.reference_for("voice", f"voice:recorded:{call_sid}:")
+    if known is not None:
+        spool.put("voice", {"step": step, "p": p},
+                  dedupe=f"voice:recorded-again:{call_sid}:{time.time_ns()}")
+        return known, None
+    reference = new_reference()
+    passphrase = new_passphrase()
+    spool.put(
+        "voice",
+        {"step": step, "p": {**p, "reference": reference,
+                             "passphrase_hash": hash_passphrase(passphrase)}},
+        dedupe=f"voice:recorded:{call_sid}:{time.time_ns()}",
+        reference=reference,
+    )
+    return reference, passphrase
 
 def catalog() -> IntakeCatalog:
     """The prompts of config/intake.yaml."""
@@ -303,8 +337,8 @@ def voice_recorded() -> Any:
     response = VoiceResponse()
     if p["RecordingSid"] is None:
         _say(response, "no_recording", lang)
-    for time in range(2):
-        if time:
+    for repeat in range(2):
+        if repeat:
             _say(response, "repeat", lang)
         _say(response, "reference", lang, reference=spoken_reference(reference))
         if passphrase is None:

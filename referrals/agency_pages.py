@@ -23,12 +23,12 @@ from workflows.access import record_pii_view
 from workflows.db import transaction
 from workflows.errors import DomainError
 from workflows.lifecycle import fire_referral_event
-from workflows.models import Case, Referral, Role, User
+from workflows.models import Case, Referral, User
 from workflows.packets import disclosed_packet
+from workflows.vocabulary import AGENCY
 
 bp = Blueprint("agency_pages", __name__, template_folder="templates")
 
-AGENCY = [Role.AGENCY.value]
 ANSWERS = {
     "acknowledge": "Acknowledge",
     "accept": "Accept",

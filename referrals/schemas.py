@@ -10,8 +10,8 @@ from apiflask.validators import Length, OneOf, Range
 from marshmallow import ValidationError, validates_schema
 
 from config.contract import StrictSchema, Text
+from workflows.vocabulary import AGENCY_EVENTS
 
-AGENCY_EVENTS = ("acknowledge", "accept", "decline", "request_info", "record_outcome")
 INVESTIGATION_STATUSES = (
     "not_started",
     "open",

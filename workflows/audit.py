@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Table, select, text, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -224,6 +224,7 @@ def _chain_pending_events(session: Session) -> None:
             prev = event.hash
     session.flush()
     table = AuditChainHead.__table__
+    assert isinstance(table, Table)  # a mapped class with a plain table
     for chain, events in by_chain.items():
         last = events[-1]
         session.execute(

@@ -16,8 +16,8 @@ from workflows.casework import staff_case
 from workflows.errors import Forbidden, InvalidInput, NotFound
 from workflows.identifiers import LINKED_KINDS, normalise
 from workflows.jurisdiction import incident_state
-from workflows.machines import DESK, SUPERVISOR
 from workflows.models import Base, Case, Location, Note, Subject, User, Victim
+from workflows.vocabulary import DESK, SUPERVISOR
 
 # item kind in the URL -> (model, fields a person may set, who "entered" it)
 ITEMS: dict[str, tuple[type[Base], tuple[str, ...], str]] = {

@@ -14,11 +14,11 @@ from workflows.deadlines import clock_start, refresh_case_deadline, start_clocks
 from workflows.emergency import start_emergency
 from workflows.errors import Conflict, Forbidden, InvalidInput, NotFound
 from workflows.lifecycle import configured_agencies, fire_case_event
-from workflows.machines import DESK, STAFF
 from workflows.models import PRIORITY_RANK, Case, User
 from workflows.referral_events import flush_or_conflict
 from workflows.routing import route
 from workflows.screening import CONSENT_GIVERS, FACT_NAMES, assess, check_input, consent_records
+from workflows.vocabulary import DESK, STAFF
 
 SCREENABLE = ("received", "screening", "awaiting_info")
 

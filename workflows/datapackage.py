@@ -194,7 +194,7 @@ def stream_package(
                     text.detach()
             archive.writestr("data-dictionary.csv",
                              _csv_bytes([list(DICT_COLUMNS), *dictionary_rows(vocab)]))
-            suppression = [["table", "disclosure_level", "description", "cases"]]
+            suppression: list[list[Any]] = [["table", "disclosure_level", "description", "cases"]]
             descriptions = {s.name: s.description for s in LADDER}
             descriptions["dropped"] = "not released: rarer than k even with nothing shown"
             for table_name, summary in extract.suppression().items():

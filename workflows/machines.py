@@ -21,10 +21,7 @@ from transitions import EventData, Machine
 from workflows.db import utcnow
 from workflows.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from workflows.models import User
-
-SUPERVISOR = frozenset({"supervisor"})
-STAFF = frozenset({"operator", "supervisor", "admin"})
-DESK = frozenset({"operator", "supervisor"})
+from workflows.vocabulary import DESK, SUPERVISOR
 
 RESOLUTION_CODES = (
     "information_only",
@@ -229,7 +226,6 @@ REFERRAL_TRANSITIONS: list[dict[str, Any]] = [
 # one (a re-route), under the same APPROVER guard as a case's approval.
 STAFF_REFERRAL_EVENTS = {"reroute": "reroute", "retry": "retry", "withdraw": "withdraw",
                          "approve": "queue"}
-AGENCY_EVENTS = frozenset({"acknowledge", "accept", "decline", "request_info", "record_outcome"})
 
 
 def _machine(name: str, states: list[str], transitions: list[dict[str, Any]]) -> Machine:

@@ -20,8 +20,8 @@ from workflows.casefile import refresh_jurisdiction
 from workflows.casework import staff_case
 from workflows.db import Base, is_postgres, utcnow
 from workflows.errors import Conflict, InvalidInput
-from workflows.machines import SUPERVISOR
 from workflows.models import Case, User
+from workflows.vocabulary import SUPERVISOR
 
 # Tables whose rows follow the case they belong to (the thread, tip_messages, does not).
 MOVED_TABLES = (

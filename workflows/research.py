@@ -36,7 +36,8 @@ from workflows.disclosure import (
 from workflows.machines import AWAITING_AGENCY, CASE_STATES, REFERRAL_STATES
 from workflows.models import Case, Referral
 from workflows.outcomes import read_outcome
-from workflows.screening import CALLER_TYPES, LEVELS, REQUEST_TYPES, TRAFFICKING_TYPES
+from workflows.screening import LEVELS, REQUEST_TYPES, TRAFFICKING_TYPES
+from workflows.vocabulary import CALLER_TYPES
 
 BATCH = 1000
 CHANNELS = ("voice", "sms", "whatsapp", "chat", "web", "operator")
@@ -137,7 +138,7 @@ def schemas(vocab: Vocabulary) -> dict[str, list[Field]]:
                   (*LEVELS, "unscreened"), "Confirmed / suspected status"),
             Field("priority", "string", "Priority given at screening",
                   ("emergency", "urgent", "routine")),
-            Field("case_state", "string", "Where the case is in its lifecycle", CASE_STATES),
+            Field("case_state", "string", "Where the case is in its lifecycle", tuple(CASE_STATES)),
             Field("victims", "integer", "Number of victims recorded", htrs="Number of victims"),
             Field("contacts", "integer", "Number of contacts (calls, texts, tips) on the case"),
             Field("referrals_made", "integer", "Referrals made to agencies"),
@@ -157,7 +158,7 @@ def schemas(vocab: Vocabulary) -> dict[str, list[Field]]:
             Field("basis", "string", "Legal basis of the disclosure", ("mandatory", "consent")),
             Field("rule", "string", "Routing rule that called for the referral",
                   (*vocab.rules, "other")),
-            Field("referral_state", "string", "Where the referral is", REFERRAL_STATES),
+            Field("referral_state", "string", "Where the referral is", tuple(REFERRAL_STATES)),
             Field("days_to_send", "integer", "Whole days from the referral to its delivery"),
             Field("days_to_answer", "integer", "Whole days from delivery to the agency's answer"),
             Field("deadline_met", "boolean", "Answered (or, while waiting, still) within its "

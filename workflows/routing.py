@@ -17,7 +17,6 @@ from typing import Any
 from workflows.catalog_files import CatalogError, line_of, read_yaml, read_yaml_nodes
 from workflows.jurisdiction import US_STATES
 from workflows.screening import (
-    CALLER_TYPES,
     CONSENT_SCOPES,
     FACT_NAMES,
     LEVELS,
@@ -28,6 +27,7 @@ from workflows.screening import (
     IndicatorCatalog,
     consent_state,
 )
+from workflows.vocabulary import CALLER_TYPES
 
 # Until config/agencies.yaml is loaded, these are the agencies a rule may name.
 DEFAULT_AGENCIES = ("ICE", "FBI", "HHS", "DOL_WHD")

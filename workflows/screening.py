@@ -16,17 +16,16 @@ from typing import Any
 from workflows.catalog_files import CatalogError, line_of, read_yaml, read_yaml_nodes
 from workflows.errors import InvalidInput
 from workflows.models import Priority
+from workflows.vocabulary import LANGUAGES
 
 ELEMENTS = ("act", "means", "purpose")
 TYPES = ("sex", "labor", "general")
 VENUE_TYPES = ("sex", "labor", "both")
-LANGUAGES = ("en", "es")
 # Never indicators (SPEC 4): a code or question about these is refused at start-up.
 FORBIDDEN_WORDS = ("race", "ethnic", "gender", "religio", "skin colo", "nationality")
 
 TRAFFICKING_TYPES = ("sex", "labor", "both", "unknown")
 REQUEST_TYPES = ("crisis", "tip", "referral", "information", "high_risk")
-CALLER_TYPES = ("victim", "community_member", "law_enforcement", "service_provider", "other")
 BOOLEAN_FACTS = (
     "victim_minor",
     "foreign_national",

@@ -14,13 +14,14 @@ from sqlalchemy import select
 from config.auth import login_required
 from config.database import db_session, runtime
 from workflows.logins import is_locked
-from workflows.models import Role, User
+from workflows.models import User
+from workflows.vocabulary import ADMIN
 
 bp = Blueprint("admin_pages", __name__, template_folder="templates")
 
 
 @bp.get("/admin/")
-@login_required([Role.ADMIN.value])
+@login_required(ADMIN)
 def start() -> Any:
     users = db_session().scalars(select(User).order_by(User.role, User.username)).all()
     catalogs = runtime().catalogs

@@ -37,12 +37,11 @@ from workflows.machines import (
     case_machine,
 )
 from workflows.merging import merged_case_ids
-from workflows.models import AuditEvent, Case, Referral, Role, User
+from workflows.models import AuditEvent, Case, Referral, User
+from workflows.vocabulary import DESK, STAFF, SUPERVISOR
 
 bp = Blueprint("case_pages", __name__, template_folder="templates")
 
-STAFF = (Role.OPERATOR.value, Role.SUPERVISOR.value, Role.ADMIN.value)
-CALLERS = (Role.OPERATOR.value, Role.SUPERVISOR.value)
 # Buttons offered per role; the lifecycle decides whether each is allowed right now.
 CASE_EVENTS = {
     "operator": ("start_screening", "request_info", "info_received", "submit_for_approval",
@@ -136,7 +135,7 @@ def show(case_id: int) -> Any:
         us_states=US_STATES,
         staff=session.scalars(
             select(User)
-            .where(User.role.in_(CALLERS), User.active.is_(True))
+            .where(User.role.in_(DESK), User.active.is_(True))
             .order_by(User.username)
         ).all(),
     )
@@ -160,7 +159,7 @@ def _version() -> int | None:
 
 
 @bp.post("/cases/<int:case_id>/events")
-@login_required(CALLERS)
+@login_required(DESK)
 def case_event(case_id: int) -> Any:
     from workflows.lifecycle import fire_case_event
 
@@ -185,7 +184,7 @@ def case_event(case_id: int) -> Any:
 
 
 @bp.post("/cases/<int:case_id>/assign")
-@login_required([Role.SUPERVISOR.value])
+@login_required(SUPERVISOR)
 def assign(case_id: int) -> Any:
     from workflows.casework import assign_case
 
@@ -201,11 +200,11 @@ def assign(case_id: int) -> Any:
 
 
 @bp.post("/cases/<int:case_id>/immigration-relief")
-@login_required(CALLERS)
+@login_required(DESK)
 def immigration_relief(case_id: int) -> Any:
     from workflows.casework import staff_case
     from workflows.immigration import set_protected
-    from workflows.machines import DESK
+    from workflows.vocabulary import DESK
 
     session = db_session()
     try:
@@ -221,7 +220,7 @@ def immigration_relief(case_id: int) -> Any:
 
 
 @bp.post("/cases/<int:case_id>/reply")
-@login_required(CALLERS)
+@login_required(DESK)
 def reply(case_id: int) -> Any:
     session = db_session()
     try:
@@ -238,7 +237,7 @@ def reply(case_id: int) -> Any:
 
 
 @bp.post("/referrals/<int:referral_id>/events")
-@login_required([Role.SUPERVISOR.value])
+@login_required(SUPERVISOR)
 def referral_event(referral_id: int) -> Any:
     from workflows.lifecycle import fire_referral_event
 

@@ -10,7 +10,8 @@ from config.contract import StrictBoolean, StrictInteger, StrictSchema, Text
 from intake.schemas import CaseSummary
 from workflows.jurisdiction import US_STATES
 from workflows.machines import CASE_EVENTS, CASE_STATES, STAFF_REFERRAL_EVENTS
-from workflows.screening import CALLER_TYPES, CONSENT_GIVERS, REQUEST_TYPES, TRAFFICKING_TYPES
+from workflows.screening import CONSENT_GIVERS, REQUEST_TYPES, TRAFFICKING_TYPES
+from workflows.vocabulary import CALLER_TYPES
 
 
 def _fact_bool() -> StrictBoolean:

@@ -31,11 +31,12 @@ from workflows.errors import NotFound
 from workflows.immigration import case_suggestion, set_protected
 from workflows.lifecycle import allowed_case_events, fire_case_event, fire_referral_event
 from workflows.links import related_cases
-from workflows.machines import DESK, STAFF, STAFF_REFERRAL_EVENTS
+from workflows.machines import STAFF_REFERRAL_EVENTS
 from workflows.merging import merged_case_ids
 from workflows.models import AuditEvent, Case, Referral, Role, User
 from workflows.queues import QueueFilter, case_queue
 from workflows.referral_events import flush_or_conflict
+from workflows.vocabulary import DESK, STAFF
 
 api = APIBlueprint("case_api", __name__, url_prefix="/api/v1", tag="cases")
 

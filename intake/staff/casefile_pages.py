@@ -19,11 +19,11 @@ from workflows.casefile import SINGULAR, add_item, delete_item, edit_item
 from workflows.db import transaction
 from workflows.errors import DomainError
 from workflows.merging import merge_cases
-from workflows.models import Role, User
+from workflows.models import User
+from workflows.vocabulary import DESK, SUPERVISOR
 
 bp = Blueprint("casefile_pages", __name__)
 
-DESK = (Role.OPERATOR.value, Role.SUPERVISOR.value)
 WHOLE_NUMBERS = frozenset({"age", "age_min", "age_max"})
 YES_NO = frozenset({"minor", "tribal_land", "internal"})
 
@@ -98,7 +98,7 @@ def edit(case_id: int, item: str, item_id: int) -> Any:
 @bp.post(
     "/cases/<int:case_id>/file/<any(victims,subjects,locations,notes):item>/<int:item_id>/delete"
 )
-@login_required([Role.SUPERVISOR.value])
+@login_required(SUPERVISOR)
 def remove(case_id: int, item: str, item_id: int) -> Any:
     session = db_session()
     try:
@@ -111,7 +111,7 @@ def remove(case_id: int, item: str, item_id: int) -> Any:
 
 
 @bp.post("/cases/<int:case_id>/merge")
-@login_required([Role.SUPERVISOR.value])
+@login_required(SUPERVISOR)
 def merge(case_id: int) -> Any:
     session = db_session()
     raw = (request.form.get("into") or "").strip()

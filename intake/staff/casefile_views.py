@@ -21,9 +21,9 @@ from workflows.casefile import add_item, delete_item, edit_item
 from workflows.db import transaction
 from workflows.errors import NotFound
 from workflows.links import cases_naming
-from workflows.machines import STAFF
 from workflows.merging import merge_cases
 from workflows.models import Role, User
+from workflows.vocabulary import STAFF
 
 api = APIBlueprint("casefile_api", __name__, url_prefix="/api/v1", tag="case file")
 

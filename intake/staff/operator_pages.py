@@ -18,7 +18,7 @@ from config.kept_forms import restored_form
 from intake import schemas, services
 from intake.chat import chats_in
 from intake.forms import FormErrors, load, text_or_none, tri_state
-from intake.models import CALLER_TYPES, LANGUAGES, Signal, TipMessage
+from intake.models import Signal, TipMessage
 from intake.staff import screening_form
 from intake.staff.case_schemas import ScreeningIn
 from intake.staff.casefile_pages import form_values
@@ -31,10 +31,10 @@ from workflows.identifiers import SUBJECT_KINDS
 from workflows.jurisdiction import US_STATES
 from workflows.links import cases_naming
 from workflows.models import Case, User
+from workflows.vocabulary import CALLER_TYPES, DESK, LANGUAGES
 
 bp = Blueprint("operator_pages", __name__, template_folder="templates")
 
-CALLERS = ("operator", "supervisor")
 SAFE_FLAGS = (
     ("safe_to_call", "Safe to call"),
     ("safe_to_text", "Safe to text"),
@@ -48,7 +48,7 @@ SAFE_TEXTS = (
 
 
 @bp.get("/operator/")
-@login_required(CALLERS)
+@login_required(DESK)
 def start() -> Any:
     me = _me()
     session = db_session()
@@ -147,13 +147,13 @@ def _form_page(
 
 
 @bp.get("/operator/calls/new")
-@login_required(CALLERS)
+@login_required(DESK)
 def new_call() -> Any:
     return _form_page(restored_form("call:new") or {}, {})
 
 
 @bp.post("/operator/calls/preview")
-@login_required(CALLERS)
+@login_required(DESK)
 def preview() -> Any:
     """The screening result and recommended referrals of the form as it stands, before
     saving: the very code that saves it runs, in a transaction that is rolled back."""
@@ -214,7 +214,7 @@ def call_from_form(form: Any) -> dict[str, Any]:
 
 
 @bp.post("/operator/calls/new")
-@login_required(CALLERS)
+@login_required(DESK)
 def create_call() -> Any:
     form = request.form
     session = db_session()
@@ -276,7 +276,7 @@ def _screen_page(case: Case, form: Any, checked: set[str], errors: dict[str, str
 
 
 @bp.get("/cases/<int:case_id>/screening")
-@login_required(CALLERS)
+@login_required(DESK)
 def screen_again(case_id: int) -> Any:
     case = get_case(db_session(), case_id)
     restored = restored_form(f"screen:{case_id}")
@@ -287,7 +287,7 @@ def screen_again(case_id: int) -> Any:
 
 
 @bp.post("/cases/<int:case_id>/screening")
-@login_required(CALLERS)
+@login_required(DESK)
 def save_screening(case_id: int) -> Any:
     session = db_session()
     case = get_case(session, case_id)

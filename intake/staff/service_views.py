@@ -18,9 +18,9 @@ from intake.schemas import StrictSchema, Text
 from workflows.casework import staff_case
 from workflows.db import transaction
 from workflows.errors import InvalidInput
-from workflows.machines import DESK
 from workflows.outbox import add_outbox_message
 from workflows.providers import SERVICE_TYPES, ServiceReferral, refer_to_provider, search_providers
+from workflows.vocabulary import DESK
 
 api = APIBlueprint("service_api", __name__, url_prefix="/api/v1", tag="services")
 

@@ -21,12 +21,12 @@ from workflows.db import utcnow
 from workflows.deadlines import referral_late
 from workflows.errors import InvalidInput
 from workflows.machines import CASE_STATES, OPEN_CASE_STATES
-from workflows.models import Case, Priority, Referral, Role
+from workflows.models import Case, Priority, Referral
 from workflows.queues import QueueFilter, case_queue
+from workflows.vocabulary import SUPERVISOR
 
 bp = Blueprint("supervisor_pages", __name__, template_folder="templates")
 
-SUPERVISOR = [Role.SUPERVISOR.value]
 PAGE_SIZE = 100
 # "All open": everything not closed, referred cases included (their referrals may be late).
 DEFAULT_STATES = (*OPEN_CASE_STATES, "referred")

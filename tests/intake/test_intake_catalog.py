@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from config.settings import DEFAULT_CONFIG_DIR
-from intake.catalog import LANGUAGES, VOICE_PROMPTS, load_intake_catalog
+from intake.catalog import VOICE_PROMPTS, load_intake_catalog
 from workflows.catalog_files import CatalogError
+from workflows.vocabulary import LANGUAGES
 
 SHIPPED = DEFAULT_CONFIG_DIR / "intake.yaml"
 

@@ -10,13 +10,13 @@ from hypothesis import strategies as st
 from config.settings import DEFAULT_CONFIG_DIR
 from workflows.routing import DEFAULT_AGENCIES, load_routing, route
 from workflows.screening import (
-    CALLER_TYPES,
     REQUEST_TYPES,
     TRAFFICKING_TYPES,
     assess,
     consent_records,
     load_indicators,
 )
+from workflows.vocabulary import CALLER_TYPES
 
 INDICATORS = load_indicators(DEFAULT_CONFIG_DIR / "indicators.yaml")
 ROUTING = load_routing(DEFAULT_CONFIG_DIR / "routing.yaml", INDICATORS)
