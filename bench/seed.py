@@ -260,7 +260,7 @@ def _seed_users(conn: Connection, users: Table, count: int = 5) -> list[int]:
         return found
     conn.execute(users.insert(), [
         {"username": f"seed-operator-{i}", "role": "operator", "active": True,
-         "failed_logins": 0, "created_at": now}
+         "session_epoch": 0, "created_at": now}
         for i in range(1, count + 1)
     ])
     return list(conn.scalars(select(users.c.id).where(users.c.username.like("seed-operator-%"))))

@@ -21,6 +21,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 STAFF_WHO_LOG_CALLS = frozenset({"operator", "supervisor"})
 
+# A login session ends 12 h after the login, active or not (the idle limit is
+# SESSION_MINUTES, enforced by the cookie's signed timestamp).
+SESSION_ABSOLUTE_SECONDS = 12 * 3600
+
 token_auth = HTTPTokenAuth(scheme="Bearer", description="A token from `flask tokens create`.")
 
 
@@ -85,10 +89,14 @@ def current_user() -> User | None:
     user_id = session.get("user_id")
     if user_id is None:
         return None
+    login_at = session.get("login_at")
+    if not isinstance(login_at, int) or time.time() - login_at > SESSION_ABSOLUTE_SECONDS:
+        return None  # older than 12 h however active: log in again
     user = db_session().get(User, user_id)
-    if user is None or not user.active:
-        return None
+    if user is None or not user.active or session.get("epoch") != (user.session_epoch or 0):
+        return None  # logged out since (or deactivated): the cookie is dead
     g.current_user = user
+    g.auth_by = "session"
     return user
 
 

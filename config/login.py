@@ -6,15 +6,17 @@ config/app.py); the password check and the lock-out live in ``workflows.logins``
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, g, redirect, render_template, request, session, url_for
 
 from config.auth import current_user, login_required
 from config.database import db_session
+from workflows.audit import record_event
 from workflows.db import transaction
-from workflows.logins import LoginFailed, authenticate
+from workflows.logins import LoginFailed, authenticate, end_sessions
 
 bp = Blueprint("login", __name__)
 
@@ -83,7 +85,7 @@ def login_submit() -> Any:
     db = db_session()
     with transaction(db):  # commits a counted failure too
         try:
-            user = authenticate(db, username, password)
+            user = authenticate(db, username, password, request.remote_addr or "-")
         except LoginFailed:
             user = None
     if user is None:
@@ -94,12 +96,22 @@ def login_submit() -> Any:
     # A fresh session on login: nothing from before it (fixation) survives.
     session.clear()
     session["user_id"] = user.id
+    session["epoch"] = user.session_epoch or 0
+    session["login_at"] = int(time.time())  # the absolute lifetime counts from here
     session.permanent = True
     return redirect(target or start_url(user.role))
 
 
 @bp.post("/logout")
 def logout() -> Any:
+    user = current_user()
+    if user is not None and g.get("auth_by") == "session":
+        # Server-side: the cookie is signed and would stay valid until it expires, so the
+        # user's epoch moves on and every cookie issued before (this one included) dies.
+        db = db_session()
+        with transaction(db):
+            end_sessions(user)
+            record_event(db, actor=user.username, action="logout")
     session.clear()
     return redirect(url_for("login.login"))
 

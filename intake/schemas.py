@@ -6,7 +6,17 @@ from typing import Any
 
 import phonenumbers
 from apiflask import Schema
-from apiflask.fields import Boolean, DateTime, Dict, Email, Integer, List, Nested, String
+from apiflask.fields import (
+    Boolean,
+    DateTime,
+    Dict,
+    Email,
+    Function,
+    Integer,
+    List,
+    Nested,
+    String,
+)
 from apiflask.validators import Length, OneOf
 from marshmallow import ValidationError, validates_schema
 
@@ -69,7 +79,12 @@ class TipMessageIn(StrictSchema):
 class TipMessageOut(Schema):
     id = Integer()
     direction = String(metadata={"description": "in: from the tipster; out: from the hotline"})
-    author = String()
+    # Never a staff user name: a tipster (or whoever holds their phone) learns nothing
+    # about who works the desk.
+    author = Function(
+        lambda message: "tipster" if message.direction == "in" else "hotline",
+        metadata={"description": "tipster or hotline"},
+    )
     body = String()
     created_at = DateTime()
 

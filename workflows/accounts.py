@@ -19,7 +19,8 @@ from workflows.models import ApiToken, Role, User
 password_hasher = PasswordHasher()
 
 MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=15)
+LOCKOUT = timedelta(minutes=1)  # the first lock-out; doubles with each failure after
+MAX_LOCKOUT = timedelta(hours=1)
 _dummy_hash: dict[int, str] = {}
 
 

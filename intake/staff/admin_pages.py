@@ -23,12 +23,13 @@ bp = Blueprint("admin_pages", __name__, template_folder="templates")
 @bp.get("/admin/")
 @login_required(ADMIN)
 def start() -> Any:
-    users = db_session().scalars(select(User).order_by(User.role, User.username)).all()
+    db = db_session()
+    users = db.scalars(select(User).order_by(User.role, User.username)).all()
     catalogs = runtime().catalogs
     routing = catalogs.get("routing")
     return render_template(
         "admin/start.html",
-        users=[(user, is_locked(user)) for user in users],
+        users=[(user, is_locked(db, user)) for user in users],
         agencies=list((catalogs.get("agencies") or {}).values()),
         rules=list(getattr(routing, "rules", ()) or ()),
     )

@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from tests.page_clients import PASSWORD
+from tests.page_clients import PASSWORD, PageClient
 from workflows.accounts import MAX_FAILED_LOGINS
 from workflows.db import utcnow
-from workflows.models import User
+from workflows.logins import lockout_for
+from workflows.models import LoginFailure, User
 
 START = {
     "operator": "/operator/",
@@ -45,29 +46,67 @@ def test_wrong_password_and_unknown_user_answer_alike(pages, person) -> None:
     assert pages.get("/operator/").status_code == 302  # still not logged in
 
 
-def test_repeated_failures_lock_the_account_even_for_the_right_password(
-    pages, person, db_session
+def _login_from(app, username: str, password: str, address: str):  # type: ignore[no-untyped-def]
+    client = PageClient(app.test_client())
+    client.client.environ_base["REMOTE_ADDR"] = address
+    return client.login(username, password)
+
+
+def test_repeated_failures_lock_the_pair_even_for_the_right_password(
+    app, person, db_session
 ) -> None:
     actor = person("supervisor")
     for _ in range(MAX_FAILED_LOGINS):
-        assert pages.login(actor.username, "guess guess guess").status_code == 401
-    locked = pages.login(actor.username)
-    assert locked.status_code == 401
-    user = db_session.scalar(select(User).where(User.username == actor.username))
-    assert user.locked_until is not None
-    # Once the lock-out has passed, the right password works again.
-    user.locked_until = utcnow() - timedelta(seconds=1)
+        assert _login_from(app, actor.username, "guess guess", "203.0.113.9").status_code == 401
+    assert _login_from(app, actor.username, PASSWORD, "203.0.113.9").status_code == 401
+    row = db_session.get(LoginFailure, (actor.username, "203.0.113.9"))
+    assert row is not None and row.locked_until is not None
+    # Once the lock-out has passed, the right password works again and clears the count.
+    row.locked_until = utcnow() - timedelta(seconds=1)
     db_session.commit()
-    assert pages.login(actor.username).status_code == 302
+    assert _login_from(app, actor.username, PASSWORD, "203.0.113.9").status_code == 302
+    db_session.expire_all()
+    assert db_session.get(LoginFailure, (actor.username, "203.0.113.9")) is None
 
 
-def test_a_success_resets_the_failure_count(pages, person, db_session) -> None:
+def test_knowing_a_user_name_does_not_lock_the_desk_out(app, person, db_session) -> None:
+    """Issue 11 item 13: the lock-out is per (user, address), not per account."""
+    actor = person("operator")
+    for _ in range(MAX_FAILED_LOGINS * 3):  # an attacker hammers the name from outside
+        _login_from(app, actor.username, "guess guess", "198.51.100.66")
+    assert _login_from(app, actor.username, PASSWORD, "198.51.100.66").status_code == 401
+    # The operator at the desk still gets in.
+    assert _login_from(app, actor.username, PASSWORD, "10.0.0.21").status_code == 302
+
+
+def test_the_lockout_backs_off(app, person, db_session) -> None:
+    actor = person("operator")
+    lengths = []
+    for _ in range(MAX_FAILED_LOGINS + 3):
+        _login_from(app, actor.username, "guess guess", "192.0.2.7")
+        row = db_session.get(LoginFailure, (actor.username, "192.0.2.7"))
+        db_session.refresh(row)
+        if row.locked_until is not None:
+            left = row.locked_until.replace(tzinfo=None) - utcnow().replace(tzinfo=None)
+            lengths.append(round(left.total_seconds() / 60))
+            row.locked_until = utcnow() - timedelta(seconds=1)  # let the next guess count
+            db_session.commit()
+    assert lengths == [1, 2, 4, 8]
+    assert lockout_for(MAX_FAILED_LOGINS + 20) - utcnow() <= timedelta(hours=1)
+
+
+def test_unknown_names_count_too_but_say_nothing(app, db_session) -> None:
+    for _ in range(MAX_FAILED_LOGINS):
+        assert _login_from(app, "nobody-at-all", "x", "192.0.2.8").status_code == 401
+    assert db_session.get(LoginFailure, ("nobody-at-all", "192.0.2.8")).locked_until is not None
+
+
+def test_a_success_resets_the_failure_count(app, person, db_session) -> None:
     actor = person("operator")
     for _ in range(MAX_FAILED_LOGINS - 1):
-        pages.login(actor.username, "guess guess guess")
-    assert pages.login(actor.username).status_code == 302
-    user = db_session.scalar(select(User).where(User.username == actor.username))
-    assert user.failed_logins == 0 and user.locked_until is None
+        _login_from(app, actor.username, "guess guess", "192.0.2.9")
+    assert _login_from(app, actor.username, PASSWORD, "192.0.2.9").status_code == 302
+    assert db_session.get(LoginFailure, (actor.username, "192.0.2.9")) is None
 
 
 def test_logout_ends_the_session(logged_in) -> None:
