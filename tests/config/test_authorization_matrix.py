@@ -10,6 +10,7 @@ A new endpoint missing from the table fails ``test_every_endpoint_is_in_the_tabl
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -529,7 +530,8 @@ def world(app, make_actor) -> World:  # type: ignore[no-untyped-def]
                 user = session.scalar(select(User).where(User.username == actors[role].username))
                 users[role] = user
                 # The cookie a login would have set (login: tests/config/test_login.py).
-                cookie = serializer.dumps({"user_id": user.id, "_permanent": True})
+                cookie = serializer.dumps({"user_id": user.id, "_permanent": True, "epoch": 0,
+                                           "login_at": int(time.time())})
                 client.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie)
             clients[role] = client
     from workflows.casefile import add_item
