@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export FLASK_APP := wsgi
 
-.PHONY: help run test test-embedded test-services worker lint bench bench-smoke migration diagrams
+.PHONY: help lock audit run test test-embedded test-services worker lint bench bench-smoke migration diagrams
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -23,11 +23,18 @@ run: $(STAMP) ## Run the service on http://127.0.0.1:5000 (SQLite + in-process q
 test: $(STAMP) ## Run the whole test suite (with CI=true: PostgreSQL + Redis, then the embedded defaults)
 	$(BIN)/python .ci/browser.py
 	@if [ "$$CI" = "true" ]; then \
+		$(BIN)/python .ci/audit.py && \
 		TEST_BACKEND=services $(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS) && \
 		TEST_BACKEND=embedded $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not services and not browser" $(PYTEST_ARGS); \
 	else \
 		$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS); \
 	fi
+
+lock: $(STAMP) ## Regenerate requirements.lock (runtime pins of requirements.txt, hashed)
+	$(BIN)/python .ci/lock.py
+
+audit: $(STAMP) ## pip-audit over requirements.lock (skips when its source is unreachable)
+	$(BIN)/python .ci/audit.py
 
 worker: $(STAMP) ## Run a delivery worker against REDIS_URL
 	$(BIN)/flask --app wsgi worker
