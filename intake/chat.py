@@ -108,6 +108,23 @@ def chat_for_token(session: Session, chat_id: int, token: str | None) -> Chat:
     return chat
 
 
+def _last_seq(session: Session, chat: Chat) -> int:
+    """The number of the chat's last message (0 before the first)."""
+    return (
+        session.scalar(select(func.max(ChatMessage.seq)).where(ChatMessage.chat_id == chat.id)) or 0
+    )
+
+
+def message_json(message: ChatMessage) -> dict[str, object]:
+    """A message as the chat API and the page's script read it."""
+    return {
+        "seq": message.seq,
+        "sender": message.sender,
+        "body": message.body,
+        "created_at": message.created_at.isoformat(),
+    }
+
+
 def add_message(session: Session, chat: Chat, sender: str, body: str) -> ChatMessage:
     """Store one message (before anyone is shown it); numbered after the last one."""
     text = (body or "").strip()
@@ -119,9 +136,7 @@ def add_message(session: Session, chat: Chat, sender: str, body: str) -> ChatMes
         raise Conflict("this chat has ended", field="state")
     if sender == "operator" and chat.state != "active":
         raise Conflict("take the chat before writing in it", field="state")
-    last = (
-        session.scalar(select(func.max(ChatMessage.seq)).where(ChatMessage.chat_id == chat.id)) or 0
-    )
+    last = _last_seq(session, chat)
     if last >= MAX_MESSAGES:
         raise Conflict("this chat is too long; end it and start another", field="body")
     message = ChatMessage(chat_id=chat.id, seq=last + 1, sender=sender, body=text)
@@ -173,10 +188,9 @@ def take_chat(session: Session, chat: Chat, operator: User) -> Chat:
 
 def add_message_system(session: Session, chat: Chat, text: str) -> None:
     """A line the hotline's software writes (joined, ended)."""
-    last = (
-        session.scalar(select(func.max(ChatMessage.seq)).where(ChatMessage.chat_id == chat.id)) or 0
+    session.add(
+        ChatMessage(chat_id=chat.id, seq=_last_seq(session, chat) + 1, sender="system", body=text)
     )
-    session.add(ChatMessage(chat_id=chat.id, seq=last + 1, sender="system", body=text))
     session.flush()
 
 

@@ -162,15 +162,7 @@ def _status(chat: Any, after: int) -> dict[str, Any]:
         "place_in_line": chats.place_in_line(session, chat),
         "waited_seconds": waited,
         "offer_message": offer,
-        "messages": [
-            {
-                "seq": m.seq,
-                "sender": m.sender,
-                "body": m.body,
-                "created_at": m.created_at.isoformat(),
-            }
-            for m in chats.messages_after(session, chat, after)
-        ],
+        "messages": [chats.message_json(m) for m in chats.messages_after(session, chat, after)],
     }
 
 
@@ -208,12 +200,7 @@ def post_message(chat_id: int, headers: dict[str, Any], data: dict[str, Any]) ->
             session, chat, "operator" if staff is not None else "tipster", data["body"]
         )
     # Stored and committed before anyone is shown it.
-    return {
-        "seq": message.seq,
-        "sender": message.sender,
-        "body": message.body,
-        "created_at": message.created_at.isoformat(),
-    }
+    return chats.message_json(message)
 
 
 @api.get("/chats/<int:chat_id>/messages")
