@@ -233,8 +233,6 @@ def _forget_after_success(response: Response) -> Response:
 
 def draft_banner(form_key: str) -> Markup:
     """The offer of a saved draft, as a small form (restore link, discard button)."""
-    from flask_wtf.csrf import generate_csrf
-
     draft = draft_offer(form_key)
     if draft is None:
         return Markup("")
@@ -242,18 +240,13 @@ def draft_banner(form_key: str) -> Markup:
     return Markup(
         '<div class="draft-offer" role="status" id="draft-offer"><p>You have an unsaved '
         'draft of this form from {when} UTC. <a id="restore-draft" href="{restore}">'
-        'Restore the draft</a></p><form method="post" action="{discard}">'
-        '<input type="hidden" name="csrf_token" value="{csrf}">'
-        '<input type="hidden" name="_form_key" value="{key}">'
-        '<input type="hidden" name="_back" value="{back}">'
+        'Restore the draft</a></p><form method="post" action="{discard}">{fields}'
         '<button type="submit" class="secondary">Discard it</button></form></div>'
     ).format(
         when=draft.updated_at.strftime("%Y-%m-%d %H:%M"),
         restore=escape(_with_flag(back, "draft=1")),
         discard=url_for("kept_forms.discard"),
-        csrf=generate_csrf(),
-        key=form_key,
-        back=back,
+        fields=kept_form_fields(form_key),  # the same token, key and way back as the form
     )
 
 
