@@ -16,6 +16,7 @@ import yaml
 
 from config.settings import Settings
 from workflows.catalog_files import CatalogError
+from workflows.outcomes import OUTCOME_KINDS
 
 CHANNELS = ("webhook", "email", "sms")
 PRIORITIES = ("emergency", "urgent", "routine")
@@ -32,6 +33,7 @@ class Agency:
     channels: tuple[str, ...]
     deadline_minutes: dict[str, int]
     optional: bool = False
+    outcomes: tuple[str, ...] = ()  # the outcome kinds it may record (workflows.outcomes)
     webhook_url: str | None = field(default=None, repr=False)
     webhook_secret: str | None = field(default=None, repr=False)
     email: str | None = field(default=None, repr=False)
@@ -87,7 +89,7 @@ def _agency(path: Path, entry: Any, settings: Settings, index: int) -> Agency:
     def fail(message: str) -> CatalogError:
         return CatalogError(f"{path}, line {line}: {message}")
 
-    unknown = set(entry) - {"code", "name", "channels", "deadlines", "optional"}
+    unknown = set(entry) - {"code", "name", "channels", "deadlines", "optional", "outcomes"}
     if unknown:
         raise fail(f"unknown key(s) {', '.join(sorted(unknown))}")
     code = entry.get("code")
@@ -107,12 +109,16 @@ def _agency(path: Path, entry: Any, settings: Settings, index: int) -> Agency:
     optional = entry.get("optional", False)
     if not isinstance(optional, bool):
         raise fail(f"agency {code}: optional must be true or false")
+    outcomes = entry.get("outcomes") or []
+    if not isinstance(outcomes, list) or any(k not in OUTCOME_KINDS for k in outcomes):
+        raise fail(f"agency {code}: outcomes must be a list of {', '.join(OUTCOME_KINDS)}")
     return Agency(
         code=code,
         name=name.strip(),
         channels=tuple(channels),
         deadline_minutes=deadlines,
         optional=optional,
+        outcomes=tuple(dict.fromkeys(outcomes)),
         webhook_url=settings.agency_env(code, "WEBHOOK_URL"),
         webhook_secret=settings.agency_env(code, "WEBHOOK_SECRET"),
         email=settings.agency_env(code, "EMAIL"),

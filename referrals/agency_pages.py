@@ -17,14 +17,16 @@ from sqlalchemy import select
 from config.auth import current_user, login_required
 from config.database import db_session, runtime
 from intake.forms import FormErrors, load
-from referrals.schemas import INVESTIGATION_STATUSES, AgencyEventIn
+from referrals.schemas import AgencyEventIn
 from referrals.views import DISCLOSED, others_on_case, own_referral
 from workflows.access import record_pii_view
-from workflows.db import transaction
+from workflows.db import transaction, utcnow
 from workflows.errors import DomainError
 from workflows.lifecycle import fire_referral_event
 from workflows.models import Case, Referral, User
+from workflows.outcomes import OUTCOME_KINDS, outcome_entries
 from workflows.packets import disclosed_packet
+from workflows.referral_events import outcome_kinds
 from workflows.vocabulary import AGENCY
 
 bp = Blueprint("agency_pages", __name__, template_folder="templates")
@@ -99,7 +101,10 @@ def show(referral_id: int) -> Any:
         packet=disclosed_packet(session, referral) if referral.state != "withdrawn" else None,
         others=others,
         answers=ANSWERS,
-        statuses=INVESTIGATION_STATUSES,
+        recorded=outcome_entries(referral.outcome),
+        outcome_kinds=[(k, OUTCOME_KINDS[k])
+                       for k in outcome_kinds(runtime().catalogs, me.agency_code or "")],
+        today=utcnow().date().isoformat(),
     )
 
 
@@ -110,21 +115,13 @@ def answer_from_form(form: Any) -> dict[str, Any]:
         "reason": (form.get("reason") or "").strip() or None,
     }
     if body["event"] == "record_outcome":
-        outcome: dict[str, Any] = {
-            "investigation_status": form.get("investigation_status") or None,
-            "charges": _lines(form.get("charges")),
-            "convictions": _lines(form.get("convictions")),
-            "notes": (form.get("notes") or "").strip() or None,
+        # One form per kind: blank fields are absent, so the API's own rules name them.
+        body["outcome"] = {
+            name: value
+            for name in ("kind", "status", "date", "amount", "notes")
+            if (value := (form.get(name) or "").strip())
         }
-        for name in ("restitution_ordered", "restitution_paid"):
-            raw = (form.get(name) or "").strip()
-            outcome[name] = raw or None
-        body["outcome"] = outcome
     return body
-
-
-def _lines(raw: str | None) -> list[str]:
-    return [line.strip() for line in (raw or "").splitlines() if line.strip()]
 
 
 @bp.post("/agency/referrals/<int:referral_id>/events")

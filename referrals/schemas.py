@@ -5,34 +5,44 @@ from __future__ import annotations
 from typing import Any
 
 from apiflask import Schema
-from apiflask.fields import Boolean, DateTime, Dict, Float, Integer, List, Nested, String
-from apiflask.validators import Length, OneOf, Range
+from apiflask.fields import Boolean, Date, DateTime, Dict, Float, Integer, List, Nested, String
+from apiflask.validators import OneOf, Range
 from marshmallow import ValidationError, validates_schema
 
 from config.contract import StrictSchema, Text
+from workflows.db import utcnow
+from workflows.outcomes import (
+    MAX_AMOUNT,
+    MAX_NOTES,
+    OUTCOME_KINDS,
+    OUTCOME_STATUSES,
+    outcome_problem,
+)
 from workflows.vocabulary import AGENCY_EVENTS
 
-INVESTIGATION_STATUSES = (
-    "not_started",
-    "open",
-    "closed_no_action",
-    "referred_for_prosecution",
-    "charged",
-    "convicted",
-    "acquitted",
-    "closed",
-)
 VISIBLE_STATES = ("queued", "sent", "acknowledged", "accepted", "declined", "failed", "withdrawn")
 
 
 class OutcomeIn(StrictSchema):
-    investigation_status = String(required=True, validate=OneOf(INVESTIGATION_STATUSES))
-    charges = List(Text(300), load_default=list, validate=Length(max=100))
-    convictions = List(Text(300), load_default=list, validate=Length(max=100))
-    restitution_ordered = Float(allow_none=True, validate=Range(min=0, max=1e12))
-    restitution_paid = Float(allow_none=True, validate=Range(min=0, max=1e12))
-    currency = String(load_default="USD", validate=Length(equal=3))
-    notes = Text(5000, allow_none=True)
+    """One typed outcome (issue 13); each kind's statuses are in workflows.outcomes."""
+
+    kind = String(required=True, validate=OneOf(tuple(OUTCOME_KINDS)), metadata={
+        "description": "What happened; the kinds an agency may record are configured "
+                       "per agency (config/agencies.yaml): another is 422."})
+    status = String(required=True, validate=OneOf(OUTCOME_STATUSES), metadata={
+        "description": "; ".join(f"{k}: {', '.join(v.statuses)}"
+                                 for k, v in OUTCOME_KINDS.items())})
+    date = Date(required=True, metadata={"description": "When it happened; not in the future."})
+    amount = Float(allow_none=True, validate=Range(min=0, max=MAX_AMOUNT), metadata={
+        "description": "US dollars ordered, assessed or paid on that date; required for "
+                       "restitution and back_wages, refused for every other kind."})
+    notes = Text(MAX_NOTES, allow_none=True)
+
+    @validates_schema
+    def _rules_of_kind(self, data: dict[str, Any], **_: Any) -> None:
+        problem = outcome_problem(data, utcnow().date())
+        if problem is not None:
+            raise ValidationError(problem[1], field_name=problem[0])
 
 
 class AgencyEventIn(StrictSchema):

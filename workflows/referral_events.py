@@ -21,9 +21,11 @@ from workflows.audit import record_event
 from workflows.db import utcnow
 from workflows.deadlines import clock_start, start_clocks
 from workflows.errors import Conflict, InvalidInput
+from workflows.immigration import set_protected
 from workflows.machines import ACTIVE_REFERRAL_STATES, Context, fire, referral_machine
 from workflows.models import Case, Referral, User
 from workflows.outbox import add_outbox_message
+from workflows.outcomes import RELIEF_KINDS, checked_outcome, with_outcome
 from workflows.packets import take_snapshot
 from workflows.screening import assess
 
@@ -38,6 +40,12 @@ def configured_agencies(catalogs: dict[str, Any]) -> tuple[str, ...]:
 
 
 DEFAULT_ANSWER_WINDOW = timedelta(hours=72)
+
+
+def outcome_kinds(catalogs: dict[str, Any], agency: str) -> tuple[str, ...]:
+    """The outcome kinds this agency may record (config/agencies.yaml ``outcomes``)."""
+    entry = (catalogs.get("agencies") or {}).get(agency)
+    return tuple(getattr(entry, "outcomes", ()) or ())
 
 
 def answer_window(catalogs: dict[str, Any], agency: str, priority: str) -> timedelta:
@@ -93,8 +101,15 @@ def fire_referral(
             field="consent",
         )
     from_state = fire(referral_machine, referral, event, ctx)
+    if event == "record_outcome":
+        # Checked after the machine's guards (state, own agency), before anything is written.
+        ctx.data["outcome"] = checked_outcome(
+            ctx.data["outcome"], outcome_kinds(catalogs, referral.agency_code), now.date()
+        )
     session.flush()  # the version check: a lost race stops before any write
     detail: dict[str, Any] = {"agency": referral.agency_code}
+    if event == "record_outcome":
+        detail.update(kind=ctx.data["outcome"]["kind"], status=ctx.data["outcome"]["status"])
     if event == "reroute":
         new = _reroute(session, referral, ctx, catalogs)
         detail["new_referral_id"] = new.id
@@ -159,9 +174,14 @@ def _on_decline(session: Session, referral: Referral, ctx: Context) -> None:
     )
 
 
-def _on_outcome(_session: Session, referral: Referral, ctx: Context) -> None:
-    referral.outcome = {**(referral.outcome or {}), **ctx.data["outcome"],
-                        "recorded_at": ctx.now.isoformat()}
+def _on_outcome(session: Session, referral: Referral, ctx: Context) -> None:
+    entry = {**ctx.data["outcome"], "recorded_at": ctx.now.isoformat()}
+    referral.outcome = with_outcome(referral.outcome, entry)
+    case = referral.case
+    if entry["kind"] in RELIEF_KINDS and not case.protected_immigration:
+        # An agency just told us of a T/U visa or continued presence: 8 U.S.C. 1367 now
+        # protects the case, whatever staff had flagged (audited like a staff change).
+        set_protected(session, case, actor_label(ctx.actor), True, version=None)
 
 
 _REFERRAL_EFFECTS = {

@@ -144,6 +144,20 @@ CODE_KEYS = frozenset(
 CODE_LIST_KEYS = frozenset({"indicators", "triggers"})
 AMOUNT_KEYS = frozenset({"score", "restitution_ordered", "restitution_paid"})
 COUNTED_LIST_KEYS = frozenset({"charges", "convictions"})
+# A typed outcome (workflows.outcomes) keeps what the relief figures count; never notes.
+OUTCOME_CODES = ("kind", "status", "date")
+
+
+def _outcome_codes(item: Any) -> dict[str, Any] | None:
+    if not isinstance(item, dict):
+        return None
+    kept: dict[str, Any] = {
+        k: item[k] for k in OUTCOME_CODES if isinstance(item.get(k), str) and len(item[k]) <= 40
+    }
+    amount = item.get("amount")
+    if isinstance(amount, int | float) and not isinstance(amount, bool):
+        kept["amount"] = amount
+    return kept or None
 
 
 def aggregate_only(value: Any, key: str | None = None) -> Any:
@@ -157,6 +171,8 @@ def aggregate_only(value: Any, key: str | None = None) -> Any:
         return value
     if isinstance(value, str) and key in CODE_KEYS and len(value) <= 40:
         return value
+    if isinstance(value, list) and key == "outcomes":
+        return [kept for item in value if (kept := _outcome_codes(item))] or None
     if isinstance(value, list) and key in COUNTED_LIST_KEYS:
         return len(value)
     if isinstance(value, list) and key in CODE_LIST_KEYS:

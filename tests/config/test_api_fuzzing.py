@@ -87,8 +87,10 @@ CONFIG = """
 # number libphonenumber does not know (the schema can only say "string"); an agency
 # `decline` without a reason (a rule across fields); an indicator, venue or agency code
 # missing from the catalogs in config/ (they change without a new API version); an
-# assignee who is no user. 404 (ids that name nothing), 409 (an event the state does not
-# allow now) and 429 are Schemathesis' defaults.
+# assignee who is no user; an outcome whose status or amount its kind does not take, dated
+# in the future, or of a kind the agency does not record (config/agencies.yaml). 404
+# (ids that name nothing), 409 (an event the state does not allow now) and 429 are
+# Schemathesis' defaults.
 expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
 """
 

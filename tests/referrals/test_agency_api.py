@@ -113,19 +113,14 @@ def test_decline_needs_a_reason_and_then_tells_the_supervisors(
     assert [n.payload["kind"] for n in notes] == ["referral_declined"]
 
 
-def test_outcome_records_charges_convictions_and_restitution(
+def test_outcome_is_recorded_once_accepted(
     app, client, operator, supervisor, make_actor, agency, delivery_runtime
 ) -> None:
     _, ids = _delivered(app, client, operator, supervisor, agency, delivery_runtime)
     fbi = make_actor("agency", "FBI")
     url = f"/api/v1/agency/referrals/{ids['FBI']}/events"
-    outcome = {
-        "investigation_status": "convicted",
-        "charges": ["18 U.S.C. 1591"],
-        "convictions": ["18 U.S.C. 1591"],
-        "restitution_ordered": 250000.0,
-        "restitution_paid": 12000.0,
-    }
+    outcome = {"kind": "restitution", "status": "ordered", "date": "2026-05-04",
+               "amount": 250000.0, "notes": "18 U.S.C. 1593"}
 
     early = client.post(url, json={"event": "record_outcome", "outcome": outcome},
                         headers=fbi.headers)
@@ -134,14 +129,14 @@ def test_outcome_records_charges_convictions_and_restitution(
         assert client.post(url, json={"event": event}, headers=fbi.headers).status_code == 200
     done = client.post(url, json={"event": "record_outcome", "outcome": outcome},
                        headers=fbi.headers)
-    bad = client.post(url, json={"event": "record_outcome",
-                                 "outcome": {"investigation_status": "won"}}, headers=fbi.headers)
+    bad = client.post(url, json={"event": "record_outcome", "outcome": {
+        "kind": "investigation", "status": "won", "date": "2026-05-04"}}, headers=fbi.headers)
 
     assert done.status_code == 200, done.get_json()
-    recorded = done.get_json()["outcome"]
-    assert recorded["restitution_ordered"] == 250000.0 and recorded["restitution_paid"] == 12000.0
-    assert recorded["charges"] == ["18 U.S.C. 1591"] and done.get_json()["state"] == "accepted"
-    assert bad.status_code == 422 and bad.get_json()["field"] == "outcome.investigation_status"
+    [recorded] = done.get_json()["outcome"]["outcomes"]
+    assert recorded["amount"] == 250000.0 and recorded["notes"] == "18 U.S.C. 1593"
+    assert done.get_json()["state"] == "accepted"
+    assert bad.status_code == 422 and bad.get_json()["field"] == "outcome.status"
 
 
 def test_supervisor_retries_a_failed_delivery(

@@ -58,9 +58,11 @@ def test_agency_walks_its_referral_to_accepted_with_an_outcome(
         "acknowledged"
     )
     assert _fire(db_session, referred, "accept", ice).state == "accepted"
-    outcome = {"investigation": "opened", "charges": 2, "restitution_ordered": 12000}
+    outcome = {"kind": "restitution", "status": "ordered", "date": "2026-01-05", "amount": 12000}
     referral = _fire(db_session, referred, "record_outcome", ice, data={"outcome": outcome})
-    assert referral.outcome["charges"] == 2
+    [recorded] = referral.outcome["outcomes"]
+    assert (recorded["kind"], recorded["amount"], recorded["date"]) == (
+        "restitution", 12000.0, "2026-01-05")
     actions = db_session.scalars(
         select(AuditEvent.action).where(AuditEvent.referral_id == referred).order_by(AuditEvent.id)
     ).all()

@@ -86,7 +86,10 @@ def _add_related_rows(db_session, case: Case) -> None:  # type: ignore[no-untype
             reason="ICE: documents confiscated",
             idempotency_key=f"k{case.id}",
             decline_reason="the victim's name is …",
-            outcome={"investigation_status": "opened", "charges": ["x v. Y"], "notes": "name"},
+            outcome={"investigation_status": "opened", "charges": ["x v. Y"], "notes": "name",
+                     "outcomes": [{"kind": "restitution", "status": "paid", "amount": 500.0,
+                                   "date": "2026-01-05", "notes": "paid by Mr X",
+                                   "recorded_at": "2026-01-06T10:00:00+00:00"}]},
             legal_basis={"rule": "r"},
         )
     )
@@ -148,7 +151,8 @@ def test_an_expired_closed_case_is_de_identified_and_counted_once(client, db_ses
         ), model.__name__
     referral = db_session.scalar(select(Referral).where(Referral.case_id == expired.id))
     assert referral.state == "declined" and referral.decline_reason is None
-    assert referral.outcome == {"investigation_status": "opened", "charges": 1}
+    assert referral.outcome == {"investigation_status": "opened", "charges": 1, "outcomes": [
+        {"kind": "restitution", "status": "paid", "date": "2026-01-05", "amount": 500.0}]}
     assert referral.legal_basis == {"rule": "r"}
 
     # Untouched: a case inside its period, and an open case.

@@ -77,16 +77,16 @@ def test_call_log_to_agency_acceptance(app, logged_in, db_session, catalogs) -> 
         assert answer.status_code == 303
     outcome = fbi.submit(
         f"/agency/referrals/{referral.id}", f"/agency/referrals/{referral.id}/events",
-        {"event": "record_outcome", "investigation_status": "charged",
-         "charges": "18 U.S.C. 1591\n18 U.S.C. 2421", "restitution_ordered": "5000"},
+        {"event": "record_outcome", "kind": "restitution", "status": "ordered",
+         "date": "2026-03-04", "amount": "5000"},
     )
     assert outcome.status_code == 303
     db_session.expire_all()
     referral = db_session.get(Referral, referral.id)
     assert referral.state == "accepted"
-    assert referral.outcome["investigation_status"] == "charged"
-    assert referral.outcome["charges"] == ["18 U.S.C. 1591", "18 U.S.C. 2421"]
-    assert referral.outcome["restitution_ordered"] == 5000
+    [recorded] = referral.outcome["outcomes"]
+    assert (recorded["kind"], recorded["status"], recorded["amount"]) == (
+        "restitution", "ordered", 5000)
     story = supervisor.get(f"/cases/{case_id}").get_data(as_text=True)
     assert "accepted" in story and "record outcome" in story
 

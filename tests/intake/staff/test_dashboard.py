@@ -6,12 +6,11 @@ import re
 from datetime import timedelta
 
 from intake import statistics
-from referrals.schemas import INVESTIGATION_STATUSES
 from tests.flows import screened_case, sent_referral
 from workflows.db import transaction, utcnow
 from workflows.lifecycle import fire_referral_event
 from workflows.models import Case, User
-from workflows.outcomes import INVESTIGATED
+from workflows.outcomes import OUTCOME_KINDS
 
 
 def _agency(session, code: str) -> User:
@@ -30,7 +29,8 @@ def test_dashboard_draws_the_live_figures(app, logged_in, db_session, catalogs) 
         fire_referral_event(db_session, accepted.id, "accept", fbi, catalogs=catalogs)
         fire_referral_event(
             db_session, accepted.id, "record_outcome", fbi,
-            data={"outcome": {"investigation_status": "open"}}, catalogs=catalogs,
+            data={"outcome": {"kind": "investigation", "status": "opened",
+                              "date": utcnow().date().isoformat()}}, catalogs=catalogs,
         )
         fire_referral_event(
             db_session, declined.id, "decline", fbi, reason="not ours", catalogs=catalogs
@@ -65,9 +65,10 @@ def test_median_time_from_intake_to_referral(app, db_session) -> None:
     assert count == 1 and round(median, 2) == 5.0
 
 
-def test_investigated_outcomes_are_statuses_agencies_can_record() -> None:
-    assert INVESTIGATED < set(INVESTIGATION_STATUSES)
-    assert "not_started" not in INVESTIGATED
+def test_counted_outcomes_are_statuses_agencies_can_record() -> None:
+    for kind in OUTCOME_KINDS.values():
+        assert kind.happened <= set(kind.statuses)
+    assert "requested" not in OUTCOME_KINDS["continued_presence"].happened
 
 
 def test_any_range_and_a_csv_of_each_chart(app, logged_in, db_session) -> None:
