@@ -11,7 +11,8 @@ import referrals.models  # noqa: F401
 import workflows.drafts
 import workflows.models
 import workflows.outbox
-import workflows.providers  # noqa: F401
+import workflows.providers
+import workflows.threads  # noqa: F401
 from workflows.db import Base
 
 config = context.config

@@ -85,7 +85,7 @@ def _prepare(session: Session, agency: Agency, referral: Referral) -> Outgoing:
     return Outgoing(channel, notice=_notice(referral), subject=f"Referral {referral.id}")
 
 
-def _send(runtime: Runtime, agency: Agency, outgoing: Outgoing) -> int | None:
+def send_outgoing(runtime: Runtime, agency: Agency, outgoing: Outgoing) -> int | None:
     """Reach the agency (no database work here); returns the webhook's status."""
     settings = runtime.settings
     if outgoing.channel == "webhook":
@@ -142,7 +142,7 @@ def deliver_referral(session: Session, referral: Referral, runtime: Runtime | No
     status = None
     if outgoing is not None and agency is not None:
         try:
-            status = _send(runtime, agency, outgoing)
+            status = send_outgoing(runtime, agency, outgoing)
         except DeliveryFailed as exc:
             error = str(exc)
     channel = outgoing.channel if outgoing is not None else "webhook"

@@ -46,7 +46,9 @@ SUPERVISOR_KINDS = (
     "emergency_page", "emergency_repage", "deadline_breach", "referral_declined",
     "referral_failed", "spool_drained",
 )
-KINDS = (*SUPERVISOR_KINDS, "tipster_reply", "service_referral")
+# An agency's question goes to the case's assignee (to the supervisors when nobody holds
+# the case: they assign it).
+KINDS = (*SUPERVISOR_KINDS, "tipster_reply", "service_referral", "agency_question")
 CASELESS_KINDS = frozenset({"spool_drained"})  # about the service, not one case
 
 
@@ -93,6 +95,15 @@ def _tipster_phone(case: Case) -> str | None:
                 return None
         phone = phone or signal.contact_phone or signal.from_phone
     return phone
+
+
+def _assignee(case: Case) -> list[Recipient]:
+    """The phone and e-mail of the person who holds the case, if they can be reached."""
+    person = case.assignee
+    if person is None or not person.active:
+        return []
+    found = [Recipient("sms", person.phone)] if person.phone else []
+    return found + ([Recipient("email", person.email)] if person.email else [])
 
 
 def _tipster(session: Session, case: Case) -> list[Recipient]:
@@ -157,6 +168,13 @@ def _text(
             f"{agency} declined {ref}",
             f"{agency} declined the referral for case {ref}. Re-route or close it.",
         )
+    if kind == "agency_question":
+        # The question itself may quote the case: it is read on the case page only.
+        return (
+            f"{agency} asks about {ref}",
+            f"{agency} asked a question on its referral for case {ref}. Answer it on the "
+            "case page.",
+        )
     if kind == "referral_failed":
         return (
             f"Delivery failed: {ref}",
@@ -202,9 +220,14 @@ def _plan(session: Session, runtime: Runtime, message: OutboxMessage) -> list[No
     if kind == "service_referral":
         recipients, (subject, body) = _provider(session, runtime, case, payload)
     else:
-        recipients = _tipster(session, case) if kind == "tipster_reply" else _supervisors(
-            session, runtime, everyone=kind == "emergency_repage" and payload.get("level") == 2
-        )
+        if kind == "tipster_reply":
+            recipients = _tipster(session, case)
+        elif kind == "agency_question" and _assignee(case):
+            recipients = _assignee(case)
+        else:
+            recipients = _supervisors(
+                session, runtime, everyone=kind == "emergency_repage" and payload.get("level") == 2
+            )
         subject, body = _text(session, kind, case, payload)
     rows = []
     for recipient in recipients:

@@ -30,7 +30,9 @@ from workflows.outbox import OutboxMessage
 
 log = logging.getLogger(__name__)
 
-QUEUE_FOR_KIND = {"deliver_referral": "referrals", "notify": "notifications"}
+QUEUE_FOR_KIND = {
+    "deliver_referral": "referrals", "notify_agency": "referrals", "notify": "notifications",
+}
 PURPOSES = ("referrals", "notifications", "default")
 BATCH = 100
 RESULT_TTL = 3600  # ids only in payloads, but no reason to keep results for long

@@ -6,8 +6,8 @@ from typing import Any
 
 from apiflask import Schema
 from apiflask.fields import Boolean, Date, DateTime, Dict, Float, Integer, List, Nested, String
-from apiflask.validators import OneOf, Range
-from marshmallow import ValidationError, validates_schema
+from apiflask.validators import Length, OneOf, Range, Regexp
+from marshmallow import ValidationError, validates, validates_schema
 
 from config.contract import StrictSchema, Text
 from workflows.db import utcnow
@@ -18,6 +18,7 @@ from workflows.outcomes import (
     OUTCOME_STATUSES,
     outcome_problem,
 )
+from workflows.threads import MAX_BODY
 from workflows.vocabulary import AGENCY_EVENTS
 
 VISIBLE_STATES = ("queued", "sent", "acknowledged", "accepted", "declined", "failed", "withdrawn")
@@ -97,3 +98,42 @@ class AgencyReferralOut(Schema):
 class AgencyReferralPage(Schema):
     items = List(Nested(AgencyReferralOut))
     next = Integer(allow_none=True, metadata={"description": "Pass as `after` for more."})
+
+
+class ThreadMessageIn(StrictSchema):
+    body = Text(MAX_BODY, required=True, metadata={"description": "The question or answer."})
+
+    @validates("body")
+    def _not_blank(self, value: str, **_: Any) -> None:
+        if not value.strip():
+            raise ValidationError("must not be blank")
+
+
+class IdempotencyHeader(Schema):
+    idempotency_key = String(
+        data_key="Idempotency-Key",
+        load_default=None,
+        validate=[Length(min=1, max=64), Regexp(r"^[A-Za-z0-9_.:-]+$")],
+        metadata={"description": "Optional: a replayed POST with the same key writes nothing "
+                  "new and answers the thread as it is."},
+    )
+
+
+class ThreadMessageOut(Schema):
+    id = Integer()
+    side = String(metadata={"description": "agency: the agency wrote it; hotline: the hotline"})
+    author = String(
+        allow_none=True,
+        metadata={"description": "Who wrote it (an agency is not told hotline staff names)."},
+    )
+    body = String()
+    created_at = DateTime()
+
+
+class ThreadOut(Schema):
+    referral_id = Integer()
+    question_due = DateTime(
+        allow_none=True,
+        metadata={"description": "When the hotline owes an answer; null when all is answered."},
+    )
+    messages = List(Nested(ThreadMessageOut))

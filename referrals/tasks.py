@@ -17,6 +17,7 @@ from sqlalchemy import select
 from config.runtime import Runtime, current_runtime
 from referrals.delivery import DeliveryFailed, after_failed_attempt, deliver_referral
 from referrals.notifications import NotifyFailed, check_deadlines, send_notifications
+from referrals.thread_delivery import notify_agency_of_answer
 from workflows.db import is_postgres, transaction, utcnow
 from workflows.models import Referral
 from workflows.outbox import OutboxMessage
@@ -110,6 +111,8 @@ def execute_outbox_message(runtime: Runtime, outbox_id: int, dispatch: int) -> s
                 deliver_referral(session, referral, runtime)
         elif message.kind == "notify":
             send_notifications(session, message, runtime)
+        elif message.kind == "notify_agency" and message.ref_id is not None:
+            notify_agency_of_answer(session, message.ref_id, runtime)
         else:
             log.warning("outbox %s: unknown kind %r, dropped", outbox_id, message.kind)
     finally:

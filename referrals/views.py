@@ -10,17 +10,19 @@ from typing import Any
 
 from apiflask import APIBlueprint
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config.auth import current_user, token_auth
 from config.database import db_session, runtime
 from referrals import schemas
 from workflows.access import record_pii_view
-from workflows.db import transaction
+from workflows.db import transaction, utcnow
 from workflows.errors import NotFound
 from workflows.lifecycle import fire_referral_event
 from workflows.models import Referral, Role, User
 from workflows.packets import disclosed_packet
+from workflows.threads import mark_read_by_agency, present_thread, replayed, thread
 
 api = APIBlueprint("referrals_api", __name__, url_prefix="/api/v1", tag="agency")
 
@@ -167,3 +169,62 @@ def referral_event(referral_id: int, data: dict[str, Any]) -> Any:
         )
     return present(referral, with_packet=False)
 
+
+
+def ask_hotline(
+    session: Session, user: User, referral_id: int, body: str, key: str | None
+) -> Referral:
+    """The agency writes in the thread: its ``request_info`` event (the page and the API).
+
+    A repeated ``Idempotency-Key`` finds the message already written and adds nothing;
+    two requests with one key at once meet the unique key, and the loser reads the
+    winner's message.
+    """
+    try:
+        with transaction(session):
+            own_referral(session, user, referral_id)
+            if replayed(session, referral_id, "agency", key) is None:
+                fire_referral_event(
+                    session, referral_id, "request_info", user, reason=body,
+                    data={"idempotency_key": key}, catalogs=runtime().catalogs,
+                )
+    except IntegrityError:
+        if replayed(session, referral_id, "agency", key) is None:
+            raise
+    return own_referral(session, user, referral_id)
+
+
+def _read_thread(session: Session, user: User, referral_id: int) -> dict[str, Any]:
+    with transaction(session):
+        referral = own_referral(session, user, referral_id)
+        # Messages may quote the case: every read of them is on the audit log.
+        record_pii_view(session, user, referral.case_id, via="api", referral_id=referral.id)
+        mark_read_by_agency(session, referral.id, utcnow())
+        return present_thread(referral, thread(session, referral.id), for_agency=True)
+
+
+@api.get("/agency/referrals/<int:referral_id>/thread")
+@api.auth_required(token_auth, roles=[Role.AGENCY.value])
+@api.output(schemas.ThreadOut)
+@api.doc(summary="The referral's thread: your questions and the hotline's answers",
+         responses=[200, 401, 403, 404])
+def show_thread(referral_id: int) -> Any:
+    return _read_thread(db_session(), _agency_user(), referral_id)
+
+
+@api.post("/agency/referrals/<int:referral_id>/thread")
+@api.auth_required(token_auth, roles=[Role.AGENCY.value])
+@api.input(schemas.IdempotencyHeader, location="headers", arg_name="headers")
+@api.input(schemas.ThreadMessageIn, arg_name="data")
+@api.output(schemas.ThreadOut, status_code=201)
+@api.doc(
+    summary="Ask the hotline, or reply to its answer (opens the hotline's task)",
+    description="The same as the `request_info` event, whose reason is the first "
+    "message: 409 in a state that allows no question (pending, declined, withdrawn).",
+    responses=[201, 401, 403, 404, 409, 422],
+)
+def post_thread(referral_id: int, headers: dict[str, Any], data: dict[str, Any]) -> Any:
+    session = db_session()
+    user = _agency_user()
+    ask_hotline(session, user, referral_id, data["body"], headers.get("idempotency_key"))
+    return _read_thread(session, user, referral_id)

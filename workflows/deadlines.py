@@ -8,6 +8,8 @@ indexed range scan (``deadline < now``) even at a million cases:
   minutes after its first signal, whatever the screening says;
 - pending approval or referred: the earliest deadline of a referral the agency has not
   yet taken up (pending, queued, sent, failed);
+- any state but closed: an agency's question the hotline has not answered yet
+  (``Referral.question_due``, workflows.threads), when it is sooner;
 - closed: none.
 """
 
@@ -52,6 +54,13 @@ def case_deadline(
     """The next thing due on this case, by the rules in this module's docstring."""
     if case.state == "closed":
         return None
+    own = _own_deadline(case, case_deadlines)
+    # An agency's unanswered question is due whatever the case's state (issue 13).
+    questions = [aware(r.question_due) for r in case.referrals if r.question_due is not None]
+    return min((d for d in (own, *questions) if d is not None), default=None)
+
+
+def _own_deadline(case: Case, case_deadlines: dict[str, timedelta] | None) -> datetime | None:
     if case.state in ("pending_approval", "referred"):
         due = [aware(r.deadline) for r in case.referrals if r.state in AWAITING_AGENCY]
         if case.state == "pending_approval":
@@ -144,3 +153,8 @@ def referral_late(now: datetime) -> ColumnElement[bool]:
         Referral.deadline < now,
         Referral.state.in_(AWAITING_AGENCY),
     )
+
+
+def question_late(now: datetime) -> ColumnElement[bool]:
+    """SQL for "an agency's question is past its answer deadline" (the hotline's task)."""
+    return and_(Referral.question_due.is_not(None), Referral.question_due < now)

@@ -28,6 +28,7 @@ from workflows.outbox import add_outbox_message
 from workflows.outcomes import RELIEF_KINDS, checked_outcome, with_outcome
 from workflows.packets import take_snapshot
 from workflows.screening import assess
+from workflows.threads import record_question
 
 
 def configured_agencies(catalogs: dict[str, Any]) -> tuple[str, ...]:
@@ -174,6 +175,15 @@ def _on_decline(session: Session, referral: Referral, ctx: Context) -> None:
     )
 
 
+def _on_request_info(session: Session, referral: Referral, ctx: Context) -> None:
+    # The agency's words open (or join) the referral's thread and the hotline's task.
+    assert ctx.reason is not None  # the machine's needs_reason guard
+    record_question(
+        session, referral, actor_label(ctx.actor), ctx.reason, ctx.now, ctx.catalogs,
+        idempotency_key=ctx.data.get("idempotency_key"),
+    )
+
+
 def _on_outcome(session: Session, referral: Referral, ctx: Context) -> None:
     entry = {**ctx.data["outcome"], "recorded_at": ctx.now.isoformat()}
     referral.outcome = with_outcome(referral.outcome, entry)
@@ -192,6 +202,7 @@ _REFERRAL_EFFECTS = {
     "acknowledge": _on_acknowledge,
     "accept": _on_accept,
     "decline": _on_decline,
+    "request_info": _on_request_info,
     "record_outcome": _on_outcome,
 }
 

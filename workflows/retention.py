@@ -24,6 +24,7 @@ from workflows.catalog_files import CatalogError, line_of, read_yaml, read_yaml_
 from workflows.db import Base, is_postgres, transaction
 from workflows.models import Case, Referral
 from workflows.pii import EncryptedText
+from workflows.threads import ReferralMessage  # noqa: F401 - a case's PII the purge finds
 
 ACTOR = "system:retention"
 # Referrals still waiting on delivery or an agency's answer hold a case back from purging.
@@ -195,6 +196,7 @@ def purge_case(session: Session, case: Case, now: datetime, days: int) -> dict[s
             done[f"{table.name}_erased"] = result.rowcount or 0  # type: ignore[attr-defined]
     for referral in session.scalars(select(Referral).where(Referral.case_id == case.id)):
         referral.decline_reason = None
+        referral.question_due = None  # its thread is deleted: nothing is owed any more
         referral.outcome = aggregate_only(referral.outcome)
     case.passphrase_hash = None
     case.screening = aggregate_only(case.screening)

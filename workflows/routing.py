@@ -56,6 +56,13 @@ CHOICES: dict[str, tuple[str, ...]] = {
 CONDITION_KEYS = (*FACT_NAMES, *DERIVED, "level", "triggers", "indicators")
 _DEADLINE = re.compile(r"^(\d+)\s*(m|h|d)$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+# routing.yaml's ``question_deadlines`` when it names none: an agency waiting on the
+# hotline holds up its investigation, an emergency's most of all.
+DEFAULT_QUESTION_DEADLINES = {
+    "emergency": timedelta(hours=1),
+    "urgent": timedelta(hours=24),
+    "routine": timedelta(hours=24),
+}
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,10 @@ class RoutingConfig:
     rules: tuple[Rule, ...]
     consent_valid_for: timedelta
     case_deadlines: dict[str, timedelta]
+    # How long the hotline has to answer an agency's question, by case priority.
+    question_deadlines: dict[str, timedelta] = field(
+        default_factory=lambda: dict(DEFAULT_QUESTION_DEADLINES)
+    )
 
 
 @dataclass(frozen=True)
@@ -272,7 +283,18 @@ def load_routing(path: Path, indicators: IndicatorCatalog | None = None) -> Rout
         if parsed is None:
             raise fail(("case_deadlines", priority), f"case_deadlines.{priority}: like 24h")
         case_deadlines[priority] = parsed
-    return RoutingConfig(tuple(rules), timedelta(days=days), case_deadlines)
+    question_deadlines: dict[str, timedelta] = {}
+    for priority in ("emergency", "urgent", "routine"):
+        raw_deadline = (data.get("question_deadlines") or {}).get(priority)
+        parsed = (
+            DEFAULT_QUESTION_DEADLINES[priority] if raw_deadline is None
+            else parse_deadline(raw_deadline)
+        )
+        if parsed is None:
+            raise fail(("question_deadlines", priority), f"question_deadlines.{priority}: like 24h")
+        question_deadlines[priority] = parsed
+    return RoutingConfig(tuple(rules), timedelta(days=days), case_deadlines, question_deadlines)
+
 
 
 def matches(cond: dict[str, Any], facts: dict[str, Any]) -> bool:

@@ -11,6 +11,8 @@ from typing import Any
 from apiflask import APIBlueprint
 from flask import jsonify
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from config.auth import current_user, token_auth
 from config.database import db_session, runtime
@@ -22,6 +24,7 @@ from intake.replies import reply_to_tipster
 from intake.schemas import CallIn, CaseOut, TipMessageOut
 from intake.spool import Spool
 from intake.staff import case_schemas as s
+from referrals.schemas import IdempotencyHeader, ThreadMessageIn, ThreadOut
 from workflows.access import record_pii_view
 from workflows.cases import get_case, new_reference
 from workflows.casework import assign_case, record_screening, staff_case
@@ -36,6 +39,7 @@ from workflows.merging import merged_case_ids
 from workflows.models import AuditEvent, Case, Referral, Role, User
 from workflows.queues import QueueFilter, case_queue
 from workflows.referral_events import flush_or_conflict
+from workflows.threads import answer_question, present_thread, replayed, thread
 from workflows.vocabulary import DESK, STAFF
 
 api = APIBlueprint("case_api", __name__, url_prefix="/api/v1", tag="cases")
@@ -111,6 +115,56 @@ def post_referral_event(case_id: int, referral_id: int, body: dict[str, Any]) ->
         )
         record_pii_view(session, user, case.id, via="api")  # the answer shows the case
     return present_case(case)
+
+
+def _case_referral(session: Session, case_id: int, referral_id: int, roles: frozenset[str]
+                   ) -> Referral:
+    case = staff_case(session, case_id, _user(), roles)
+    referral = session.get(Referral, referral_id)
+    if referral is None or referral.case_id != case.id:
+        raise NotFound("no such referral")
+    return referral
+
+
+def _staff_thread(session: Session, case_id: int, referral_id: int) -> dict[str, Any]:
+    with transaction(session):
+        referral = _case_referral(session, case_id, referral_id, frozenset(STAFF))
+        record_pii_view(session, _user(), case_id, via="api", referral_id=referral.id)
+        return present_thread(referral, thread(session, referral.id), for_agency=False)
+
+
+@api.get("/cases/<int:case_id>/referrals/<int:referral_id>/thread")
+@api.auth_required(token_auth, roles=ANYONE)
+@api.output(ThreadOut)
+@api.doc(summary="The agency's questions on a referral and the hotline's answers",
+         responses=[200, 401, 403, 404])
+def show_referral_thread(case_id: int, referral_id: int) -> Any:
+    return _staff_thread(db_session(), case_id, referral_id)
+
+
+@api.post("/cases/<int:case_id>/referrals/<int:referral_id>/thread")
+@api.auth_required(token_auth, roles=ANYONE)
+@api.input(IdempotencyHeader, location="headers", arg_name="headers")
+@api.input(ThreadMessageIn, arg_name="body")
+@api.output(ThreadOut, status_code=201)
+@api.doc(summary="Answer the agency (closes the hotline's task; the agency is told)",
+         description="409 when the agency has asked nothing on this referral.",
+         responses=[201, 401, 403, 404, 409, 422])
+def answer_referral_thread(
+    case_id: int, referral_id: int, headers: dict[str, Any], body: dict[str, Any]
+) -> Any:
+    session = db_session()
+    key = headers.get("idempotency_key")
+    try:
+        with transaction(session):
+            referral = _case_referral(session, case_id, referral_id, DESK)
+            if replayed(session, referral.id, "hotline", key) is None:
+                answer_question(session, referral, _user(), body["body"],
+                                catalogs=runtime().catalogs, idempotency_key=key)
+    except IntegrityError:  # the same key twice at once: the other request wrote it
+        if replayed(session, referral_id, "hotline", key) is None:
+            raise
+    return _staff_thread(session, case_id, referral_id)
 
 
 @api.get("/cases")

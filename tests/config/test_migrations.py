@@ -10,7 +10,8 @@ import intake.models  # noqa: F401
 import referrals.models  # noqa: F401
 import workflows.drafts
 import workflows.outbox
-import workflows.providers  # noqa: F401
+import workflows.providers
+import workflows.threads  # noqa: F401
 from workflows.db import Base
 
 

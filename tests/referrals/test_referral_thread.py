@@ -1,0 +1,250 @@
+"""The agency loop (issue 13): an agency's question opens a task for the hotline, staff
+answer in the referral's thread (case page or API), the agency reads the answer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Text, func, select, type_coerce
+
+from tests.flows import screened_case, sent_referral
+from workflows.db import transaction
+from workflows.deadlines import aware
+from workflows.models import AuditEvent, Case, Referral, User
+from workflows.outbox import OutboxMessage
+from workflows.threads import ReferralMessage
+
+QUESTION = "Which address was the girl seen at last?"
+ANSWER = "The motel on Route 9, room 12, on Tuesday night."
+
+
+def _agency_url(referral_id: int) -> str:
+    return f"/api/v1/agency/referrals/{referral_id}/thread"
+
+
+def _staff_url(referral: Referral) -> str:
+    return f"/api/v1/cases/{referral.case_id}/referrals/{referral.id}/thread"
+
+
+def _ask(client, fbi, referral_id: int, body: str = QUESTION, **headers: str):  # type: ignore[no-untyped-def]
+    return client.post(_agency_url(referral_id), json={"body": body},
+                       headers={**fbi.headers, **headers})
+
+
+def _referral(db_session, referral_id: int) -> Referral:  # type: ignore[no-untyped-def]
+    db_session.expire_all()
+    return db_session.get(Referral, referral_id)
+
+
+def _messages(db_session) -> int:  # type: ignore[no-untyped-def]
+    return db_session.scalar(select(func.count()).select_from(ReferralMessage))
+
+
+def _assign(app, case_id: int, username: str) -> None:  # type: ignore[no-untyped-def]
+    with app.extensions["runtime"].session() as session, transaction(session):
+        case = session.get(Case, case_id)
+        case.assignee_id = session.scalar(select(User.id).where(User.username == username))
+
+
+def test_an_agency_question_opens_a_task_due_by_the_configured_window(
+    app, client, make_actor, db_session, catalogs
+) -> None:
+    referral = sent_referral(app)
+    fbi = make_actor("agency", "FBI")
+
+    asked = _ask(client, fbi, referral.id)
+
+    assert asked.status_code == 201, asked.get_json()
+    body = asked.get_json()
+    assert [(m["side"], m["author"], m["body"]) for m in body["messages"]] == [
+        ("agency", fbi.username, QUESTION)
+    ]
+    stored = _referral(db_session, referral.id)
+    case = stored.case
+    window = catalogs["routing"].question_deadlines[case.priority]
+    assert window == timedelta(hours=24)  # routing.yaml: an urgent case's question
+    message = db_session.scalar(select(ReferralMessage))
+    assert aware(stored.question_due) == aware(message.created_at) + window
+    # Counted like any deadline: the case's next one due is now the question's.
+    assert aware(case.deadline) <= aware(stored.question_due)
+    # Audited as the request_info event, with who asked; the hotline is notified.
+    event = db_session.scalar(select(AuditEvent).where(AuditEvent.action == "agency_request_info"))
+    assert event.actor == fbi.username and event.reason == QUESTION
+    notify = [m.payload for m in db_session.scalars(
+        select(OutboxMessage).where(OutboxMessage.kind == "notify"))]
+    assert {"kind": "agency_question", "case_id": case.id, "referral_id": referral.id,
+            "message_id": None} in notify
+
+
+def test_an_emergency_question_is_due_sooner(app, catalogs) -> None:
+    limits = catalogs["routing"].question_deadlines
+    assert limits["emergency"] < limits["urgent"] <= limits["routine"]
+
+
+def test_staff_answer_through_the_api_closes_the_task_and_the_agency_reads_it(
+    app, client, make_actor, operator, db_session
+) -> None:
+    referral = sent_referral(app)
+    fbi = make_actor("agency", "FBI")
+    assert _ask(client, fbi, referral.id).status_code == 201
+
+    staff_view = client.get(_staff_url(referral), headers=operator.headers)
+    answered = client.post(_staff_url(referral), json={"body": ANSWER}, headers=operator.headers)
+
+    assert staff_view.status_code == 200
+    assert [m["body"] for m in staff_view.get_json()["messages"]] == [QUESTION]
+    assert answered.status_code == 201, answered.get_json()
+    assert answered.get_json()["question_due"] is None
+    assert answered.get_json()["messages"][-1]["author"] == operator.username
+    assert _referral(db_session, referral.id).question_due is None
+    event = db_session.scalar(select(AuditEvent).where(AuditEvent.action == "answer_agency"))
+    assert event.actor == operator.username and event.reason == ANSWER
+    assert db_session.scalar(
+        select(OutboxMessage).where(OutboxMessage.kind == "notify_agency")
+    ).ref_id == answered.get_json()["messages"][-1]["id"]
+
+    read = client.get(_agency_url(referral.id), headers=fbi.headers)
+    assert read.status_code == 200
+    assert [(m["side"], m["author"], m["body"]) for m in read.get_json()["messages"]] == [
+        ("agency", fbi.username, QUESTION), ("hotline", None, ANSWER),  # no staff names
+    ]
+
+    # The agency writes again: a new task opens.
+    again = _ask(client, fbi, referral.id, "And who rents the room?")
+    assert again.status_code == 201 and again.get_json()["question_due"] is not None
+
+
+def test_another_agency_and_a_referral_not_yet_queued_are_not_found(
+    app, client, make_actor, db_session
+) -> None:
+    referral = sent_referral(app)
+    fbi, ice = make_actor("agency", "FBI"), make_actor("agency", "ICE")
+    pending_case = screened_case(app, "not yet submitted")
+    from tests.flows import _user
+    from workflows.lifecycle import fire_case_event
+
+    with app.extensions["runtime"].session() as session, transaction(session):
+        fire_case_event(session, pending_case, "submit_for_approval", _user(session, "operator"),
+                        version=None, catalogs=app.extensions["runtime"].catalogs)
+    pending = db_session.scalar(select(Referral).where(Referral.case_id == pending_case))
+    assert pending.state == "pending" and pending.agency_code == "FBI"
+
+    for who, referral_id in ((ice, referral.id), (fbi, pending.id), (fbi, 999999)):
+        assert client.get(_agency_url(referral_id), headers=who.headers).status_code == 404
+        assert _ask(client, who, referral_id).status_code == 404
+    assert _messages(db_session) == 0
+
+
+@pytest.mark.parametrize("body", ["", "   \n ", "x" * 5001, None, 7])
+def test_an_empty_or_oversize_body_is_refused_and_nothing_is_stored(
+    app, client, make_actor, operator, db_session, body
+) -> None:
+    referral = sent_referral(app)
+    fbi = make_actor("agency", "FBI")
+    assert _ask(client, fbi, referral.id).status_code == 201
+
+    by_agency = client.post(_agency_url(referral.id), json={"body": body}, headers=fbi.headers)
+    by_staff = client.post(_staff_url(referral), json={"body": body}, headers=operator.headers)
+
+    for answer in (by_agency, by_staff):
+        assert answer.status_code == 422, answer.get_json()
+        assert "body" in str(answer.get_json())
+    assert _messages(db_session) == 1
+
+
+def test_a_replayed_post_with_the_same_idempotency_key_writes_once(
+    app, client, make_actor, operator, db_session
+) -> None:
+    referral = sent_referral(app)
+    fbi = make_actor("agency", "FBI")
+
+    first = _ask(client, fbi, referral.id, **{"Idempotency-Key": "q-1"})
+    replay = _ask(client, fbi, referral.id, **{"Idempotency-Key": "q-1"})
+    staff = [
+        client.post(_staff_url(referral), json={"body": ANSWER},
+                    headers={**operator.headers, "Idempotency-Key": "a-1"})
+        for _ in range(2)
+    ]
+
+    assert first.status_code == replay.status_code == 201
+    assert first.get_json()["messages"] == replay.get_json()["messages"]
+    assert [s.status_code for s in staff] == [201, 201]
+    assert _messages(db_session) == 2
+    assert db_session.scalar(
+        select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action.in_(("agency_request_info", "answer_agency")))
+    ) == 2
+
+
+def test_staff_cannot_answer_what_was_never_asked_and_agencies_cannot_answer(
+    app, client, make_actor, operator, db_session
+) -> None:
+    referral = sent_referral(app)
+    fbi = make_actor("agency", "FBI")
+
+    unasked = client.post(_staff_url(referral), json={"body": ANSWER}, headers=operator.headers)
+    as_agency = client.post(_staff_url(referral), json={"body": ANSWER}, headers=fbi.headers)
+
+    assert unasked.status_code == 409 and unasked.get_json()["field"] == "body"
+    assert as_agency.status_code == 404
+    assert _messages(db_session) == 0
+
+
+def test_messages_are_stored_encrypted(app, client, make_actor, operator, db_session) -> None:
+    referral = sent_referral(app)
+    fbi = make_actor("agency", "FBI")
+    _ask(client, fbi, referral.id)
+    client.post(_staff_url(referral), json={"body": ANSWER}, headers=operator.headers)
+
+    raw = list(db_session.scalars(select(type_coerce(ReferralMessage.body, Text))))
+
+    assert len(raw) == 2
+    for stored in raw:
+        assert stored.startswith("enc1:") and "motel" not in stored and "address" not in stored
+
+
+def test_the_agency_webhook_receives_the_answer_signed_once(
+    app, client, make_actor, operator, agency, delivery_runtime
+) -> None:
+    from referrals.relay import run_embedded_once
+    from tests.referrals.conftest import agency_env
+
+    referral = sent_referral(app)
+    fbi = make_actor("agency", "FBI")
+    _ask(client, fbi, referral.id)
+    answered = client.post(_staff_url(referral), json={"body": ANSWER}, headers=operator.headers)
+    message_id = answered.get_json()["messages"][-1]["id"]
+
+    runtime = delivery_runtime(env=agency_env(agency.url))
+    run_embedded_once(runtime, check_deadlines=False)
+    run_embedded_once(runtime, check_deadlines=False)  # nothing is sent twice
+
+    key = f"thread-answer-{message_id}"
+    assert [r["key"] for r in agency.requests] == [key]
+    assert all(r["valid"] for r in agency.requests)  # X-Hotline-Signature checked
+    packet = agency.packets[key]
+    assert packet["type"] == "thread_answer" and packet["referral_id"] == referral.id
+    assert packet["message"]["body"] == ANSWER and "author" not in packet["message"]
+
+
+def test_the_question_is_sent_to_the_case_assignee(
+    app, client, make_actor, operator, db_session, delivery_runtime
+) -> None:
+    from referrals.models import Notification
+    from referrals.relay import run_embedded_once
+
+    referral = sent_referral(app)
+    _assign(app, referral.case_id, operator.username)
+    with transaction(db_session):
+        person = db_session.scalar(select(User).where(User.username == operator.username))
+        person.email = "assignee@hotline.example.org"
+    _ask(client, make_actor("agency", "FBI"), referral.id)
+
+    run_embedded_once(delivery_runtime(), check_deadlines=False)
+
+    sent = db_session.scalars(select(Notification).where(Notification.kind == "agency_question"))
+    rows = [(n.channel, n.recipient) for n in sent]
+    assert rows == [("email", "assignee@hotline.example.org")]
+    body = db_session.scalar(select(Notification.body).where(Notification.kind == "agency_question"))
+    assert "FBI asked a question" in body and QUESTION not in body
