@@ -17,8 +17,8 @@ from sqlalchemy import select
 from config.auth import current_user, login_required
 from config.database import db_session, runtime
 from intake.forms import FormErrors, load
-from referrals.schemas import AgencyEventIn
-from referrals.views import DISCLOSED, others_on_case, own_referral
+from referrals.schemas import AgencyEventIn, ThreadMessageIn
+from referrals.views import DISCLOSED, ask_hotline, others_on_case, own_referral
 from workflows.access import record_pii_view
 from workflows.db import transaction, utcnow
 from workflows.errors import DomainError
@@ -27,6 +27,7 @@ from workflows.models import Case, Referral, User
 from workflows.outcomes import OUTCOME_KINDS, outcome_entries
 from workflows.packets import disclosed_packet
 from workflows.referral_events import outcome_kinds
+from workflows.threads import mark_read_by_agency, thread, with_new_answers
 from workflows.vocabulary import AGENCY
 
 bp = Blueprint("agency_pages", __name__, template_folder="templates")
@@ -76,6 +77,7 @@ def inbox() -> Any:
         .limit(ANSWERED_PAGE + 1)
     ).all()
     agency = (runtime().catalogs.get("agencies") or {}).get(me.agency_code)
+    shown = [*open_referrals, *answered[:ANSWERED_PAGE]]
     return render_template(
         "agency/inbox.html",
         agency=agency,
@@ -83,6 +85,7 @@ def inbox() -> Any:
         answered=answered[:ANSWERED_PAGE],
         page=number,
         more=len(answered) > ANSWERED_PAGE,
+        new_answers=with_new_answers(session, (r.id for r in shown)),
     )
 
 
@@ -94,6 +97,9 @@ def show(referral_id: int) -> Any:
     referral = own_referral(session, me, referral_id)
     with transaction(session):
         record_pii_view(session, me, referral.case_id, via="page", referral_id=referral.id)
+        messages = thread(session, referral.id)
+        new = {m.id for m in messages if m.side == "hotline" and m.read_at is None}
+        mark_read_by_agency(session, referral.id, utcnow())
     others = others_on_case(referral)
     return render_template(
         "agency/show.html",
@@ -105,6 +111,8 @@ def show(referral_id: int) -> Any:
         outcome_kinds=[(k, OUTCOME_KINDS[k])
                        for k in outcome_kinds(runtime().catalogs, me.agency_code or "")],
         today=utcnow().date().isoformat(),
+        messages=messages,
+        new_messages=new,
     )
 
 
@@ -145,3 +153,22 @@ def answer(referral_id: int) -> Any:
     else:
         flash(f"{ANSWERS[data['event']]}: done.", "ok")
     return redirect(url_for("agency_pages.show", referral_id=referral_id), 303)
+
+
+@bp.post("/agency/referrals/<int:referral_id>/thread")
+@login_required(AGENCY)
+def ask(referral_id: int) -> Any:
+    """Write to the hotline in the referral's thread (``POST …/thread`` of the API)."""
+    me = _me()
+    session = db_session()
+    own_referral(session, me, referral_id)
+    try:
+        data = load(ThreadMessageIn(), {"body": request.form.get("body") or ""})
+        ask_hotline(session, me, referral_id, data["body"], None)
+    except FormErrors as exc:
+        flash("Not sent: " + "; ".join(f"{k}: {v}" for k, v in exc.errors.items()), "error")
+    except DomainError as exc:
+        flash(exc.message, "error")
+    else:
+        flash("Sent to the hotline: it will answer here.", "ok")
+    return redirect(url_for("agency_pages.show", referral_id=referral_id) + "#thread", 303)

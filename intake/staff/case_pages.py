@@ -1,5 +1,6 @@
 """A case's whole story for staff, and the actions on it: case events, assignment,
-referral re-routing and retries, replies to an anonymous tipster.
+referral re-routing and retries, replies to an anonymous tipster, answers to an agency's
+questions.
 
 Every action calls the lifecycle functions the JSON API calls
 (``workflows.lifecycle.fire_case_event`` / ``fire_referral_event``); a refused action
@@ -21,6 +22,7 @@ from intake.forms import FormErrors, load
 from intake.replies import reply_to_tipster
 from intake.schemas import TipMessageIn
 from intake.staff import screening_form
+from referrals.schemas import ThreadMessageIn
 from workflows.access import record_pii_view
 from workflows.cases import get_case
 from workflows.casework import SCREENABLE
@@ -38,6 +40,7 @@ from workflows.machines import (
 )
 from workflows.merging import merged_case_ids
 from workflows.models import AuditEvent, Case, Referral, User
+from workflows.threads import answer_question, threads_of_case
 from workflows.vocabulary import DESK, STAFF, SUPERVISOR
 
 bp = Blueprint("case_pages", __name__, template_folder="templates")
@@ -131,6 +134,7 @@ def show(case_id: int) -> Any:
         needs_reason=NEEDS_REASON,
         agencies=agencies,
         related=related_cases(session, case.id),
+        threads=threads_of_case(session, case.id),
         subject_kinds=SUBJECT_KINDS,
         us_states=US_STATES,
         staff=session.scalars(
@@ -265,4 +269,28 @@ def referral_event(referral_id: int) -> Any:
     flash(f"Referral {event}: done.", "ok")
     if request.form.get("back") == "failed":
         return redirect(url_for("supervisor_pages.failed"), 303)
+    return _back(case_id)
+
+
+@bp.post("/referrals/<int:referral_id>/thread")
+@login_required(DESK)
+def answer_agency(referral_id: int) -> Any:
+    """Answer the agency in the referral's thread, as ``POST /api/v1/cases/<id>/referrals/
+    <id>/thread`` does (the same schema, the same domain function)."""
+    session = db_session()
+    referral = session.get(Referral, referral_id)
+    if referral is None:
+        flash("No such referral.", "error")
+        return redirect(url_for("supervisor_pages.queues"), 303)
+    case_id, agency = referral.case_id, referral.agency_code
+    try:
+        data = load(ThreadMessageIn(), {"body": request.form.get("body") or ""})
+        with transaction(session):
+            answer_question(session, referral, _me(), data["body"], catalogs=runtime().catalogs)
+    except FormErrors as exc:
+        flash(f"Answer not sent: {exc}", "error")
+        return _back(case_id)
+    except DomainError as exc:
+        return _refused(case_id, exc)
+    flash(f"Answer sent to {agency}.", "ok")
     return _back(case_id)

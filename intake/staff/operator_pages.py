@@ -31,6 +31,7 @@ from workflows.identifiers import SUBJECT_KINDS
 from workflows.jurisdiction import US_STATES
 from workflows.links import cases_naming
 from workflows.models import Case, User
+from workflows.threads import open_questions
 from workflows.vocabulary import CALLER_TYPES, DESK, LANGUAGES
 
 bp = Blueprint("operator_pages", __name__, template_folder="templates")
@@ -69,6 +70,7 @@ def start() -> Any:
         "operator/start.html",
         my_calls=my_calls,
         assigned=assigned,
+        questions=open_questions(session, assignee_id=me.id, limit=50),
         waiting=tipsters_waiting(session),
         chats_waiting=len(chats_in(session, "waiting")),
     )

@@ -1,5 +1,7 @@
 """Supervisor pages: the queues (by state, priority, age and deadline; late items first
-and counted at the top) and the failed deliveries with their retry button.
+and counted at the top), the agencies' questions waiting for an answer (a task on the
+case's assignee, or for a supervisor to assign), and the failed deliveries with their
+retry button.
 
 The queue is ``workflows.queues.case_queue``, the same query (and keyset pages) the
 API's ``GET /api/v1/cases`` uses; it sorts by deadline then age, so what is late comes
@@ -18,11 +20,12 @@ from config.auth import current_user, login_required
 from config.database import db_session
 from intake.statistics import cases_by_state, late_counts
 from workflows.db import utcnow
-from workflows.deadlines import referral_late
+from workflows.deadlines import question_late, referral_late
 from workflows.errors import InvalidInput
 from workflows.machines import CASE_STATES, OPEN_CASE_STATES
 from workflows.models import Case, Priority, Referral
 from workflows.queues import QueueFilter, case_queue
+from workflows.threads import open_questions
 from workflows.vocabulary import SUPERVISOR
 
 bp = Blueprint("supervisor_pages", __name__, template_folder="templates")
@@ -75,12 +78,20 @@ def queues() -> Any:
             select(func.count()).select_from(Referral).where(Referral.state == "failed")
         ) or 0,
         "by_state": by_state,
+        # Agencies waiting on the hotline: each question is a task with its own deadline.
+        "late_questions": session.scalar(
+            select(func.count())
+            .select_from(Referral)
+            .join(Case, Case.id == Referral.case_id)
+            .where(question_late(now), Case.purged_at.is_(None))
+        ) or 0,
     }
     next_args: dict[str, Any] = {**request.args.to_dict(), "cursor": next_cursor}
     return render_template(
         "supervisor/queues.html",
         counts=counts,
         cases=cases,
+        questions=open_questions(session, limit=PAGE_SIZE),
         next_url=url_for("supervisor_pages.queues", **next_args) if next_cursor else None,
         now=now,
         filters=shown,

@@ -181,6 +181,33 @@ TABLE: dict[str, Rule] = {
         hidden=frozenset({"ice", "hhs"}),
         body=lambda w, r: {"event": "acknowledge"},
     ),
+    # The referral's thread (issue 13): the agency its own; the desk answers, staff read.
+    "referrals_api.show_thread": _api(
+        "GET",
+        lambda w: f"/api/v1/agency/referrals/{w.referral_id}/thread",
+        frozenset({"fbi"}),
+        hidden=frozenset({"ice", "hhs"}),
+    ),
+    "referrals_api.post_thread": _api(
+        "POST",
+        lambda w: f"/api/v1/agency/referrals/{w.referral_id}/thread",
+        frozenset({"fbi"}),
+        hidden=frozenset({"ice", "hhs"}),
+        body=lambda w, r: {"body": "matrix question"},
+    ),
+    "case_api.show_referral_thread": _api(
+        "GET",
+        lambda w: f"/api/v1/cases/{w.case_id}/referrals/{w.referral_id}/thread",
+        STAFF,
+        hidden=NOT_STAFF,
+    ),
+    "case_api.answer_referral_thread": _api(
+        "POST",
+        lambda w: f"/api/v1/cases/{w.case_id}/referrals/{w.referral_id}/thread",
+        DESK,
+        hidden=NOT_STAFF,
+        body=lambda w, r: {"body": "matrix answer"},
+    ),
     # Research: de-identified extracts only.
     "research_api.research_export": _api(
         "GET", lambda w: "/api/v1/exports/research?from=2026-01-01&to=2026-01-31", RESEARCH
@@ -274,6 +301,12 @@ TABLE: dict[str, Rule] = {
         frozenset({"supervisor"}),
         body=lambda w, r: {"event": "withdraw", "reason": "matrix"},
     ),
+    "case_pages.answer_agency": _page(
+        "POST",
+        lambda w: f"/referrals/{w.referral_id}/thread",
+        DESK,
+        body=lambda w, r: {"body": "matrix answer"},
+    ),
     "supervisor_pages.queues": _page("GET", lambda w: "/supervisor/", frozenset({"supervisor"})),
     "supervisor_pages.failed": _page(
         "GET", lambda w: "/supervisor/failed", frozenset({"supervisor"})
@@ -297,6 +330,13 @@ TABLE: dict[str, Rule] = {
         frozenset({"fbi"}),
         hidden=frozenset({"ice", "hhs"}),
         body=lambda w, r: {"event": "acknowledge"},
+    ),
+    "agency_pages.ask": _page(
+        "POST",
+        lambda w: f"/agency/referrals/{w.referral_id}/thread",
+        frozenset({"fbi"}),
+        hidden=frozenset({"ice", "hhs"}),
+        body=lambda w, r: {"body": "matrix question"},
     ),
     # Live chat, the tipster's API: the chat's token opens it; staff use their bearer
     # token; anyone else holding a bearer token (an agency, an admin) learns nothing.
@@ -744,12 +784,19 @@ def test_an_agency_sees_its_referral_only_from_queued_on(app, make_actor, label)
         answered = client.post(
             f"{api}/{referral_id}/events", json={"event": "acknowledge"}, headers=actor.headers
         )
+        thread = client.get(f"{api}/{referral_id}/thread", headers=actor.headers)
+        asked = client.post(
+            f"{api}/{referral_id}/thread", json={"body": "matrix?"}, headers=actor.headers
+        )
         pages = PageClient(app.test_client())
         assert pages.login(actor.username).status_code == 302
         inbox = pages.get("/agency/").get_data(as_text=True)
         page = pages.get(f"/agency/referrals/{referral_id}")
         posted = pages.submit(
             "/agency/", f"/agency/referrals/{referral_id}/events", {"event": "acknowledge"}
+        )
+        asked_page = pages.submit(
+            "/agency/", f"/agency/referrals/{referral_id}/thread", {"body": "matrix?"}
         )
         in_list = referral_id in [r["id"] for r in listed]
         in_filter = filtered.status_code == 200 and referral_id in [
@@ -760,8 +807,11 @@ def test_an_agency_sees_its_referral_only_from_queued_on(app, make_actor, label)
             "list ?state=": in_filter,
             "detail": shown.status_code == 200,
             "events": answered.status_code != 404,
+            "thread": thread.status_code == 200,
+            "thread post": asked.status_code != 404,
             "inbox page": f"/agency/referrals/{referral_id}" in inbox,
             "detail page": page.status_code == 200,
             "answer page": posted.status_code != 404,
+            "thread page post": asked_page.status_code != 404,
         }
         assert view == dict.fromkeys(view, may_see), (code, label, view)

@@ -246,5 +246,118 @@ def test_the_question_is_sent_to_the_case_assignee(
     sent = db_session.scalars(select(Notification).where(Notification.kind == "agency_question"))
     rows = [(n.channel, n.recipient) for n in sent]
     assert rows == [("email", "assignee@hotline.example.org")]
-    body = db_session.scalar(select(Notification.body).where(Notification.kind == "agency_question"))
+    body = db_session.scalar(
+        select(Notification.body).where(Notification.kind == "agency_question")
+    )
     assert "FBI asked a question" in body and QUESTION not in body
+
+
+# --- the pages: the task in the queues, the answer on the case page, the agency's inbox ---
+
+
+def _late_questions(page: str) -> str:
+    import re
+
+    found = re.search(r'id="late-questions">(\d+)<', page)
+    assert found, "no late-questions count on the page"
+    return found.group(1)
+
+
+def test_the_task_shows_in_the_supervisor_queue_and_on_the_assignees_start_page(
+    app, client, make_actor, logged_in, db_session
+) -> None:
+    referral = sent_referral(app)
+    other = sent_referral(app, "another case")
+    supervisor, operator = logged_in("supervisor"), logged_in("operator")
+    _assign(app, referral.case_id, operator.actor.username)
+    fbi = make_actor("agency", "FBI")
+    _ask(client, fbi, referral.id)
+    _ask(client, fbi, other.id)  # on nobody's case: the supervisor assigns it
+    due = _referral(db_session, referral.id).question_due.strftime("%Y-%m-%d %H:%M")
+    reference = _referral(db_session, referral.id).case.reference
+    other_reference = _referral(db_session, other.id).case.reference
+
+    queue = supervisor.get("/supervisor/").get_data(as_text=True)
+    start = operator.get("/operator/").get_data(as_text=True)
+
+    questions = queue.split('id="questions"')[1].split("<h2>")[0]
+    assert reference in questions and due in questions and operator.actor.username in questions
+    assert other_reference in questions and "nobody: assign the case" in questions
+    assert _late_questions(queue) == "0"
+    mine = start.split('id="questions"')[1].split("<h2>")[0]
+    assert reference in mine and due in mine and other_reference not in mine
+
+    # Past its deadline it is counted late, on its own and in the case's deadline.
+    with transaction(db_session):
+        stored = db_session.get(Referral, referral.id)
+        stored.question_due = stored.question_due - timedelta(days=2)
+        from workflows.deadlines import refresh_case_deadline
+
+        refresh_case_deadline(stored.case)
+    queue = supervisor.get("/supervisor/").get_data(as_text=True)
+    assert _late_questions(queue) == "1"
+    assert f'{reference}</a> <span class="badge">late</span>' in queue
+
+
+def test_staff_answer_on_the_case_page_and_the_agency_reads_it_in_its_inbox(
+    app, client, make_actor, logged_in, db_session
+) -> None:
+    referral = sent_referral(app)
+    operator, agency = logged_in("operator"), logged_in("agency", "FBI")
+    asked = agency.submit(f"/agency/referrals/{referral.id}",
+                          f"/agency/referrals/{referral.id}/thread", {"body": QUESTION})
+    assert asked.status_code == 303
+    assert _referral(db_session, referral.id).question_due is not None
+
+    case_url = f"/cases/{referral.case_id}"
+    page = operator.get(case_url).get_data(as_text=True)
+    section = page.split(f'id="thread-{referral.id}"')[1].split("</section>")[0]
+    assert QUESTION in section and "data-draft" in section
+    assert f'name="_form_key" value="agency-thread:{referral.id}"' in section  # kept_form_fields
+
+    sent = operator.submit(case_url, f"/referrals/{referral.id}/thread", {"body": ANSWER})
+
+    assert sent.status_code == 303
+    assert _referral(db_session, referral.id).question_due is None  # the task is closed
+    assert "Nothing waiting." in operator.get("/operator/").get_data(as_text=True)
+    inbox = agency.get("/agency/").get_data(as_text=True)
+    assert "new answer" in inbox
+    shown = agency.get(f"/agency/referrals/{referral.id}").get_data(as_text=True)
+    assert ANSWER in shown and "new answer" in shown and operator.actor.username not in shown
+    assert "new answer" not in agency.get("/agency/").get_data(as_text=True)  # now read
+
+    # The agency replies from its page: a new task opens.
+    again = agency.submit(f"/agency/referrals/{referral.id}",
+                          f"/agency/referrals/{referral.id}/thread", {"body": "Thanks; who else?"})
+    assert again.status_code == 303
+    assert _referral(db_session, referral.id).question_due is not None
+
+
+def test_page_posts_without_the_csrf_token_are_refused_and_store_nothing(
+    app, client, make_actor, logged_in, db_session
+) -> None:
+    referral = sent_referral(app)
+    _ask(client, make_actor("agency", "FBI"), referral.id)
+    operator, agency = logged_in("operator"), logged_in("agency", "FBI")
+
+    staff = operator.client.post(f"/referrals/{referral.id}/thread", data={"body": ANSWER})
+    asked = agency.client.post(f"/agency/referrals/{referral.id}/thread", data={"body": "x"})
+
+    assert staff.status_code == asked.status_code == 400
+    assert _messages(db_session) == 1
+    assert _referral(db_session, referral.id).question_due is not None
+
+
+def test_a_blank_page_answer_is_refused_with_a_message(
+    app, client, make_actor, logged_in, db_session
+) -> None:
+    referral = sent_referral(app)
+    _ask(client, make_actor("agency", "FBI"), referral.id)
+    operator = logged_in("operator")
+    case_url = f"/cases/{referral.case_id}"
+
+    sent = operator.submit(case_url, f"/referrals/{referral.id}/thread", {"body": "  "})
+
+    assert sent.status_code == 303
+    assert "Answer not sent" in operator.get(case_url).get_data(as_text=True)
+    assert _messages(db_session) == 1

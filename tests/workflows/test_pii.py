@@ -13,6 +13,7 @@ from intake.models import Signal
 from tests.conftest import backend
 from workflows.models import User
 from workflows.pii import PiiKeyError, generate_key, keyring, lookup_hash
+from workflows.threads import ReferralMessage
 
 CANARY_NAME = "Zebulon Quixotefizz"
 CANARY_PHONE = "+12025550187"
@@ -175,6 +176,8 @@ def test_new_key_prints_a_usable_key(runner) -> None:
 SMS_CANARY = "canary-sms-location-5d1c"
 DECLINE_CANARY = "canary-decline-5d1c"
 OUTCOME_CANARY = "canary-outcome-notes-5d1c"
+QUESTION_CANARY = "canary-agency-question-5d1c"
+ANSWER_CANARY = "canary-hotline-answer-5d1c"
 
 
 def _store_channel_canaries(app, client, make_actor) -> tuple[int, int]:  # type: ignore[no-untyped-def]
@@ -201,6 +204,14 @@ def _store_channel_canaries(app, client, make_actor) -> tuple[int, int]:  # type
         "kind": "investigation", "status": "charged", "date": "2026-01-05",
         "notes": OUTCOME_CANARY}}, headers=fbi.headers)
     assert answer.status_code == 200, answer.get_json()
+    # The referral's thread (issue 13): the agency's question and the hotline's answer.
+    thread = f"/api/v1/agency/referrals/{accepted.id}/thread"
+    asked = client.post(thread, json={"body": QUESTION_CANARY}, headers=fbi.headers)
+    assert asked.status_code == 201, asked.get_json()
+    staff = f"/api/v1/cases/{accepted.case_id}/referrals/{accepted.id}/thread"
+    answered = client.post(staff, json={"body": ANSWER_CANARY},
+                           headers=make_actor("operator").headers)
+    assert answered.status_code == 201, answered.get_json()
     return declined.case_id, accepted.case_id
 
 
@@ -217,8 +228,9 @@ def test_sms_answers_and_agency_answers_are_stored_encrypted(
     answers = _raw(db_session, Signal.ivr_path, Signal.channel == "sms")
     reasons = _raw(db_session, Referral.decline_reason, Referral.decline_reason.is_not(None))
     outcomes = _raw(db_session, Referral.outcome, Referral.outcome.is_not(None))
-    assert answers and reasons and outcomes
-    for stored in answers + reasons + outcomes:
+    thread = _raw(db_session, ReferralMessage.body, ReferralMessage.id.is_not(None))
+    assert answers and reasons and outcomes and len(thread) == 2
+    for stored in answers + reasons + outcomes + thread:
         assert stored.startswith("enc1:") and "canary" not in stored
     # And they read back as the people wrote them.
     signal = db_session.scalar(select(Signal).where(Signal.channel == "sms"))
@@ -240,6 +252,9 @@ def test_a_purge_erases_sms_answers_and_agency_words(app, client, make_actor, db
     db_session.expire_all()
     assert _raw(db_session, Signal.ivr_path, Signal.case_id == sms_case) == []
     assert _raw(db_session, Referral.decline_reason, Referral.case_id == declined_case) == []
+    assert _raw(db_session, ReferralMessage.body, ReferralMessage.case_id == accepted_case) == []
+    assert db_session.scalar(select(Referral.question_due).where(
+        Referral.case_id == accepted_case, Referral.question_due.is_not(None))) is None
     outcome = db_session.scalar(select(Referral.outcome).where(Referral.case_id == accepted_case,
                                                                 Referral.outcome.is_not(None)))
     # codes, dates and amounts: what the relief figures count; never the notes
@@ -261,6 +276,7 @@ def test_pg_dump_holds_no_canary_from_any_channel_nor_a_purged_case(
         capture_output=True, check=True, timeout=120,
     ).stdout.decode("utf-8")
     assert "referral_packets" in dump and "enc1:" in dump
-    for canary in (SMS_CANARY, DECLINE_CANARY, OUTCOME_CANARY, "canary-narrative-7f3a",
+    for canary in (SMS_CANARY, DECLINE_CANARY, OUTCOME_CANARY, QUESTION_CANARY, ANSWER_CANARY,
+                   "canary-narrative-7f3a",
                    "canary-location-7f3a", CANARY_NAME):
         assert canary not in dump, f"{canary!r} is in the database dump"
