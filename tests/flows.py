@@ -67,3 +67,39 @@ def sent_referral(app: Any, narrative: str = "A girl of 16 advertised online") -
                 session, referral.id, "mark_sent", None, catalogs=_catalogs(app)
             )
         return referral
+
+
+def accepted_referral(app: Any, agency: str = "FBI", case_id: int | None = None) -> int:
+    """A delivered referral handed to ``agency`` (and moved onto ``case_id`` if given) and
+    accepted by it: the state in which outcomes are recorded. The routing that chose it is
+    not what such tests are about."""
+    referral = sent_referral(app)
+    with app.extensions["runtime"].session() as session, transaction(session):
+        row = session.get(Referral, referral.id)
+        row.agency_code = agency
+        if case_id is not None:
+            row.case_id = case_id
+        user = agency_user(session, agency)
+        fire_referral_event(session, referral.id, "accept", user, catalogs=_catalogs(app))
+    return referral.id
+
+
+def agency_user(session: Any, agency: str) -> User:
+    """The flows' user for ``agency`` (created on first use)."""
+    name = f"flow-{agency.lower()}"
+    user = session.scalar(select(User).where(User.username == name))
+    if user is None:
+        user = User(username=name, role="agency", agency_code=agency)
+        session.add(user)
+        session.flush()
+    return user
+
+
+def record_outcome(app: Any, referral_id: int, **outcome: Any) -> None:
+    """The referral's agency records one typed outcome, through the lifecycle."""
+    with app.extensions["runtime"].session() as session, transaction(session):
+        referral = session.get(Referral, referral_id)
+        fire_referral_event(
+            session, referral_id, "record_outcome", agency_user(session, referral.agency_code),
+            data={"outcome": outcome}, catalogs=_catalogs(app),
+        )

@@ -2,7 +2,8 @@
 
 Signals are counted by when they arrived; cases (by state, type, venue) and their
 referrals (acceptance, turnaround, deadlines, outcomes) by when the case was opened, so
-a range's referrals are those its cases led to. Counts are exact: staff only. Each
+a range's referrals are those its cases led to; relief (restitution, letters, continued
+presence, visas: ``workflows.relief``) by the day it happened. Counts are exact: staff only. Each
 figure is also a table (``tables``), which the page offers as CSV.
 """
 
@@ -21,6 +22,7 @@ from workflows.campaigns import HEARD_FROM
 from workflows.deadlines import aware
 from workflows.machines import AWAITING_AGENCY
 from workflows.outcomes import read_outcome
+from workflows.relief import ReliefTotals, relief_totals
 from workflows.research import (
     CHANNELS,
     SIGNALS,
@@ -74,6 +76,7 @@ class RangeFigures:
     restitution: dict[str, float]  # ordered | paid, USD
     known_outcomes: int
     investigated: int
+    relief: ReliefTotals = field(default_factory=ReliefTotals)  # dated in the range
 
     @property
     def investigated_share(self) -> float | None:
@@ -113,6 +116,7 @@ class RangeFigures:
             ["restitution_paid_usd", round(self.restitution["paid"], 2)],
             ["referrals_with_known_outcome", self.known_outcomes],
             ["known_outcomes_investigated", self.investigated]])
+        out["relief"] = (["relief_dated_in_range", "value"], self.relief.rows())
         return out
 
 
@@ -208,5 +212,5 @@ def range_figures(session: Session, start: date, end: date, vocab: Vocabulary,
         cases_by_state=dict(states), cases_by_type=dict(types), cases_by_venue=dict(venues),
         agencies=[agencies[a] for a in sorted(agencies)], deadlines=deadlines,
         outcomes=outcomes, restitution=restitution, known_outcomes=known,
-        investigated=investigated,
+        investigated=investigated, relief=relief_totals(session, start, end),
     )

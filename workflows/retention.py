@@ -173,7 +173,7 @@ def aggregate_only(value: Any, key: str | None = None) -> Any:
     if isinstance(value, str) and key in CODE_KEYS and len(value) <= 40:
         return value
     if isinstance(value, list) and key == "outcomes":
-        return [kept for item in value if (kept := _outcome_codes(item))] or None
+        return [codes for item in value if (codes := _outcome_codes(item))] or None
     if isinstance(value, list) and key in COUNTED_LIST_KEYS:
         return len(value)
     if isinstance(value, list) and key in CODE_LIST_KEYS:

@@ -40,6 +40,7 @@ from workflows.machines import (
 )
 from workflows.merging import merged_case_ids
 from workflows.models import AuditEvent, Case, Referral, User
+from workflows.relief import case_relief
 from workflows.threads import answer_question, threads_of_case
 from workflows.vocabulary import DESK, STAFF, SUPERVISOR
 
@@ -128,6 +129,7 @@ def show(case_id: int) -> Any:
         messages=services.tip_messages(session, case),
         allowed=allowed_case_events(case, me),
         relief_terms=case_suggestion(case),
+        relief=case_relief(session, merged_case_ids(session, case)),
         screenable=case.state in SCREENABLE,
         labels=EVENT_LABELS,
         resolution_codes=RESOLUTION_CODES,

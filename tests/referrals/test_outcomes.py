@@ -12,27 +12,12 @@ from sqlalchemy import select
 
 from config.settings import Settings
 from referrals.agencies import load_agencies
-from tests.flows import sent_referral
+from tests.flows import accepted_referral
 from workflows.catalog_files import CatalogError
 from workflows.db import transaction, utcnow
 from workflows.lifecycle import fire_referral_event
 from workflows.models import AuditEvent, Case, Referral, User
 from workflows.outcomes import OUTCOME_KINDS
-
-
-def _accepted(app: Any, agency: str) -> int:
-    """A delivered referral, handed to ``agency`` (the routing that chose it is not under
-    test here) and accepted by it: the state in which outcomes are recorded."""
-    referral = sent_referral(app)
-    catalogs = app.extensions["runtime"].catalogs
-    with app.extensions["runtime"].session() as session, transaction(session):
-        session.get(Referral, referral.id).agency_code = agency
-        user = User(username=f"accept-{agency.lower()}-{referral.id}", role="agency",
-                    agency_code=agency)
-        session.add(user)
-        session.flush()
-        fire_referral_event(session, referral.id, "accept", user, catalogs=catalogs)
-    return referral.id
 
 
 def _post(client: Any, actor: Any, referral_id: int, outcome: dict[str, Any]) -> Any:
@@ -63,7 +48,7 @@ def test_every_kind_has_a_row_here() -> None:
 def test_each_kind_is_recorded_with_its_status_date_and_amount(
     app, client, make_actor, db_session, agency, kind, status, amount
 ) -> None:
-    referral_id = _accepted(app, agency)
+    referral_id = accepted_referral(app, agency)
     actor = make_actor("agency", agency)
     outcome = {"kind": kind, "status": status, "date": "2026-02-03"}
     if amount is not None:
@@ -80,7 +65,7 @@ def test_each_kind_is_recorded_with_its_status_date_and_amount(
 
 
 def test_outcomes_accumulate_in_the_order_recorded(app, client, make_actor) -> None:
-    referral_id = _accepted(app, "FBI")
+    referral_id = accepted_referral(app, "FBI")
     fbi = make_actor("agency", "FBI")
     for outcome in ({"kind": "investigation", "status": "opened", "date": "2026-01-10"},
                     {"kind": "restitution", "status": "ordered", "date": "2026-03-01",
@@ -126,7 +111,7 @@ REFUSED = [
 def test_a_refused_outcome_names_the_field_and_stores_nothing(
     app, client, make_actor, db_session, agency, outcome, field
 ) -> None:
-    referral_id = _accepted(app, agency)
+    referral_id = accepted_referral(app, agency)
 
     answer = _post(client, make_actor("agency", agency), referral_id, outcome)
 
@@ -142,7 +127,7 @@ def test_the_domain_checks_the_agency_too(app, db_session, catalogs) -> None:
     """Whatever calls the lifecycle (a job, a future page), the agency's kinds hold."""
     from workflows.errors import InvalidInput
 
-    referral_id = _accepted(app, "HHS")
+    referral_id = accepted_referral(app, "HHS")
     hhs = db_session.scalar(select(User).where(User.agency_code == "HHS"))
     with pytest.raises(InvalidInput) as raised, transaction(db_session):
         fire_referral_event(db_session, referral_id, "record_outcome", hhs, catalogs=catalogs,
@@ -156,7 +141,7 @@ def test_the_domain_checks_the_agency_too(app, db_session, catalogs) -> None:
 def test_a_visa_or_continued_presence_outcome_protects_the_case(
     app, client, make_actor, db_session
 ) -> None:
-    referral_id = _accepted(app, "ICE")
+    referral_id = accepted_referral(app, "ICE")
     ice = make_actor("agency", "ICE")
     answer = _post(client, ice, referral_id,
                    {"kind": "continued_presence", "status": "requested", "date": "2026-01-02"})
@@ -170,7 +155,7 @@ def test_a_visa_or_continued_presence_outcome_protects_the_case(
 
 
 def test_the_agency_page_has_a_form_per_kind_it_records(app, logged_in, db_session) -> None:
-    referral_id = _accepted(app, "HHS")
+    referral_id = accepted_referral(app, "HHS")
     hhs = logged_in("agency", "HHS")
     url = f"/agency/referrals/{referral_id}"
     page = hhs.get(url).get_data(as_text=True)

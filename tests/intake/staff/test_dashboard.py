@@ -45,7 +45,7 @@ def test_dashboard_draws_the_live_figures(app, logged_in, db_session, catalogs) 
     for chart in charts:
         assert f'id="{chart}"' in page
     assert page.count("<svg") == len(charts) and 'role="img"' in page
-    assert page.count('class="csv"') == len(charts)
+    assert page.count('class="csv"') == len(charts) + 1  # and the relief figures
     # strict CSP: classes only, and no inline script (script files only)
     assert "style=" not in page and not re.search(r"<script(?![^>]*\ssrc=)", page)
     assert re.search(r'id="dash-late-cases">1<', page)
