@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from typing import Any
 
@@ -146,7 +147,10 @@ def _limiter_retry_after() -> int:
     limit = limiter.current_limit if limiter is not None else None
     if limit is None:
         return 60
-    return max(1, int(limit.reset_at - time.time()) + 1)
+    # reset_at is whole seconds, so the wait may read one over the window; never more
+    # than the window itself.
+    window = limit.limit.get_expiry()
+    return min(window, max(1, math.ceil(limit.reset_at - time.time())))
 
 
 def _require_json_body() -> Response | None:

@@ -104,6 +104,11 @@ def log_call(
                 "this call is recorded on another case", field="call_sid",
                 case_id=existing.case_id,
             )
+    elif existing is not None and existing.channel == "operator":
+        # An operator's log already holds this CallSid: a second log is a double submit.
+        raise Conflict(
+            "this call is already logged", field="call_sid", case_id=existing.case_id,
+        )
     elif existing is not None:
         case = attachable_case(session, existing.case_id, operator)
         # The same caller, now speaking to an operator: their choice replaces the IVR's
