@@ -59,7 +59,7 @@ class DeadlineBreach(Base):
     __table_args__ = (UniqueConstraint("subject", "subject_id", "deadline"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    subject: Mapped[str] = mapped_column(String(16))  # case | referral
+    subject: Mapped[str] = mapped_column(String(16))  # case | referral | question
     subject_id: Mapped[int] = mapped_column(Integer)
     case_id: Mapped[int] = mapped_column(Integer, index=True)
     deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -162,6 +162,8 @@ def _text(
         )
     if kind == "deadline_breach":
         what = f"referral to {agency} ({referral.state})" if referral else f"case ({case.state})"
+        if payload.get("question"):
+            what = f"{agency}'s question is not answered yet"
         return f"Deadline passed: {ref}", f"Deadline passed for case {ref}: {what}."
     if kind == "referral_declined":
         return (
@@ -336,6 +338,29 @@ def _unrecorded_breaches(
     )
 
 
+def _unanswered_questions(session: Session, now: datetime) -> list[Any]:
+    """(referral id, case id, due) of agencies' questions past due, breach not recorded."""
+    return list(
+        session.execute(
+            select(Referral.id, Referral.case_id, Referral.question_due)
+            .join(Case, Case.id == Referral.case_id)
+            .outerjoin(
+                DeadlineBreach,
+                and_(
+                    DeadlineBreach.subject == "question",
+                    DeadlineBreach.subject_id == Referral.id,
+                    DeadlineBreach.deadline == Referral.question_due,
+                ),
+            )
+            .where(
+                Referral.question_due < now,
+                Case.purged_at.is_(None),
+                DeadlineBreach.id.is_(None),
+            )
+        ).all()
+    )
+
+
 def check_deadlines(session: Session, now: datetime | None = None) -> int:
     """Record each newly passed deadline once and queue one notification for it."""
     now = now or utcnow()
@@ -345,7 +370,9 @@ def check_deadlines(session: Session, now: datetime | None = None) -> int:
             session, Referral, "referral", Referral.case_id, AWAITING_AGENCY, now
         )
         late_cases = _unrecorded_breaches(session, Case, "case", Case.id, OPEN_CASE_STATES, now)
-        for subject, rows in (("referral", late_referrals), ("case", late_cases)):
+        late_questions = _unanswered_questions(session, now)
+        for subject, rows in (("referral", late_referrals), ("case", late_cases),
+                              ("question", late_questions)):
             for subject_id, case_id, deadline in rows:
                 if _record_breach(session, subject, subject_id, case_id, deadline):
                     add_outbox_message(
@@ -354,8 +381,9 @@ def check_deadlines(session: Session, now: datetime | None = None) -> int:
                         payload={
                             "kind": "deadline_breach",
                             "case_id": case_id,
-                            "referral_id": subject_id if subject == "referral" else None,
+                            "referral_id": subject_id if subject != "case" else None,
                             "message_id": None,
+                            **({"question": True} if subject == "question" else {}),
                         },
                     )
                     count += 1

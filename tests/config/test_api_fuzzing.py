@@ -82,6 +82,9 @@ OPERATIONS = [
     ],
     "GET /api/v1/search",
     "POST /api/v1/cases/{case_id}/merge",
+    "GET /api/v1/services",
+    "GET /api/v1/cases/{case_id}/service-referrals",
+    "POST /api/v1/cases/{case_id}/service-referrals",
 ]
 
 # The documented exceptions (schemathesis.toml). Each widens what one check accepts:

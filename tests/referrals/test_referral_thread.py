@@ -361,3 +361,26 @@ def test_a_blank_page_answer_is_refused_with_a_message(
     assert sent.status_code == 303
     assert "Answer not sent" in operator.get(case_url).get_data(as_text=True)
     assert _messages(db_session) == 1
+
+
+def test_an_unanswered_question_past_due_is_notified_once_as_a_breach(
+    app, client, make_actor, db_session
+) -> None:
+    from referrals.notifications import check_deadlines
+    from workflows.db import utcnow
+
+    referral = sent_referral(app)
+    _ask(client, make_actor("agency", "FBI"), referral.id)
+    due = aware(_referral(db_session, referral.id).question_due)
+
+    assert check_deadlines(db_session, due - timedelta(minutes=1)) == 0
+    later = max(due, utcnow()) + timedelta(minutes=1)
+    first = check_deadlines(db_session, later)
+    again = check_deadlines(db_session, later + timedelta(minutes=5))
+
+    payloads = [m.payload for m in db_session.scalars(
+        select(OutboxMessage).where(OutboxMessage.kind == "notify"))]
+    breaches = [p for p in payloads if p["kind"] == "deadline_breach" and p.get("question")]
+    assert breaches == [{"kind": "deadline_breach", "case_id": referral.case_id,
+                         "referral_id": referral.id, "message_id": None, "question": True}]
+    assert first >= 1 and again == 0
