@@ -28,7 +28,7 @@ from http import HTTPStatus
 from typing import Any
 
 from apiflask import Schema
-from apiflask.fields import Boolean, Integer, String
+from apiflask.fields import Boolean, Field, Integer, String
 from apiflask.validators import Length, Regexp
 from marshmallow import ValidationError
 
@@ -153,7 +153,7 @@ class StrictInteger(Integer):
         return int(super()._deserialize(value, attr, data, **kwargs))
 
 
-class OptionalId(String):
+class OptionalId(Field[str | None]):
     """An optional unique identifier (a call SID): blank means absent.
 
     Stored as given, an empty string would take the unique slot: the first request
@@ -165,6 +165,7 @@ class OptionalId(String):
         self.max_length = max_length
         # Checked in _deserialize (after blank became None); stated here for the document.
         metadata = {
+            "type": "string",  # a Field, not a String (it loads None): the document's type
             "description": "optional; an empty string means absent",
             "maxLength": max_length,
             "pattern": NO_CONTROL_CHARACTERS,
@@ -173,7 +174,9 @@ class OptionalId(String):
         super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> str | None:
-        text = super()._deserialize(value, attr, data, **kwargs)
+        if not isinstance(value, str):
+            raise ValidationError("Not a valid string.")
+        text = value
         if len(text) > self.max_length:  # as the document says: the length as sent
             raise ValidationError(f"Longer than maximum length {self.max_length}.")
         reject_control_characters(text)

@@ -334,7 +334,9 @@ def answer_while_spooling(spool: Spool, catalog: IntakeCatalog, sms: SmsIn) -> s
     """
     phone_hash = lookup_hash(phone_key(sms.sender))
     keyword = _keyword(sms.body)
-    payload = {"message_sid": sms.message_sid, "sender": sms.sender, "body": sms.body}
+    payload: dict[str, Any] = {
+        "message_sid": sms.message_sid, "sender": sms.sender, "body": sms.body
+    }
     dedupe = f"sms:{sms.message_sid}"
     if keyword in HELP_WORDS:
         return catalog.message("help", "en")  # nothing to store, as when the database is up
@@ -386,6 +388,7 @@ def replay_sms(session: Session, catalog: IntakeCatalog, payload: dict[str, Any]
         receive_sms(session, catalog, sms)
         return None
     phone_hash = lookup_hash(phone_key(sms.sender))
+    conversation: SmsConversation | None
     if payload.get("first"):
         conversation, _ = _start(session, catalog, sms, phone_hash, spooled={
             "reference": reference,

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from intake.models import PassphraseGuesses
@@ -46,6 +46,13 @@ def guess_key(reference: str, client: str) -> str:
     return lookup_hash(f"passphrase-guess:{canonical}|{client}")
 
 
+def _engine(session: Session) -> Engine:
+    """The session's engine, for a connection of our own even when the session is bound
+    to a connection (as the tests' per-test transaction binds it)."""
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
+
+
 def _ensure_row(conn: Connection, key: str) -> None:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     conn.execute(
@@ -63,7 +70,7 @@ def claim_try(session: Session, reference: str, client: str) -> str:
     """
     key = guess_key(reference, client)
     now = utcnow()
-    with session.get_bind().connect() as conn, conn.begin():
+    with _engine(session).connect() as conn, conn.begin():
         _ensure_row(conn, key)
         row = conn.execute(
             update(PassphraseGuesses)
@@ -94,5 +101,5 @@ def _seconds_until(when: datetime, now: datetime) -> int:
 
 def clear_tries(session: Session, key: str) -> None:
     """The right passphrase: the pair starts afresh."""
-    with session.get_bind().connect() as conn, conn.begin():
+    with _engine(session).connect() as conn, conn.begin():
         conn.execute(delete(PassphraseGuesses).where(PassphraseGuesses.key == key))

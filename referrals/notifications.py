@@ -219,16 +219,17 @@ def _plan(session: Session, runtime: Runtime, message: OutboxMessage) -> list[No
         (n.channel, n.recipient_hash): n
         for n in session.scalars(select(Notification).where(Notification.outbox_id == message.id))
     }
-    if kind == "service_referral":
+    if kind == "service_referral" and case is not None:  # both about one case (checked above)
         recipients, (subject, body) = _provider(session, runtime, case, payload)
     else:
-        if kind == "tipster_reply":
+        if kind == "tipster_reply" and case is not None:
             recipients = _tipster(session, case)
-        elif kind == "agency_question" and _assignee(case):
+        elif kind == "agency_question" and case is not None and _assignee(case):
             recipients = _assignee(case)
         else:
             recipients = _supervisors(
-                session, runtime, everyone=kind == "emergency_repage" and payload.get("level") == 2
+                session, runtime,
+                everyone=kind == "emergency_repage" and payload.get("level") == 2,
             )
         subject, body = _text(session, kind, case, payload)
     rows = []

@@ -16,11 +16,13 @@ from workflows.casework import staff_case
 from workflows.errors import Forbidden, InvalidInput, NotFound
 from workflows.identifiers import LINKED_KINDS, normalise
 from workflows.jurisdiction import incident_state
-from workflows.models import Base, Case, Location, Note, Subject, User, Victim
+from workflows.models import Case, Location, Note, Subject, User, Victim
 from workflows.vocabulary import DESK, SUPERVISOR
 
+CaseItem = Victim | Subject | Location | Note
+
 # item kind in the URL -> (model, fields a person may set, who "entered" it)
-ITEMS: dict[str, tuple[type[Base], tuple[str, ...], str]] = {
+ITEMS: dict[str, tuple[type[CaseItem], tuple[str, ...], str]] = {
     "victims": (
         Victim,
         ("age", "age_min", "age_max", "minor", "citizenship", "language", "gender", "needs"),
@@ -71,7 +73,7 @@ def refresh_jurisdiction(case: Case) -> None:
 
 def add_item(
     session: Session, case_id: int, actor: User, item: str, data: dict[str, Any]
-) -> Base:
+) -> CaseItem:
     """Add a victim, subject, location or note to a case."""
     model, fields, owner = ITEMS[item]
     case = staff_case(session, case_id, actor, DESK)

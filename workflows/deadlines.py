@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import overload
 
 from sqlalchemy import ColumnElement, and_, or_
 
@@ -28,6 +29,14 @@ DEFAULT_CASE_DEADLINES = {
     "urgent": timedelta(hours=24),
     "routine": timedelta(hours=72),
 }
+
+
+@overload
+def aware(value: datetime) -> datetime: ...
+
+
+@overload
+def aware(value: datetime | None) -> datetime | None: ...
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -118,7 +127,7 @@ def start_clocks(case: Case, rules: Iterable[str], now: datetime) -> None:
 def clock_start(case: Case, rule: str, now: datetime) -> datetime:
     """When the rule's clock started (its first triggering signal), or now if it has not."""
     started = (case.clocks or {}).get(rule)
-    return min(aware(datetime.fromisoformat(started)), now) if started else now  # type: ignore[type-var]
+    return min(aware(datetime.fromisoformat(started)), now) if started else now
 
 
 def is_overdue(deadline: datetime | None, now: datetime) -> bool:

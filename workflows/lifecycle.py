@@ -140,6 +140,13 @@ def unsent_mandatory(case: Case) -> list[dict[str, Any]]:
     return sorted(found.values(), key=lambda x: x["agency"])
 
 
+def _person(ctx: Context) -> User:
+    """The person behind a case event: fire_case_event refuses one without (agencies and
+    the delivery worker fire referral events only)."""
+    assert ctx.actor is not None
+    return ctx.actor
+
+
 def _check_unsent_mandatory(case: Case, ctx: Context) -> list[dict[str, Any]]:
     """Closing over an unsent mandatory referral: a supervisor's decision, with a reason."""
     unsent = unsent_mandatory(case)
@@ -151,7 +158,7 @@ def _check_unsent_mandatory(case: Case, ctx: Context) -> list[dict[str, Any]]:
         + ")"
         for u in unsent
     )
-    if ctx.actor.role != "supervisor":
+    if _person(ctx).role != "supervisor":
         raise Conflict(
             f"the mandatory referral to {named} has not been sent; only a supervisor may "
             "close this case, with a reason",
@@ -240,7 +247,7 @@ def _on_escalate(session: Session, case: Case, ctx: Context, cats: dict[str, Any
     screening["facts"] = {**(screening.get("facts") or {}), "imminent_danger": True}
     case.screening = screening
     # Pages once: an emergency already signalled (IVR, SMS, screening) keeps its clock.
-    start_emergency(session, case, actor=ctx.actor.username, channel="escalation",
+    start_emergency(session, case, actor=_person(ctx).username, channel="escalation",
                     now=ctx.now, case_deadlines=cats["routing"].case_deadlines)
     _withdraw_pending(session, case, ctx, "superseded by the emergency escalation", cats)
     _create_referrals(session, case, ctx, cats)
@@ -258,7 +265,7 @@ def _on_acknowledge_emergency(
     _session: Session, case: Case, ctx: Context, _cats: dict[str, Any]
 ) -> None:
     case.emergency_acknowledged_at = ctx.now
-    case.emergency_acknowledged_by = ctx.actor.username
+    case.emergency_acknowledged_by = _person(ctx).username
 
 
 def _on_reopen(_session: Session, case: Case, ctx: Context, _cats: dict[str, Any]) -> None:

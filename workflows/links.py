@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, inspect, select
+from sqlalchemy import Table, and_, delete, insert, inspect, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, aliased
 
@@ -21,6 +21,14 @@ from workflows.identifiers import identifier_hash, normalise
 from workflows.models import Case, CaseIdentifier, Referral
 
 RELATED_LIMIT = 50
+
+
+def _index_table() -> Table:
+    """The index's Core table: declarative types ``__table__`` as any FromClause, but a
+    model declared with columns (as this one is) is mapped to a Table."""
+    table = CaseIdentifier.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 def _indexed(obj: Any) -> bool:
@@ -35,7 +43,7 @@ def _changed(obj: Any) -> bool:
 @sa_event.listens_for(Session, "after_flush")
 def _index_identifiers(session: Session, _flush_context: Any) -> None:
     """Rewrite the index rows of every identifier-bearing row this flush touched."""
-    table = CaseIdentifier.__table__
+    table = _index_table()
     stale: list[tuple[str, int]] = []
     fresh: list[dict[str, Any]] = []
     for obj in session.deleted:
@@ -163,7 +171,7 @@ def reindex_identifiers(session: Session, batch_size: int = 500) -> int:
     """Rebuild the whole index from the rows (after an upgrade from 0001, or after
     ``PII_LOOKUP_KEY`` changed: every hash is recomputed under the current key).
     One transaction per batch, so it can be stopped and run again; returns rows indexed."""
-    table = CaseIdentifier.__table__
+    table = _index_table()
     done = 0
     for model in indexed_models():
         last_id = 0
