@@ -1,14 +1,58 @@
 """gunicorn's settings file: gunicorn reads ``./gunicorn.conf.py`` by default.
 
-Its one job is the start-up warning of issue 11: ``HOTLINE_ENV`` unset means the
-development defaults (generated keys, no checks), which must not go unnoticed on an
-address other machines can reach. gunicorn knows its final binds (``-b`` or
-``GUNICORN_CMD_ARGS``) only here.
+The start-up warning of issue 11: ``HOTLINE_ENV`` unset means the development defaults
+(generated keys, no checks), which must not go unnoticed on an address other machines
+can reach. gunicorn knows its final binds (``-b`` or ``GUNICORN_CMD_ARGS``) only here.
+
+And Prometheus's multiprocess bookkeeping (``PROMETHEUS_MULTIPROC_DIR``): each worker
+counts in files of its own, which ``/metrics`` adds up; a worker that exits is marked
+dead, and files of processes long gone are removed when gunicorn starts.
 """
 
 import os
+from pathlib import Path
 
 from config.settings import exposure_warning
+
+
+def _multiproc_dir(server):  # type: ignore[no-untyped-def]
+    environ = {**os.environ, **(server.cfg.env or {})}
+    return environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def on_starting(server):  # type: ignore[no-untyped-def]
+    """Remove the count files of processes that are gone (the last run's workers).
+
+    Not the whole directory, as prometheus_client's docs suggest: a delivery worker on
+    this host may share it and still be counting. Counters of the removed files restart
+    from 0, which Prometheus reads as a counter reset.
+    """
+    folder = _multiproc_dir(server)
+    if not folder:
+        return
+    for path in Path(folder).glob("*.db"):
+        pid = path.stem.rpartition("_")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    """A worker exited: its live gauges no longer count (prometheus_client's hook)."""
+    folder = _multiproc_dir(server)
+    if folder:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, folder)
 
 
 def when_ready(server):  # type: ignore[no-untyped-def]

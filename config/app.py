@@ -8,7 +8,17 @@ from datetime import timedelta
 from apiflask import APIFlask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import cli, database, errors, health, kept_forms, login, pages, security
+from config import (
+    cli,
+    database,
+    errors,
+    health,
+    kept_forms,
+    login,
+    monitoring,
+    pages,
+    security,
+)
 from config.runtime import build_runtime
 from config.settings import Settings
 from intake import chat_views, public_pages, replay, sms_views, voice
@@ -112,6 +122,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     errors.init_app(app)
     security.init_app(app, settings)
     health.init_app(app)
+    monitoring.init_app(app, runtime)  # /metrics, and tips counted as they commit
     cli.init_app(app)
     relay.init_app(app, runtime)
     pages.init_app(app)  # CSRF on every form, template helpers

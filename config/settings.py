@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_DIR = ROOT / "config"
 DEFAULT_INSTANCE_DIR = ROOT / "instance"
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names it."""
@@ -159,6 +161,40 @@ def _spool_path(raw: str | None, default: Path | None) -> Path | None:
     return Path(raw.strip())
 
 
+def parse_networks(name: str, raw: str | None) -> tuple[IPNetwork, ...]:
+    """A comma-separated list of addresses or networks (``10.0.0.0/8``), or fail naming it."""
+    try:
+        return tuple(ipaddress.ip_network(part, strict=False) for part in parse_list(raw))
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
+
+
+def _metrics_token(raw: str | None) -> str | None:
+    """METRICS_TOKEN: the scraper's bearer token; a short one is guessable."""
+    token = (raw or "").strip() or None
+    if token is not None and len(token) < 16:
+        raise SettingsError("METRICS_TOKEN must be at least 16 characters")
+    return token
+
+
+def _multiproc_dir(raw: str | None) -> Path | None:
+    """PROMETHEUS_MULTIPROC_DIR: prometheus_client itself reads it (to share counters
+    between gunicorn's workers); a missing directory would fail at the first count."""
+    if not raw:
+        return None
+    path = Path(raw)
+    if not path.is_dir():
+        raise SettingsError(f"PROMETHEUS_MULTIPROC_DIR {raw!r} is not a directory")
+    return path
+
+
+def _log_format(raw: str | None) -> str:
+    value = (raw or "text").strip().lower()
+    if value not in {"text", "json"}:
+        raise SettingsError(f"LOG_FORMAT must be text or json, not {raw!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the service needs to know about where it runs."""
@@ -215,6 +251,12 @@ class Settings:
     rate_limits_enabled: bool = True
     statistics_k: int = 5  # research rows: k cases share each combination; public cells >= k
     log_level: str = "INFO"
+    log_format: str = "text"  # LOG_FORMAT: text, or json (one object per line)
+    # /metrics is answered to a bearer METRICS_TOKEN, or to a client in METRICS_ALLOW;
+    # with neither set it is a 404 for everyone.
+    metrics_token: str | None = None
+    metrics_allow: tuple[IPNetwork, ...] = ()
+    prometheus_multiproc_dir: Path | None = None
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -348,5 +390,9 @@ class Settings:
                 "RATE_LIMITS_ENABLED", env.get("RATE_LIMITS_ENABLED"), True
             ),
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+            log_format=_log_format(env.get("LOG_FORMAT")),
+            metrics_token=_metrics_token(env.get("METRICS_TOKEN")),
+            metrics_allow=parse_networks("METRICS_ALLOW", env.get("METRICS_ALLOW")),
+            prometheus_multiproc_dir=_multiproc_dir(env.get("PROMETHEUS_MULTIPROC_DIR")),
             env={k: v for k, v in env.items() if k.startswith("AGENCY_")},
         )

@@ -15,6 +15,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from config.metrics import count_delivery
 from config.runtime import Runtime, current_runtime
 from referrals import messaging
 from referrals.agencies import Agency
@@ -167,6 +168,8 @@ def deliver_referral(session: Session, referral: Referral, runtime: Runtime | No
                 session, current.id, "mark_sent", None,
                 data={"channel": channel}, catalogs=runtime.catalogs,
             )
+    # Counted once the try is recorded (its transaction committed), never before.
+    count_delivery(referral.agency_code, "failed" if error is not None else "delivered")
     if error is not None:
         raise DeliveryFailed(error)
     log.info("referral %s delivered to %s by %s", referral.id, referral.agency_code, channel)
@@ -203,17 +206,24 @@ def after_failed_attempt(runtime: Runtime, outbox_id: int, dispatch: int, error:
                 return "retry"
             message.done_at = utcnow()
             log.error("outbox %s gave up after %s attempts: %s", outbox_id, message.attempts, error)
+            failed_agency = None
             if message.kind == "deliver_referral" and message.ref_id is not None:
-                _declare_failed(session, runtime, message.ref_id, error)
-            return "gave_up"
+                failed_agency = _declare_failed(session, runtime, message.ref_id, error)
+        if failed_agency is not None:  # committed: the referral is failed
+            count_delivery(failed_agency, "gave_up")
+        return "gave_up"
     finally:
         session.close()
 
 
-def _declare_failed(session: Session, runtime: Runtime, referral_id: int, error: str) -> None:
+def _declare_failed(
+    session: Session, runtime: Runtime, referral_id: int, error: str
+) -> str | None:
+    """Mark the referral failed and tell the supervisors; its agency, or None if it was
+    no longer queued."""
     referral = session.get(Referral, referral_id)
     if referral is None or referral.state != "queued":
-        return
+        return None
     try:
         fire_referral_event(
             session, referral_id, "fail", None, reason=error[:500],
@@ -221,7 +231,7 @@ def _declare_failed(session: Session, runtime: Runtime, referral_id: int, error:
         )
     except DomainError as exc:
         log.warning("referral %s could not be marked failed: %s", referral_id, exc.message)
-        return
+        return None
     add_outbox_message(
         session,
         "notify",
@@ -232,3 +242,4 @@ def _declare_failed(session: Session, runtime: Runtime, referral_id: int, error:
             "message_id": None,
         },
     )
+    return referral.agency_code

@@ -20,6 +20,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from config.metrics import count_breaches
 from config.runtime import Runtime
 from intake.models import TipMessage
 from intake.sms import (
@@ -365,7 +366,7 @@ def _unanswered_questions(session: Session, now: datetime) -> list[Any]:
 def check_deadlines(session: Session, now: datetime | None = None) -> int:
     """Record each newly passed deadline once and queue one notification for it."""
     now = now or utcnow()
-    count = 0
+    found: dict[str, int] = {}
     with transaction(session):
         late_referrals = _unrecorded_breaches(
             session, Referral, "referral", Referral.case_id, AWAITING_AGENCY, now
@@ -387,12 +388,13 @@ def check_deadlines(session: Session, now: datetime | None = None) -> int:
                             **({"question": True} if subject == "question" else {}),
                         },
                     )
-                    count += 1
-        count += _repage_emergencies(session, now)
-    return count
+                    found[subject] = found.get(subject, 0) + 1
+        _repage_emergencies(session, now, found)
+    count_breaches(found)  # committed: each breach is counted once, as it is notified once
+    return sum(found.values())
 
 
-def _repage_emergencies(session: Session, now: datetime) -> int:
+def _repage_emergencies(session: Session, now: datetime, found: dict[str, int]) -> None:
     """Re-page each unacknowledged emergency at 5 min (on-call) and 10 min (everyone).
 
     Each re-page is a breach row keyed on (level, case): an emergency starts once per
@@ -409,7 +411,6 @@ def _repage_emergencies(session: Session, now: datetime) -> int:
             Case.purged_at.is_(None),
         )
     ).all()
-    count = 0
     for case_id, emergency_at, created_at in rows:
         for level, _due in due_repages(aware(emergency_at), now):  # type: ignore[arg-type]
             # The unique key needs a time: the case's creation, which never moves.
@@ -420,8 +421,7 @@ def _repage_emergencies(session: Session, now: datetime) -> int:
                     payload={"kind": "emergency_repage", "case_id": case_id,
                              "referral_id": None, "message_id": None, "level": level},
                 )
-                count += 1
-    return count
+                found[f"emergency_{level}"] = found.get(f"emergency_{level}", 0) + 1
 
 
 def _record_breach(
