@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from config.settings import Settings, SettingsError
+from tests.conftest import backend
 from tests.scrapes import BEARER, TOKEN, scrape, value
 from workflows.db import transaction, utcnow
 from workflows.outbox import OutboxMessage
@@ -75,6 +76,29 @@ def test_outbox_lag_is_the_age_of_the_oldest_unsent_message(scraper, db_session)
     assert value(samples, "hotline_metrics_source_up", source="database") == 1
     assert value(samples, "hotline_metrics_source_up", source="spool") == 1
     assert ("hotline_spool_items", ()) in samples
+
+
+@pytest.mark.services
+@pytest.mark.skipif(backend() != "services", reason="needs Redis (services backend)")
+def test_queue_depth_is_read_from_redis(scraper, settings: Settings) -> None:
+    from redis import Redis
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    with Redis.from_url(settings.redis_url) as connection:
+        queue = Queue(f"{settings.redis_namespace}notifications", connection=connection,
+                      serializer=JSONSerializer)
+        before = scrape(scraper)
+        job = queue.enqueue("builtins.print", "never run: no worker listens here")
+        try:
+            after = scrape(scraper)
+        finally:
+            job.delete()
+    assert value(after, "hotline_metrics_source_up", source="queue") == 1
+    moved = value(after, "hotline_queue_jobs", queue="notifications") - value(
+        before, "hotline_queue_jobs", queue="notifications"
+    )
+    assert moved == 1
 
 
 @pytest.mark.parametrize(
