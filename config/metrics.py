@@ -29,12 +29,13 @@ DELIVERIES = Counter(
 DEADLINE_BREACHES = Counter(
     "hotline_deadline_breaches",
     "Deadlines newly found passed by the deadline watch (each notified once), by "
-    "subject: case, referral, emergency_1 and emergency_2 (re-pages)",
+    "subject: case, referral, question (an agency's, unanswered), emergency_1 and "
+    "emergency_2 (re-pages)",
     ["subject"],
 )
 
 DELIVERY_OUTCOMES = ("delivered", "failed", "gave_up")
-BREACH_SUBJECTS = ("case", "referral", "emergency_1", "emergency_2")
+BREACH_SUBJECTS = ("case", "referral", "question", "emergency_1", "emergency_2")
 
 
 
