@@ -113,13 +113,20 @@ def _refuse_oversized_bodies() -> None:
 
 
 class DatabaseIntegerConverter(IntegerConverter):
-    """``<int:…>`` ids the database can hold: a larger one matches no route (404), where it
-    would otherwise reach the database and fail there (a 500: ids are PostgreSQL ``integer``,
-    32 bits)."""
+    """``<int:…>`` ids past what the database holds (PostgreSQL ``integer``, 32 bits) name
+    no row: they become 0, which no row has, so the view answers its own 404 instead of
+    the database failing (a 500).
 
-    def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("max", 2**31 - 1)
-        super().__init__(url_map, *args, **kwargs)
+    Refusing them in the converter instead (werkzeug's ``max``) is wrong: werkzeug then
+    skips this rule but has already seen the same path on a rule for another method, and
+    answers 405 to a DELETE or GET that is allowed.
+    """
+
+    LARGEST = 2**31 - 1
+
+    def to_python(self, value: str) -> int:
+        number = int(super().to_python(value))
+        return number if number <= self.LARGEST else 0
 
 
 def init_app(app: Flask, settings: Settings) -> None:

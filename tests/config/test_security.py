@@ -260,6 +260,19 @@ def test_an_id_beyond_the_database_integer_is_404_not_500(client, supervisor) ->
     assert client.get("/api/v1/cases/2147483647", headers=supervisor.headers).status_code == 404
 
 
+@pytest.mark.parametrize(("method", "path"), [
+    ("delete", "/api/v1/cases/1000000000000001/locations/1719245566526075399005274112"),
+    ("delete", "/api/v1/cases/1/notes/2147483648"),
+    ("get", "/api/v1/cases/1125899906842623/service-referrals"),
+])
+def test_a_huge_id_on_a_path_shared_by_two_methods_is_404_not_405(
+    client, supervisor, method, path
+) -> None:
+    """Before: werkzeug saw the path on the other method's rule and answered 405."""
+    answer = getattr(client, method)(path, headers=supervisor.headers)
+    assert answer.status_code == 404, answer.get_json()
+
+
 def test_limits_fail_open_when_their_storage_is_down(make_app) -> None:
     # Nothing listens on port 1: a tip must still be taken (never a 500 for a tipster).
     down = make_app(rate_limits_enabled=True, redis_url="redis://127.0.0.1:1/0")
