@@ -68,6 +68,10 @@ class ServiceProvider(Base):
     state: Mapped[str | None] = mapped_column(String(2), index=True)
     latitude: Mapped[float | None] = mapped_column(Float)
     longitude: Mapped[float | None] = mapped_column(Float)
+    # Set by an admin (workflows.provider_admin); an HSDS import leaves them as they are.
+    address: Mapped[str | None] = mapped_column(String(300))
+    phone: Mapped[str | None] = mapped_column(String(20))  # E.164
+    webhook_url: Mapped[str | None] = mapped_column(String(500))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     def as_json(self) -> dict[str, Any]:

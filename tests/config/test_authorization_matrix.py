@@ -316,6 +316,25 @@ TABLE: dict[str, Rule] = {
         "GET", lambda w: "/supervisor/dashboard/agencies.csv", SUPERVISORS
     ),
     "admin_pages.start": _page("GET", lambda w: "/admin/", frozenset({"admin"})),
+    "admin_pages.providers": _page("GET", lambda w: "/admin/providers", frozenset({"admin"})),
+    "admin_pages.new_provider": _page(
+        "GET", lambda w: "/admin/providers/new", frozenset({"admin"})
+    ),
+    "admin_pages.create_provider": _page(
+        "POST",
+        lambda w: "/admin/providers/new",
+        frozenset({"admin"}),
+        body=lambda w, r: {"name": "matrix shelter", "service_types": "shelter"},
+    ),
+    "admin_pages.edit_provider_page": _page(
+        "GET", lambda w: f"/admin/providers/{w.provider_id}", frozenset({"admin"})
+    ),
+    "admin_pages.update_provider": _page(
+        "POST",
+        lambda w: f"/admin/providers/{w.provider_id}",
+        frozenset({"admin"}),
+        body=lambda w, r: {"name": "matrix shelter", "service_types": "shelter"},
+    ),
     # Agency pages: one's own referrals only.
     "agency_pages.inbox": _page("GET", lambda w: "/agency/", AGENCIES),
     "agency_pages.show": _page(
