@@ -86,7 +86,10 @@ class AgencyReferralOut(Schema):
     reason = String()
     legal_basis = Dict(allow_none=True)
     decline_reason = String(allow_none=True)
-    outcome = Dict(allow_none=True)
+    outcome = Dict(allow_none=True, metadata={
+        "description": "What the agency reported: `outcomes`, a list of {kind, status, date, "
+                       "amount?, notes?, recorded_at} in the order recorded (rows from before "
+                       "typed outcomes may hold investigation_status and restitution_* keys)."})
     created_at = DateTime()
     sent_at = DateTime(allow_none=True)
     acknowledged_at = DateTime(allow_none=True)

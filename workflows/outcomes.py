@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from workflows.errors import InvalidInput
@@ -83,7 +83,9 @@ def _bad(field: str, message: str) -> InvalidInput:
 
 
 def _outcome_date(raw: Any, today: date) -> date:
-    if isinstance(raw, date):
+    if isinstance(raw, datetime):
+        day = raw.date()
+    elif isinstance(raw, date):
         day = raw
     elif isinstance(raw, str) and len(raw) == 10:
         try:
