@@ -7,6 +7,11 @@ can reach. gunicorn knows its final binds (``-b`` or ``GUNICORN_CMD_ARGS``) only
 And Prometheus's multiprocess bookkeeping (``PROMETHEUS_MULTIPROC_DIR``): each worker
 counts in files of its own, which ``/metrics`` adds up; a worker that exits is marked
 dead, and files of processes long gone are removed when gunicorn starts.
+
+With ``LOG_FORMAT=json`` gunicorn's own lines are JSON too: its loggers hand their
+records to one root handler named as the app's (``config.logs``), which the app then
+takes over (adding request ids). Its access log stays off, as by default: each line
+would name the client's address and path.
 """
 
 import os
@@ -53,6 +58,33 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid, folder)
+
+
+def _json_logging():  # type: ignore[no-untyped-def]
+    from config.logs import HANDLER_NAME
+
+    quiet = {"handlers": [], "propagate": True}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "config.logs.JsonLineFormatter"}},
+        "handlers": {
+            HANDLER_NAME: {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"level": "INFO", "handlers": [HANDLER_NAME]},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", **quiet},
+            "gunicorn.access": {"level": "WARNING", **quiet},
+        },
+    }
+
+
+if os.environ.get("LOG_FORMAT", "").strip().lower() == "json":
+    logconfig_dict = _json_logging()
 
 
 def when_ready(server):  # type: ignore[no-untyped-def]

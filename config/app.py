@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 from apiflask import APIFlask
@@ -15,6 +14,7 @@ from config import (
     health,
     kept_forms,
     login,
+    logs,
     monitoring,
     pages,
     security,
@@ -83,9 +83,6 @@ BLUEPRINTS = (
 def create_app(settings: Settings | None = None) -> APIFlask:
     """Build the web app from explicit settings (tests pass their own)."""
     settings = settings or Settings.from_env()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
     app = APIFlask(
         "hotline",
         title=API_TITLE,
@@ -117,6 +114,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
             x_proto=settings.proxy_count,
             x_host=settings.proxy_count,
         )
+    logs.init_app(app, settings)  # first: its request id is there for every later hook
     runtime = build_runtime(settings)
     database.init_app(app, runtime)
     errors.init_app(app)

@@ -22,7 +22,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.orm import configure_mappers
 
 from config.database import runtime as app_runtime
+from config.logs import log_formatter
 from config.runtime import Runtime
+from config.settings import Settings
 from referrals.relay import PURPOSES, EmbeddedWorker, queue_name, run_relay_loop
 from referrals.tasks import JobIdFilter, run_deadline_check
 
@@ -30,11 +32,11 @@ log = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s job=%(job_id)s %(message)s"
 
-def _stamp_job_ids() -> None:
-    """Every log line of the worker names its job (never the tip's text)."""
+def _stamp_job_ids(settings: Settings) -> None:
+    """Every log line of the worker names its job (never the tip's text), in LOG_FORMAT."""
     for handler in logging.getLogger().handlers:
         handler.addFilter(JobIdFilter())
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.setFormatter(log_formatter(settings, LOG_FORMAT))
     # transitions logs every state callback at INFO: one line per delivery is enough.
     logging.getLogger("transitions").setLevel(logging.WARNING)
 
@@ -115,7 +117,7 @@ def run_in_process(runtime: Runtime) -> None:
 
 def _start(burst: bool) -> None:
     runtime = app_runtime()
-    _stamp_job_ids()
+    _stamp_job_ids(runtime.settings)
     if runtime.settings.uses_redis:
         click.echo(f"delivery worker on {', '.join(queue_name(runtime, p) for p in PURPOSES)}")
         run_rq_worker(runtime, burst=burst)

@@ -1,12 +1,14 @@
-"""/metrics under gunicorn: every worker's counts, whichever worker answers the scrape.
+"""/metrics and JSON logs under gunicorn: every worker's counts, whichever worker answers
+the scrape; gunicorn's lines and the app's alike one JSON object each.
 
 Runs the deployment's gunicorn (``gunicorn.conf.py`` from the project root) with two
-workers and ``PROMETHEUS_MULTIPROC_DIR``; prometheus_client picks multiprocess mode from
-the environment at import, so only a real server shows it.
+workers, ``PROMETHEUS_MULTIPROC_DIR`` and ``LOG_FORMAT=json``; prometheus_client picks
+multiprocess mode from the environment at import, so only a real server shows it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -52,7 +54,7 @@ def _pids(folder: Path) -> set[int]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, Path]]:
     folder = tmp_path_factory.mktemp("metrics-gunicorn")
     counts = folder / "prometheus"
     counts.mkdir()
@@ -69,6 +71,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
         "SPOOL_PATH": str(folder / "spool"),
         "METRICS_TOKEN": TOKEN,
         "PROMETHEUS_MULTIPROC_DIR": str(counts),
+        "LOG_FORMAT": "json",
+        "HOTLINE_BIND": "",
     }
     log = folder / "gunicorn.log"
     with log.open("wb") as out:
@@ -83,7 +87,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(log.read_text())
             time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}", counts
+        yield f"http://127.0.0.1:{port}", counts, log
     finally:
         proc.terminate()
         try:
@@ -93,8 +97,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
             proc.wait(5)
 
 
-def test_every_scrape_counts_the_tips_of_every_worker(served: tuple[str, Path]) -> None:
-    base, counts = served
+def test_every_scrape_counts_the_tips_of_every_worker(served: tuple[str, Path, Path]) -> None:
+    base, counts, _ = served
     for _ in range(6):  # a new connection each: gunicorn's workers share them out
         answer = requests.post(f"{base}/api/v1/tips", json={"narrative": "n"},
                                headers={"Connection": "close"}, timeout=30)
@@ -112,8 +116,22 @@ def test_every_scrape_counts_the_tips_of_every_worker(served: tuple[str, Path]) 
 
 
 def test_the_endpoint_is_hidden_from_a_client_without_the_token(
-    served: tuple[str, Path],
+    served: tuple[str, Path, Path],
 ) -> None:
-    base, _ = served
+    base, _, _ = served
     answer = requests.get(f"{base}/metrics", timeout=30)
     assert answer.status_code == 404 and "hotline_" not in answer.text
+
+
+def test_gunicorn_and_the_app_log_json_lines(served: tuple[str, Path, Path]) -> None:
+    base, _, log = served
+    requests.post(f"{base}/twilio/voice", data={"CallSid": "CA1"}, timeout=30)  # unsigned
+    deadline = time.monotonic() + 10
+    while "intake.twilio" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    loggers = {line["logger"] for line in lines}
+    assert {"gunicorn.error", "intake.twilio"} <= loggers
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    [refused] = [line for line in lines if line["logger"] == "intake.twilio"]
+    assert len(refused["request_id"]) == 16
