@@ -18,7 +18,14 @@ from config.database import db_session, runtime
 from config.security import open_tip_throttled
 from intake import schemas, services
 from intake.forms import FormErrors, load, text_or_none
-from intake.public_text import HOTLINE_PHONE, HOTLINE_TEXT, STATUS_WORDS, TEXT, pick_language
+from intake.public_text import (
+    HOTLINE_PHONE,
+    HOTLINE_TEXT,
+    STATUS_WORDS,
+    TEXT,
+    TIME_ZONES,
+    pick_language,
+)
 from workflows import publication
 from workflows.campaigns import HEARD_FROM
 from workflows.db import transaction
@@ -40,6 +47,7 @@ def _words() -> dict[str, Any]:
         "other_lang": "es" if lang == "en" else "en",
         "hotline_phone": HOTLINE_PHONE,
         "hotline_text": HOTLINE_TEXT,
+        "time_zones": TIME_ZONES[lang],
         "public": True,
     }
 
@@ -67,6 +75,14 @@ def _tip_from_form(form: Any, lang: str) -> dict[str, Any]:
     contact = {"phone": text_or_none(form, "phone"), "email": text_or_none(form, "email")}
     if any(contact.values()):
         data["contact"] = contact
+    window = {part: text_or_none(form, f"safe_{part}") for part in ("start", "end", "timezone")}
+    safe: dict[str, Any] = {}
+    if any(window.values()):  # any part given: the schema names each part still missing
+        safe["safe_window"] = window
+    if form.get("announce_only") == "on":
+        safe["announce_only"] = True
+    if safe:
+        data["safe_contact"] = safe
     return data
 
 

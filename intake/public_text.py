@@ -28,6 +28,13 @@ TEXT: dict[str, dict[str, str]] = {
         "contact": "How we could reach you (optional)",
         "phone": "Phone number",
         "email": "E-mail address",
+        "safe_hours": "When is it safe to text you? (optional; we hold texts until then)",
+        "safe_from": "From",
+        "safe_to": "to",
+        "safe_zone": "Your time zone",
+        "safe_zone_pick": "Choose",
+        "announce_only": "Texts only say that you have a message, never what it says (you "
+        "read it here with your reference and passphrase)",
         "send": "Send the tip",
         "errors": "Please check the fields marked below.",
         "resend": "Your page had expired, so nothing was sent yet. Please press Send again.",
@@ -69,6 +76,14 @@ TEXT: dict[str, dict[str, str]] = {
         "contact": "Cómo podríamos contactarle (opcional)",
         "phone": "Número de teléfono",
         "email": "Correo electrónico",
+        "safe_hours": "¿Cuándo es seguro enviarle mensajes de texto? (opcional; esperamos "
+        "hasta entonces)",
+        "safe_from": "De",
+        "safe_to": "a",
+        "safe_zone": "Su zona horaria",
+        "safe_zone_pick": "Elija",
+        "announce_only": "Los mensajes solo dicen que tiene un mensaje, nunca lo que dice (lo "
+        "lee aquí con su referencia y frase de acceso)",
         "send": "Enviar la denuncia",
         "errors": "Revise los campos marcados abajo.",
         "resend": "Su página había caducado y todavía no se envió nada. Pulse Enviar otra vez.",
@@ -101,3 +116,21 @@ STATUS_WORDS = {
 def pick_language(raw: str | None) -> str:
     """A supported language code; anything else is English."""
     return raw if raw in LANGUAGES else "en"
+
+# The zones a tipster picks from on the tip form (the API takes any IANA name).
+TIME_ZONES = {
+    "en": {
+        "America/New_York": "Eastern (New York)", "America/Chicago": "Central (Chicago)",
+        "America/Denver": "Mountain (Denver)", "America/Phoenix": "Arizona (Phoenix)",
+        "America/Los_Angeles": "Pacific (Los Angeles)", "America/Anchorage": "Alaska",
+        "Pacific/Honolulu": "Hawaii", "America/Puerto_Rico": "Puerto Rico",
+        "America/Mexico_City": "Mexico City",
+    },
+    "es": {
+        "America/New_York": "Este (Nueva York)", "America/Chicago": "Centro (Chicago)",
+        "America/Denver": "Montaña (Denver)", "America/Phoenix": "Arizona (Phoenix)",
+        "America/Los_Angeles": "Pacífico (Los Ángeles)", "America/Anchorage": "Alaska",
+        "Pacific/Honolulu": "Hawái", "America/Puerto_Rico": "Puerto Rico",
+        "America/Mexico_City": "Ciudad de México",
+    },
+}

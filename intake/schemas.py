@@ -22,6 +22,7 @@ from marshmallow import ValidationError, validates_schema
 
 from config.contract import OptionalId, StrictBoolean, StrictSchema, Text
 from workflows.campaigns import HEARD_FROM
+from workflows.safe_hours import parse_hhmm, parse_zone
 from workflows.vocabulary import CALLER_TYPES, LANGUAGES
 
 
@@ -63,6 +64,8 @@ class TipIn(StrictSchema):
     location = Text(500, allow_none=True)
     anonymous = StrictBoolean(load_default=True)
     contact = Nested(ContactIn, allow_none=True)
+    safe_contact = Nested("SafeContactIn", allow_none=True, metadata={
+        "description": "When and how the hotline may text the contact phone back."})
     language = String(load_default="en", validate=OneOf(LANGUAGES))
     heard_from = HeardFrom()
 
@@ -102,11 +105,49 @@ class PassphraseHeader(Schema):
     )
 
 
+def _checked(parse: Any) -> Any:
+    """A marshmallow validator from a parser that raises ValueError with its message."""
+
+    def check(value: str) -> None:
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+    return check
+
+
+class SafeWindowIn(StrictSchema):
+    """Daily hours a text is safe, local to an IANA zone; end before start crosses midnight."""
+
+    start = String(required=True, validate=_checked(parse_hhmm),
+                   metadata={"example": "18:00", "description": "HH:MM, 24-hour"})
+    end = String(required=True, validate=_checked(parse_hhmm),
+                 metadata={"example": "22:00",
+                           "description": "HH:MM, 24-hour; before start: crosses midnight"})
+    # Required: the hotline has no time zone of its own to assume (config/settings.py),
+    # and a guessed zone would text a victim at the wrong hour.
+    timezone = String(required=True, validate=[Length(max=64), _checked(parse_zone)],
+                      metadata={"example": "America/Chicago",
+                                "description": "IANA time zone of the tipster"})
+
+    @validates_schema
+    def _a_window_has_length(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("start") is not None and data.get("start") == data.get("end"):
+            raise ValidationError("must differ from start", field_name="end")
+
+
 class SafeContactIn(StrictSchema):
     safe_to_call = StrictBoolean(allow_none=True)
     safe_to_text = StrictBoolean(allow_none=True)
     safe_for_voicemail = StrictBoolean(allow_none=True)
-    safe_hours = Text(200, allow_none=True)
+    safe_hours = Text(200, allow_none=True, metadata={
+        "description": "Notes on safe hours; texts follow safe_window, not this text."})
+    safe_window = Nested(SafeWindowIn, allow_none=True, metadata={
+        "description": "Texts to the tipster wait for this window."})
+    announce_only = StrictBoolean(allow_none=True, metadata={
+        "description": "Texts only announce a message; the tipster reads it with reference "
+                       "and passphrase."})
     safe_word = Text(100, allow_none=True)
     unsafe_word = Text(100, allow_none=True)
     notes = Text(2000, allow_none=True)

@@ -60,6 +60,7 @@ def submit_tip(
     )
     contact = data.get("contact") or {}
     phone = contact.get("phone")
+    safe_contact = data.get("safe_contact")
     session.add(
         Signal(
             case_id=case.id,
@@ -71,6 +72,7 @@ def submit_tip(
             contact_phone=phone,
             contact_email=contact.get("email"),
             from_phone_hash=lookup_hash(phone) if phone else None,
+            safe_contact=json.dumps(safe_contact) if safe_contact else None,
             heard_from=data.get("heard_from"),
         )
     )

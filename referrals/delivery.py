@@ -195,17 +195,19 @@ def after_failed_attempt(runtime: Runtime, outbox_id: int, dispatch: int, error:
                 return "ignored"
             message.last_error = error[:500]
             message.lease_until = None
-            if message.attempts < settings.delivery_max_attempts:
+            # Dispatches spent waiting for a tipster's safe hours were no tries.
+            tries = message.attempts - int((message.payload or {}).get("holds") or 0)
+            if tries < settings.delivery_max_attempts:
                 message.available_at = utcnow() + backoff(
-                    settings.delivery_backoff_seconds, message.attempts
+                    settings.delivery_backoff_seconds, tries
                 )
                 log.warning(
                     "outbox %s attempt %s/%s failed (%s); retrying",
-                    outbox_id, message.attempts, settings.delivery_max_attempts, error,
+                    outbox_id, tries, settings.delivery_max_attempts, error,
                 )
                 return "retry"
             message.done_at = utcnow()
-            log.error("outbox %s gave up after %s attempts: %s", outbox_id, message.attempts, error)
+            log.error("outbox %s gave up after %s attempts: %s", outbox_id, tries, error)
             failed_agency = None
             if message.kind == "deliver_referral" and message.ref_id is not None:
                 failed_agency = _declare_failed(session, runtime, message.ref_id, error)

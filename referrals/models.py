@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from workflows.db import Base, utcnow
@@ -43,7 +52,14 @@ class Notification(Base):
     recipient: Mapped[str] = mapped_column(EncryptedText)
     recipient_hash: Mapped[str | None] = mapped_column(String(64), index=True)
     body: Mapped[str] = mapped_column(EncryptedText)
+    # pending | held (outside the tipster's safe hours) | sending | sent | failed |
+    # opted_out | skipped | unknown (a try that may have sent: never repeated)
     state: Mapped[str] = mapped_column(String(16), default="pending")
+    # A reply to a tipster: which message, when safe hours let it go, and whether only
+    # the announcement went (the reply itself stays behind reference and passphrase).
+    message_id: Mapped[int | None] = mapped_column(Integer)
+    held_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    announced_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     provider_id: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
     case_id: Mapped[int | None] = mapped_column(Integer, index=True)

@@ -4,7 +4,10 @@ Each ``notify`` outbox message becomes one ``Notification`` row per recipient an
 channel, written before anything is sent, so a retried job sends only what is still
 unsent. Supervisors get at least once (a page must arrive); a tipster gets at most once
 (a second text to a victim's phone is a risk), and only with call-back consent, a number
-that has not opted out and no "not safe to text" on record.
+that has not opted out and no "not safe to text" on record. A text to a tipster waits for
+their safe hours (the message is handed back to the outbox, due at the window's next
+opening: no worker waits), and a tipster who asked for it gets only an announcement,
+never the reply itself (workflows.safe_hours).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, select
@@ -40,6 +43,7 @@ from workflows.models import Case, Referral, Role, User
 from workflows.outbox import OutboxMessage, add_outbox_message
 from workflows.packets import consent_given
 from workflows.pii import lookup_hash
+from workflows.safe_hours import TipsterSafety, tipster_safety
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,14 @@ CASELESS_KINDS = frozenset({"spool_drained"})  # about the service, not one case
 
 class NotifyFailed(Exception):
     """Some recipients could not be reached yet; the job retries the unsent ones."""
+
+
+class NotifyHeld(Exception):
+    """A tipster's text waits for their safe hours: run the message again at ``until``."""
+
+    def __init__(self, until: datetime) -> None:
+        super().__init__(f"held until {until.isoformat()} (safe hours)")
+        self.until = until
 
 
 @dataclass(frozen=True)
@@ -121,11 +133,17 @@ def _tipster(session: Session, case: Case) -> list[Recipient]:
 
 
 # What a text to a tipster adds around the hotline's words, in the tipster's language.
+# The announcement names neither the case nor the reference: whoever else reads the
+# phone learns nothing but that a message exists.
 TIPSTER_WORDS = {
     "en": {"replied": "The hotline has replied to your tip.",
-           "footer": "(Ref {ref}. Reply STOP to stop texts.)"},
+           "footer": "(Ref {ref}. Reply STOP to stop texts.)",
+           "announce": "You have a message from the hotline. Use your reference to read it.",
+           "announce_footer": "(Reply STOP to stop texts.)"},
     "es": {"replied": "La línea directa respondió a su denuncia.",
-           "footer": "(Ref {ref}. Responda STOP para no recibir más mensajes.)"},
+           "footer": "(Ref {ref}. Responda STOP para no recibir más mensajes.)",
+           "announce": "Tiene un mensaje de la línea directa. Use su referencia para leerlo.",
+           "announce_footer": "(Responda STOP para no recibir más mensajes.)"},
 }
 
 
@@ -183,11 +201,21 @@ def _text(
             f"Delivery failed: {ref}",
             f"Delivery to {agency} failed for case {ref} after every retry. Retry or re-route.",
         )
+    return "Hotline reply", tipster_text(session, case, payload, tipster_safety(case.signals))
+
+
+def tipster_text(
+    session: Session, case: Case, payload: dict[str, Any], safety: TipsterSafety
+) -> str:
+    """The text to the tipster's phone: the reply, or with announce-only just the news
+    that there is one, in the tipster's language."""
+    words = TIPSTER_WORDS[tipster_language(case)]
+    if safety.announce_only:
+        return f"{words['announce']}\n{words['announce_footer']}"
     message_id = payload.get("message_id")
     message = session.get(TipMessage, message_id) if message_id else None
-    words = TIPSTER_WORDS[tipster_language(case)]
     body = message.body if message is not None else words["replied"]
-    return "Hotline reply", f"{body}\n" + words["footer"].format(ref=ref)
+    return f"{body}\n" + words["footer"].format(ref=case.reference)
 
 
 def _provider(
@@ -233,10 +261,13 @@ def _plan(session: Session, runtime: Runtime, message: OutboxMessage) -> list[No
                 everyone=kind == "emergency_repage" and payload.get("level") == 2,
             )
         subject, body = _text(session, kind, case, payload)
+    announced = (kind == "tipster_reply" and case is not None
+                 and tipster_safety(case.signals).announce_only)
     rows = []
     for recipient in recipients:
         key = (recipient.channel, lookup_hash(recipient.address))
-        row = existing.get(key)
+        row = existing.pop(key, None)
+        text = body if recipient.channel == "sms" else f"{subject}\n\n{body}"
         if row is None:
             row = Notification(
                 outbox_id=message.id,
@@ -244,14 +275,27 @@ def _plan(session: Session, runtime: Runtime, message: OutboxMessage) -> list[No
                 channel=recipient.channel,
                 recipient=recipient.address,
                 recipient_hash=key[1],
-                body=body if recipient.channel == "sms" else f"{subject}\n\n{body}",
+                body=text,
                 case_id=case.id if case is not None else None,
                 referral_id=payload.get("referral_id"),
+                message_id=payload.get("message_id") if kind == "tipster_reply" else None,
+                announced_only=announced,
             )
             session.add(row)
+        elif kind == "tipster_reply" and row.state in UNSENT:
+            # Held for hours, the tipster may have asked for announce-only meanwhile: a
+            # text not yet sent always says what their latest choice allows.
+            row.body, row.announced_only = text, announced
         rows.append(row)
+    for row in existing.values():
+        if row.kind == "tipster_reply" and row.state in UNSENT:
+            # No longer consented, safe or reachable: the held text never goes.
+            row.state, row.error = "skipped", "tipster no longer to be texted"
     session.flush()
     return rows
+
+
+UNSENT = frozenset({"pending", "held", "failed"})
 
 
 def _send_one(session: Session, runtime: Runtime, row: Notification) -> str | None:
@@ -285,10 +329,12 @@ def _send_one(session: Session, runtime: Runtime, row: Notification) -> str | No
 
 
 def send_notifications(session: Session, message: OutboxMessage, runtime: Runtime) -> int:
-    """Send what this ``notify`` message still owes; raises NotifyFailed to be retried."""
+    """Send what this ``notify`` message still owes; raises NotifyFailed to be retried,
+    NotifyHeld when a tipster's text must wait for their safe hours."""
     with transaction(session):
         rows = _plan(session, runtime, message)
     errors, sent = [], 0
+    held: list[datetime] = []
     for row in rows:
         if row.state in {"sent", "opted_out", "skipped", "unknown"}:
             continue
@@ -298,8 +344,16 @@ def send_notifications(session: Session, message: OutboxMessage, runtime: Runtim
                 with transaction(session):
                     row.state = "unknown"
                 continue
+            case = session.get(Case, row.case_id)
+            until = tipster_safety(case.signals).hold_until(utcnow()) if case else None
             with transaction(session):
-                row.state = "sending"
+                if until is not None:
+                    row.state, row.held_until, row.error = "held", until, None
+                else:
+                    row.state = "sending"
+            if until is not None:
+                held.append(until)
+                continue
         with transaction(session):
             error = _send_one(session, runtime, row)
         if error:
@@ -308,6 +362,8 @@ def send_notifications(session: Session, message: OutboxMessage, runtime: Runtim
             sent += 1
     if errors:
         raise NotifyFailed("; ".join(sorted(set(errors))))
+    if held:
+        raise NotifyHeld(min(held))
     return sent
 
 
@@ -445,3 +501,40 @@ def _record_breach(
     )
     # RETURNING, not rowcount: a row comes back only when this watcher inserted it.
     return session.execute(stmt).scalar() is not None
+
+
+def reply_deliveries(session: Session, case: Case) -> dict[int, str]:
+    """What became of each hotline reply's text, by message id, as staff read it:
+    "held until 18:00 America/Chicago (safe hours)", "announced only", "texted", …"""
+    safety = tipster_safety(case.signals)
+    zone = safety.window.zone if safety.window else UTC
+    found: dict[int, str] = {}
+    rows = session.scalars(
+        select(Notification)
+        .where(Notification.case_id == case.id, Notification.kind == "tipster_reply",
+               Notification.message_id.is_not(None))
+        .order_by(Notification.id)
+    )
+    for row in rows:
+        if row.state == "held" and row.held_until is not None:
+            local = aware(row.held_until).astimezone(zone)  # type: ignore[union-attr]
+            note = f"held until {local:%H:%M} {zone} (safe hours)"
+            if local.date() != utcnow().astimezone(zone).date():
+                note = f"held until {local:%Y-%m-%d %H:%M} {zone} (safe hours)"
+        else:
+            note = DELIVERY_WORDS.get(row.state, row.state)
+        if row.announced_only:
+            note = "announced only" if row.state == "sent" else f"{note}; announced only"
+        found[row.message_id] = note  # type: ignore[index]
+    return found
+
+
+DELIVERY_WORDS = {
+    "pending": "text queued",
+    "sending": "text being sent",
+    "sent": "texted",
+    "failed": "text failed, retrying",
+    "opted_out": "not texted: the number opted out",
+    "skipped": "not texted",
+    "unknown": "text may have gone (not repeated)",
+}

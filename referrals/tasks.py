@@ -9,14 +9,19 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 
 from config.runtime import Runtime, current_runtime
 from referrals.delivery import DeliveryFailed, after_failed_attempt, deliver_referral
-from referrals.notifications import NotifyFailed, check_deadlines, send_notifications
+from referrals.notifications import (
+    NotifyFailed,
+    NotifyHeld,
+    check_deadlines,
+    send_notifications,
+)
 from referrals.thread_delivery import notify_agency_of_answer
 from workflows.db import is_postgres, transaction, utcnow
 from workflows.models import Referral
@@ -98,6 +103,27 @@ def _finish(runtime: Runtime, outbox_id: int) -> None:
         session.close()
 
 
+def _hold(runtime: Runtime, outbox_id: int, dispatch: int, until: datetime) -> None:
+    """Hand the message back to the outbox, due at ``until``: the relay dispatches it
+    again then, so no worker sits waiting for a tipster's safe hours."""
+    session = runtime.session()
+    try:
+        with transaction(session):
+            message = session.get(OutboxMessage, outbox_id)
+            if message is None or message.done_at is not None or message.attempts != dispatch:
+                return
+            message.available_at = until
+            message.lease_until = None
+            message.last_error = None
+            # A hold is a dispatch but no failed try: it must not use up the retries.
+            payload = dict(message.payload or {})
+            payload["holds"] = int(payload.get("holds") or 0) + 1
+            message.payload = payload
+    finally:
+        session.close()
+    log.info("outbox %s held until %s (safe hours)", outbox_id, until.isoformat())
+
+
 def execute_outbox_message(runtime: Runtime, outbox_id: int, dispatch: int) -> str:
     """Do the work of one outbox message; raises when the try failed (to be retried)."""
     message = _begin(runtime, outbox_id, dispatch)
@@ -115,6 +141,9 @@ def execute_outbox_message(runtime: Runtime, outbox_id: int, dispatch: int) -> s
             notify_agency_of_answer(session, message.ref_id, runtime)
         else:
             log.warning("outbox %s: unknown kind %r, dropped", outbox_id, message.kind)
+    except NotifyHeld as held:
+        _hold(runtime, outbox_id, dispatch, held.until)
+        return "held"
     finally:
         session.close()
     _finish(runtime, outbox_id)

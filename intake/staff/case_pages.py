@@ -22,6 +22,7 @@ from intake.forms import FormErrors, load
 from intake.replies import reply_to_tipster
 from intake.schemas import TipMessageIn
 from intake.staff import screening_form
+from referrals.notifications import reply_deliveries
 from referrals.schemas import ThreadMessageIn
 from workflows.access import record_pii_view
 from workflows.cases import get_case
@@ -99,7 +100,15 @@ def _safe_contact(raw: str | None) -> dict[str, Any]:
         value = json.loads(raw)
     except ValueError:
         return {"notes": raw}
-    return value if isinstance(value, dict) else {}
+    if not isinstance(value, dict):
+        return {}
+    window = value.get("safe_window")
+    if isinstance(window, dict):
+        value["safe_window"] = (
+            f"{window.get('start')} to {window.get('end')} {window.get('timezone')} "
+            "(texts wait for it)"
+        )
+    return value
 
 
 @bp.get("/cases/<int:case_id>")
@@ -127,6 +136,7 @@ def show(case_id: int) -> Any:
         signals=[(s, _safe_contact(s.safe_contact)) for s in case.signals],
         events=_events(case),
         messages=services.tip_messages(session, case),
+        deliveries=reply_deliveries(session, case),
         allowed=allowed_case_events(case, me),
         relief_terms=case_suggestion(case),
         relief=case_relief(session, merged_case_ids(session, case)),

@@ -40,11 +40,20 @@ SAFE_FLAGS = (
     ("safe_to_call", "Safe to call"),
     ("safe_to_text", "Safe to text"),
     ("safe_for_voicemail", "Safe to leave a voicemail"),
+    ("announce_only", "Texts only say “you have a message” (the reply is read with the reference)"),
 )
 SAFE_TEXTS = (
-    ("safe_hours", "Safe hours"),
+    ("safe_hours", "Safe hours (notes)"),
     ("safe_word", "Code word for “safe”"),
     ("unsafe_word", "Code word for “not safe”"),
+)
+
+# Offered as suggestions; any IANA name is accepted. The hotline has no zone of its own
+# (config/settings.py), so the operator asks the caller and none is assumed.
+COMMON_ZONES = (
+    "America/New_York", "America/Chicago", "America/Denver", "America/Phoenix",
+    "America/Los_Angeles", "America/Anchorage", "Pacific/Honolulu", "America/Puerto_Rico",
+    "America/Mexico_City",
 )
 
 
@@ -142,6 +151,7 @@ def _form_page(
         languages=LANGUAGES,
         safe_flags=SAFE_FLAGS,
         safe_texts=SAFE_TEXTS,
+        common_zones=COMMON_ZONES,
         heard_from_choices=HEARD_FROM,
         **_screening_context(),
     )
@@ -189,6 +199,10 @@ def call_from_form(form: Any) -> dict[str, Any]:
     safe: dict[str, Any] = {name: tri_state(form, name) for name, _ in SAFE_FLAGS}
     safe.update({name: text_or_none(form, name) for name, _ in SAFE_TEXTS})
     safe["notes"] = text_or_none(form, "safe_notes")
+    window = {part: text_or_none(form, f"safe_window_{part}")
+              for part in ("start", "end", "timezone")}
+    # Any part given makes a window; the schema then names each part still missing.
+    safe["safe_window"] = window if any(window.values()) else None
     narrative = form.get("narrative") or ""
     victim = form_values("victims", form, prefix="v_")
     location = form_values("locations", form, prefix="loc_")
