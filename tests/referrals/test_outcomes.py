@@ -158,6 +158,7 @@ def test_the_agency_page_has_a_form_per_kind_it_records(app, logged_in, db_sessi
     referral_id = accepted_referral(app, "HHS")
     hhs = logged_in("agency", "HHS")
     url = f"/agency/referrals/{referral_id}"
+    assert f'href="{url}#outcome">record an outcome' in hhs.get("/agency/").get_data(as_text=True)
     page = hhs.get(url).get_data(as_text=True)
     for kind in ("certification_letter", "eligibility_letter", "interim_assistance"):
         assert f'id="answer-record_outcome-{kind}"' in page
