@@ -6,11 +6,13 @@ import ipaddress
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from config.settings import Settings, SettingsError
 from tests.conftest import backend
 from tests.scrapes import BEARER, TOKEN, scrape, value
 from workflows.db import transaction, utcnow
+from workflows.models import Case
 from workflows.outbox import OutboxMessage
 
 
@@ -76,6 +78,16 @@ def test_outbox_lag_is_the_age_of_the_oldest_unsent_message(scraper, db_session)
     assert value(samples, "hotline_metrics_source_up", source="database") == 1
     assert value(samples, "hotline_metrics_source_up", source="spool") == 1
     assert ("hotline_spool_items", ()) in samples
+
+
+def test_an_open_case_past_its_deadline_is_overdue(scraper, db_session) -> None:
+    before = value(scrape(scraper), "hotline_cases_overdue")
+    reference = scraper.post("/api/v1/tips", json={"narrative": "n"}).get_json()["reference"]
+    assert value(scrape(scraper), "hotline_cases_overdue") == before  # due in days
+    with transaction(db_session):
+        case = db_session.scalar(select(Case).where(Case.reference == reference))
+        case.deadline = utcnow() - timedelta(minutes=1)
+    assert value(scrape(scraper), "hotline_cases_overdue") == before + 1
 
 
 @pytest.mark.services
