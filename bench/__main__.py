@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from bench import delivery, intake, memory, queues, workflow
+from bench import delivery, intake, memory, queues, research, workflow
 from bench.environment import BenchEnv
 from bench.load import have_wrk
 from bench.report import Report
@@ -27,6 +27,7 @@ PARTS: dict[str, Callable[[BenchEnv, Report, Sizes], None]] = {
     "delivery": delivery.run,
     "queues": queues.run,
     "memory": memory.run,
+    "research": research.run,
 }
 
 

@@ -23,6 +23,7 @@ class Sizes:
     query_repeats: int = 50
     memory_requests: int = 100_000
     memory_jobs: int = 3_000
+    research_cases: tuple[int, ...] = (10_000, 100_000)
 
 
 FULL = Sizes()
@@ -43,4 +44,5 @@ SMOKE = Sizes(
     query_repeats=5,
     memory_requests=50,
     memory_jobs=5,
+    research_cases=(200,),
 )

@@ -4,8 +4,8 @@
 dictionary, k and what was generalised or dropped), ``cases.csv``, ``victims.csv``,
 ``referrals.csv``, ``data-dictionary.csv`` and ``suppression.csv``. The zip is written to
 an unseekable sink (entries carry data descriptors), so the bytes go out as they are
-made; victims and referrals wait in temporary files while cases are written, so memory
-stays flat however many cases there are.
+made; the cases' prepared rows, and victims and referrals while cases are written, wait
+in temporary files, so memory stays flat however many cases there are.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from workflows.disclosure import LADDER, QI_COLUMNS
 from workflows.research import (
+    TAIL_COLUMNS,
     CaseRecord,
     Extract,
     Field,
@@ -32,6 +33,9 @@ from workflows.research import (
 )
 
 TABLES = ("cases", "victims", "referrals")
+# Fast deflate: the CSVs shrink 5x instead of 7.7x, at a third of the default level's CPU
+# (0.18 s against 0.54 s for the 29 MiB of 100 k cases).
+COMPRESSLEVEL = 1
 PRIMARY_KEYS = {"cases": ["case_key"], "victims": ["case_key", "victim_number"]}
 
 
@@ -52,14 +56,6 @@ class _Sink(io.RawIOBase):
         data = b"".join(self._chunks)
         self._chunks.clear()
         return data
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value
 
 
 def _field_descriptor(f: Field) -> dict[str, Any]:
@@ -150,44 +146,51 @@ def stream_package(
     now: datetime,
     chunk: int = 1 << 16,
 ) -> Iterator[bytes]:
-    """The zip's bytes, as they are made (``records`` gives a fresh pass each call)."""
-    extract = plan_extract(records, k, now)
+    """The zip's bytes, as they are made.
+
+    ``records`` is called once: the database is read in one streamed pass, into a
+    temporary spool (``plan_extract``); the rows are written from the spool. Victims and
+    referrals wait in temporary files while cases are written, so memory stays flat.
+    """
+    headers = {name: [f.name for f in fs] for name, fs in schemas(vocab).items()}
+    for name, tail in TAIL_COLUMNS.items():  # rows() writes cells in this order
+        if headers[name] != ["case_key", *QI_COLUMNS, "disclosure_level", *tail]:
+            raise RuntimeError(f"{name}: the schema and the rows disagree on the columns")
     sink = _Sink()
-    fields = {name: [f.name for f in fs] for name, fs in schemas(vocab).items()}
     counts = dict.fromkeys(TABLES, 0)
-    spools: dict[str, IO[str]] = {
-        name: tempfile.TemporaryFile("w+", encoding="utf-8", newline="")
-        for name in ("victims", "referrals")
-    }
-    try:
-        with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            writers = {name: csv.DictWriter(spool, fields[name], lineterminator="\n")
-                       for name, spool in spools.items()}
-            for writer in writers.values():
-                writer.writeheader()
+    with (tempfile.TemporaryFile() as spool,
+          tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as victims_file,
+          tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as referrals_file):
+        spools: dict[str, IO[str]] = {"victims": victims_file, "referrals": referrals_file}
+        extract = plan_extract(records(), k, now, spool)
+        with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED,
+                             compresslevel=COMPRESSLEVEL) as archive:
+            writers = {name: csv.writer(file, lineterminator="\n")
+                       for name, file in spools.items()}
+            for name, writer in writers.items():
+                writer.writerow(headers[name])
             with archive.open("cases.csv", "w", force_zip64=True) as entry:
                 text = io.TextIOWrapper(entry, encoding="utf-8", newline="")
-                cases = csv.DictWriter(text, fields["cases"], lineterminator="\n")
-                cases.writeheader()
-                for table_name, row in rows(extract, records()):
+                cases = csv.writer(text, lineterminator="\n")
+                cases.writerow(headers["cases"])
+                for table_name, row in rows(extract):
                     counts[table_name] += 1
-                    out = {key: _cell(value) for key, value in row.items()}
                     if table_name == "cases":
-                        cases.writerow(out)
-                        if counts["cases"] % 512 == 0:
+                        cases.writerow(row)
+                        if counts["cases"] % 4096 == 0:
                             text.flush()
                             if data := sink.take():
                                 yield data
                     else:
-                        writers[table_name].writerow(out)
+                        writers[table_name].writerow(row)
                 text.flush()
                 text.detach()
             yield sink.take()
-            for name, spool in spools.items():
-                spool.seek(0)
+            for name, file in spools.items():
+                file.seek(0)
                 with archive.open(f"{name}.csv", "w", force_zip64=True) as entry:
                     text = io.TextIOWrapper(entry, encoding="utf-8", newline="")
-                    while block := spool.read(chunk):
+                    while block := file.read(chunk):
                         text.write(block)
                         text.flush()
                         yield sink.take()
@@ -204,9 +207,6 @@ def stream_package(
             archive.writestr("datapackage.json", json.dumps(
                 descriptor(vocab, extract, start, end, counts, now), indent=2))
         yield sink.take()
-    finally:
-        for spool in spools.values():
-            spool.close()
 
 
 def unpack_package(chunks: Iterator[bytes], directory: Path) -> list[Path]:

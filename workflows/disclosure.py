@@ -16,7 +16,6 @@ to 1 or 2, the next smallest cell is suppressed too, so that subtraction from th
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -102,6 +101,45 @@ LADDER: tuple[Step, ...] = (
 DROPPED = len(LADDER)  # the level of a row that is not released at all
 
 
+_CODE_BITS = 16  # each quasi-identifier's value as a number below 65,536
+_CODE_MASK = (1 << _CODE_BITS) - 1
+_FLOOR_BITS = 3  # a floor is a rung (0-5) or DROPPED (6)
+_FLOOR_MASK = (1 << _FLOOR_BITS) - 1
+_ONE = 1 << _FLOOR_BITS  # one case, in a table value
+
+
+class Codebook:
+    """Each quasi-identifier column's values numbered once, so that a combination packs
+    into one int (``pack``): small to count by, quick to hash, and shared by the tables
+    of one extract so a case's combination is packed once for all of them."""
+
+    def __init__(self) -> None:
+        self._codes: tuple[dict[str, int], ...] = tuple({} for _ in QI_COLUMNS)
+        self._values: tuple[list[str], ...] = tuple([] for _ in QI_COLUMNS)
+
+    def pack(self, qi: QI) -> int:
+        """The combination as an int whose low bits are free for a floor."""
+        key = 0
+        for codes, values, value in zip(self._codes, self._values, qi, strict=True):
+            code = codes.get(value)
+            if code is None:
+                code = codes[value] = len(values)
+                if code > _CODE_MASK:
+                    raise ValueError("too many distinct values of one quasi-identifier")
+                values.append(value)
+            key = key << _CODE_BITS | code
+        return key << _FLOOR_BITS
+
+    def unpack(self, key: int) -> QI:
+        key >>= _FLOOR_BITS
+        out = []
+        for values in reversed(self._values):
+            out.append(values[key & _CODE_MASK])
+            key >>= _CODE_BITS
+        out.reverse()
+        return tuple(out)  # type: ignore[return-value]
+
+
 @dataclass
 class KAnonymity:
     """Counts distinct cases per combination, then decides each combination's rung.
@@ -109,79 +147,81 @@ class KAnonymity:
     ``add`` every row first (pass one), ``resolve``, then ``level_of`` each row (pass
     two). ``floor`` lets a dependent row (a victim, a referral) never be released finer
     than its case was. Memory grows with the number of distinct combinations (bounded
-    by the quasi-identifiers' domain), never with the number of rows.
+    by the quasi-identifiers' domain), never with the number of rows: a combination is
+    one packed int (``Codebook``), its count and rung one more, and case ids are kept for the
+    rare case counted under several combinations of one table only, which is all an exact
+    count of distinct cases needs when combinations merge. ``add_key`` and
+    ``level_of_key`` take a combination already packed with ``codebook``.
     """
 
     k: int
-    _count: dict[tuple[QI, int], int] = field(default_factory=lambda: defaultdict(int))
-    # Case ids of combinations still below k (at most k - 1 each), to union exactly.
-    _cases: dict[tuple[QI, int], set[int]] = field(default_factory=dict)
+    codebook: Codebook = field(default_factory=Codebook)
+    # Per key: distinct cases << 3 | rung (one dict, not two: it is most of the memory).
+    _table: dict[int, int] = field(default_factory=dict)
+    # Cases counted under more than one key: their keys, so a merged group counts them once.
+    _shared: dict[int, frozenset[int]] = field(default_factory=dict)
     # Rows of one case arrive together: the keys this case already counted.
     _case: int | None = None
-    _seen: set[tuple[QI, int]] = field(default_factory=set)
-    _level: dict[tuple[QI, int], int] = field(default_factory=dict)
+    _seen: set[int] = field(default_factory=set)
 
     def add(self, qi: QI, case_id: int, floor: int = 0) -> None:
-        key = (qi, floor)
+        self.add_key(self.codebook.pack(qi), case_id, floor)
+
+    def add_key(self, packed: int, case_id: int, floor: int = 0) -> None:
+        key = packed | floor
         if case_id != self._case:
-            self._case, self._seen = case_id, set()
+            self._case = case_id
+            self._seen.clear()
         if key in self._seen:
             return  # count the case once
+        if self._seen:
+            self._shared[case_id] = frozenset((*self._seen, key))
         self._seen.add(key)
-        self._count[key] += 1
-        if self._count[key] < self.k:
-            self._cases.setdefault(key, set()).add(case_id)
-        else:
-            self._cases.pop(key, None)
-
-    def add_group(self, qi: QI, floor: int, count: int, cases: set[int]) -> None:
-        """Add ``count`` distinct cases at once (``cases``: their ids while below k).
-
-        Groups added for one key must hold disjoint cases (a case has one combination in
-        the table they came from), so their counts add up exactly.
-        """
-        key = (qi, floor)
-        self._count[key] += count
-        if self._count[key] < self.k:
-            self._cases.setdefault(key, set()).update(cases)
-        else:
-            self._cases.pop(key, None)
+        self._table[key] = self._table.get(key, 0) + _ONE
 
     def resolve(self) -> None:
         """Give every combination the lowest rung (at or above its floor) holding k cases."""
-        pending = {key for key, n in self._count.items() if n < self.k or key[1] > 0}
-        for key in self._count:
-            if key not in pending:
-                self._level[key] = 0
+        k, table = self.k, self._table
+        pack, unpack = self.codebook.pack, self.codebook.unpack
+        pending = {key for key, n in table.items() if n >> _FLOOR_BITS < k or key & _FLOOR_MASK}
         for level, step in enumerate(LADDER):
-            groups: dict[QI, list[tuple[QI, int]]] = defaultdict(list)
-            for key in pending:
-                if key[1] <= level:
-                    groups[step.apply(key[0])].append(key)
-            for members in groups.values():
-                # Exact distinct cases below k; a member at or above k counts as k+.
-                big = any(self._count[m] >= self.k for m in members)
-                ids: set[int] = set()
-                if not big:
-                    for m in members:
-                        ids |= self._cases[m]
-                if big or len(ids) >= self.k:
-                    for m in members:
-                        self._level[m] = level
-                        pending.discard(m)
+            # Rung 0 (as recorded) groups a combination with itself alone: one below k
+            # stays below k there, and one with a floor above 0 does not take part.
+            members = [key for key in pending if 0 < level >= key & _FLOOR_MASK]
+            if not members:
+                continue
+            group_of = {key: pack(step.apply(unpack(key))) for key in members}
+            cases: dict[int, int] = {}
+            for key, group in group_of.items():
+                cases[group] = cases.get(group, 0) + (table[key] >> _FLOOR_BITS)
+            for keys in self._shared.values():  # a case under several members counts once
+                hits: dict[int, int] = {}
+                for key in keys:
+                    if key in group_of:
+                        hits[group_of[key]] = hits.get(group_of[key], 0) + 1
+                for group, n in hits.items():
+                    cases[group] -= n - 1
+            for key, group in group_of.items():
+                if cases[group] >= k:
+                    table[key] |= level
+                    pending.discard(key)
         for key in pending:
-            self._level[key] = DROPPED
+            table[key] |= DROPPED
         self._seen.clear()
 
     def level_of(self, qi: QI, floor: int = 0) -> int:
-        return self._level[(qi, floor)]
+        return self.level_of_key(self.codebook.pack(qi), floor)
+
+    def level_of_key(self, packed: int, floor: int = 0) -> int:
+        key = packed | floor
+        return self._table[key] & _FLOOR_MASK
 
     def summary(self) -> dict[str, int]:
         """Distinct cases released at each rung (and dropped): what the export states."""
         totals = {step.name: 0 for step in LADDER} | {"dropped": 0}
-        for key, level in self._level.items():
-            name = "dropped" if level == DROPPED else LADDER[level].name
-            totals[name] += self._count[key]
+        names = [step.name for step in LADDER] + ["dropped"]
+        for value in self._table.values():
+            totals[names[value & _FLOOR_MASK]] += value >> _FLOOR_BITS
         return totals
 
 

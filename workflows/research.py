@@ -5,19 +5,24 @@ incident / victim elements where they apply. Nothing free-text and no identifier
 leaves: every released value is a code from a closed list (the schema's ``enum``), a
 count, a whole number of days, or money rounded to the thousand. Dates become the
 month, ages a band, places the state, and each row's quasi-identifiers are made
-k-anonymous (``workflows.disclosure``). Rows are read in batches, in two passes (count
-the combinations; then write the rows), so memory does not grow with the number of
-cases. No encrypted column is ever selected.
+k-anonymous (``workflows.disclosure``). The database is read once, by three streamed
+Core selects merged in case order (``case_records``): each case's combination is counted
+and its rows' cells spooled to a temporary file; once the combinations are resolved
+the rows are written from the spool. Memory holds the counts of distinct combinations,
+never the rows. No narrative, name or place column is ever selected; of the encrypted
+columns only the referral's outcome is read, as the outcome figures need it.
 """
 
 from __future__ import annotations
 
+import pickle
 import re
 import secrets
-from collections.abc import Iterator, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import DateTime, column, func, select, table
 from sqlalchemy.orm import Session
@@ -27,11 +32,12 @@ from workflows.deadlines import aware
 from workflows.disclosure import (
     AGE_BANDS,
     ANY,
+    DROPPED,
     LADDER,
     QI,
     STATES,
+    Codebook,
     KAnonymity,
-    release,
 )
 from workflows.machines import AWAITING_AGENCY, CASE_STATES, REFERRAL_STATES
 from workflows.models import Case, Referral
@@ -205,14 +211,16 @@ def citizenship(foreign: Any) -> str:
 def _days(start: datetime | None, end: datetime | None) -> int | None:
     if start is None or end is None:
         return None
-    return max(0, (aware(end) - aware(start)).days)  # type: ignore[operator]
+    if (start.tzinfo is None) is not (end.tzinfo is None):  # SQLite's naive and a zoned one
+        start, end = aware(start), aware(end)
+    return max(0, (end - start).days)  # type: ignore[operator]
 
 
 def _thousands(amount: float) -> int:
     return round(amount / 1000.0) * 1000
 
 
-@dataclass
+@dataclass(slots=True)
 class ReferralRecord:
     agency: str
     mandatory: bool
@@ -226,7 +234,7 @@ class ReferralRecord:
     taken_up: datetime | None  # acknowledged, else answered
 
 
-@dataclass
+@dataclass(slots=True)
 class CaseRecord:
     """What the extract knows of one case: codes, dates and counts, no free text."""
 
@@ -279,54 +287,84 @@ def count_cases(session: Session, start: datetime, end: datetime) -> int:
 def case_records(
     session: Session, start: datetime, end: datetime, vocab: Vocabulary
 ) -> Iterator[CaseRecord]:
-    """Every case opened in [start, end), in id order, read in batches."""
-    query = (
-        select(Case.id, Case.created_at, Case.state, Case.priority, Case.level, Case.case_type,
-               Case.screening, Case.referred_at, Case.closed_at)
-        .where(Case.created_at >= start, Case.created_at < end)
-        .order_by(Case.id)
-        .execution_options(yield_per=BATCH)
-    )
-    for partition in session.execute(query).partitions():
-        ids = [row.id for row in partition]
-        first: dict[int, tuple[str, str, str]] = {}
-        contacts: dict[int, int] = {}
-        signal_rows = session.execute(
-            select(SIGNALS.c.case_id, SIGNALS.c.channel, SIGNALS.c.heard_from,
-                   SIGNALS.c.caller_type)
-            .where(SIGNALS.c.case_id.in_(ids)).order_by(SIGNALS.c.id)
-        ).all()
-        for case_id, channel, heard, caller in signal_rows:
-            contacts[case_id] = contacts.get(case_id, 0) + 1
-            first.setdefault(case_id, (channel, heard, caller))
-        referrals: dict[int, list[ReferralRecord]] = {}
-        for r in session.execute(
-            select(Referral.case_id, Referral.agency_code, Referral.mandatory, Referral.rule,
-                   Referral.state, Referral.created_at, Referral.sent_at, Referral.answered_at,
-                   Referral.deadline, Referral.outcome, Referral.acknowledged_at)
-            .where(Referral.case_id.in_(ids)).order_by(Referral.id)
-        ):
-            referrals.setdefault(r.case_id, []).append(ReferralRecord(
-                _code(r.agency_code, vocab.agencies, "other"), bool(r.mandatory),
-                _code(r.rule, vocab.rules, "other"), r.state, r.created_at, r.sent_at,
-                r.answered_at, r.deadline, r.outcome, r.acknowledged_at or r.answered_at))
-        for row in partition:
-            yield _record(row, first, contacts, referrals, vocab)
+    """Every case opened in [start, end), in id order, in constant memory.
+
+    Three Core selects stream side by side (server-side cursors on PostgreSQL): the
+    cases by id, and their signals and referrals by (case, id); they are merged here,
+    so nothing is loaded through the ORM and no query is issued per case or per batch.
+    Only the columns the extract uses are read: no narrative, location or name is ever
+    selected (so never decrypted); the referral's outcome is, as the figures need it.
+    """
+    cases, referrals = Case.__table__, Referral.__table__
+    in_range = select(cases.c.id).where(cases.c.created_at >= start, cases.c.created_at < end)
+    stream = {"stream_results": True, "yield_per": BATCH}
+    conn = session.connection()
+    case_rows = conn.execute(
+        select(cases.c.id, cases.c.created_at, cases.c.state, cases.c.priority, cases.c.level,
+               cases.c.case_type, cases.c.screening, cases.c.referred_at, cases.c.closed_at)
+        .where(cases.c.created_at >= start, cases.c.created_at < end)
+        .order_by(cases.c.id).execution_options(**stream))
+    signal_rows = conn.execute(
+        select(SIGNALS.c.case_id, SIGNALS.c.channel, SIGNALS.c.heard_from, SIGNALS.c.caller_type)
+        .where(SIGNALS.c.case_id.in_(in_range))
+        .order_by(SIGNALS.c.case_id, SIGNALS.c.id).execution_options(**stream))
+    referral_rows = conn.execute(
+        select(referrals.c.case_id, referrals.c.agency_code, referrals.c.mandatory,
+               referrals.c.rule, referrals.c.state, referrals.c.created_at, referrals.c.sent_at,
+               referrals.c.answered_at, referrals.c.deadline, referrals.c.outcome,
+               referrals.c.acknowledged_at)
+        .where(referrals.c.case_id.in_(in_range))
+        .order_by(referrals.c.case_id, referrals.c.id).execution_options(**stream))
+    try:
+        signals = _by_case(signal_rows)
+        by_case = _by_case(referral_rows)
+        for row in case_rows:
+            found = signals.take(row[0])
+            first = found[0] if found else (None, None, None, None)
+            refs = [ReferralRecord(
+                _code(agency, vocab.agencies, "other"), bool(mandatory),
+                _code(rule, vocab.rules, "other"), state, created, sent, answered, deadline,
+                outcome, acknowledged or answered)
+                for (_, agency, mandatory, rule, state, created, sent, answered, deadline,
+                     outcome, acknowledged) in by_case.take(row[0])]
+            yield _record(row, first[1], first[2], first[3], len(found), refs, vocab)
+    finally:
+        for result in (case_rows, signal_rows, referral_rows):
+            result.close()
 
 
-def _record(row: Any, first: dict[int, tuple[str, str, str]], contacts: dict[int, int],
-            referrals: dict[int, list[ReferralRecord]], vocab: Vocabulary) -> CaseRecord:
-    screening = row.screening or {}
-    facts = screening.get("facts") or {}
-    channel, heard, caller = first.get(row.id, (None, None, None))
-    created = aware(row.created_at)
-    assert created is not None
+class _by_case:  # noqa: N801 - read as a function: the rows of one case after another
+    """Hands out the rows of one case at a time from a stream ordered by case id."""
+
+    def __init__(self, rows: Any) -> None:
+        self._rows = iter(rows)
+        self._next = next(self._rows, None)
+
+    def take(self, case_id: int) -> list[Any]:
+        out = []
+        row = self._next
+        while row is not None and row[0] <= case_id:
+            if row[0] == case_id:  # rows of a case outside the stream are skipped
+                out.append(row)
+            row = next(self._rows, None)
+        self._next = row
+        return out
+
+
+def _record(row: Any, channel: str | None, heard: str | None, caller: str | None,
+            contacts: int, referrals: list[ReferralRecord], vocab: Vocabulary) -> CaseRecord:
+    case_id, created, state, priority, level, case_type, screening, referred, closed = row
+    facts = (screening or {}).get("facts") or {}
+    if created.tzinfo is not None and created.utcoffset():  # a server not set to UTC
+        created = created.astimezone(UTC)
     victims = [(age_band(facts.get("victim_age"), facts.get("victim_minor")),
                 citizenship(facts.get("foreign_national")))] if screening else []
-    ttype = facts.get("trafficking_type") or row.case_type
+    ttype = facts.get("trafficking_type") or case_type
     return CaseRecord(
-        id=row.id,
-        month=f"{created.year:04d}-{created.month:02d}",
+        id=case_id,
+        month=_MONTHS.get((created.year, created.month))
+        or _MONTHS.setdefault((created.year, created.month),
+                              f"{created.year:04d}-{created.month:02d}"),
         state=_code(str(facts.get("state") or "").upper(), _STATES),
         trafficking_type=_code(ttype, _TYPES),
         venue=_code(facts.get("venue"), vocab.venues),
@@ -335,28 +373,49 @@ def _record(row: Any, first: dict[int, tuple[str, str, str]], contacts: dict[int
         heard_from=_code(heard, _SOURCES),
         caller_type=_code(facts.get("caller_type") or caller, CALLER_TYPES),
         request_type=_code(facts.get("request_type"), REQUEST_TYPES),
-        level=_code(row.level, LEVELS, "unscreened"),
-        priority=_code(row.priority, ("emergency", "urgent", "routine"), "routine"),
-        case_state=_code(row.state, CASE_STATES),
-        contacts=contacts.get(row.id, 0),
-        days_to_referral=_days(row.created_at, row.referred_at),
-        days_to_close=_days(row.created_at, row.closed_at),
-        referrals=referrals.get(row.id, []),
+        level=_code(level, LEVELS, "unscreened"),
+        priority=_code(priority, ("emergency", "urgent", "routine"), "routine"),
+        case_state=_code(state, CASE_STATES),
+        contacts=contacts,
+        days_to_referral=_days(created, referred),
+        days_to_close=_days(created, closed),
+        referrals=referrals,
     )
+
+
+_MONTHS: dict[tuple[int, int], str] = {}  # one string per month, shared by every record
 
 
 # --- the extract ------------------------------------------------------------------------
 
 
+OUTCOME_COLUMNS = ("investigation", "continued_presence", "letter", "visa_certified",
+                   "restitution_ordered", "restitution_paid")
+# Each table's columns after the key and the released quasi-identifiers, in the order
+# ``rows`` writes them (``datapackage`` checks them against ``schemas``).
+TAIL_COLUMNS = {
+    "cases": ("channel", "heard_from", "caller_type", "request_type", "screening_level",
+              "priority", "case_state", "victims", "contacts", "referrals_made",
+              "days_to_referral", "days_to_close", *OUTCOME_COLUMNS),
+    "victims": ("victim_number", "minor"),
+    "referrals": ("agency", "basis", "rule", "referral_state", "days_to_send",
+                  "days_to_answer", "deadline_met", "outcome_known", *OUTCOME_COLUMNS),
+}
+_RUNGS = [step.name for step in LADDER]
+_MINOR = frozenset({"minor", *AGE_BANDS[:3]})
+
+
 @dataclass
 class Extract:
-    """Decisions from the first passes; ``rows`` then streams the released rows."""
+    """Decisions from the counting passes, and the spool ``rows`` writes from."""
 
     k: int
     cases: KAnonymity
     victims: KAnonymity
     referrals: KAnonymity
     now: datetime
+    spool: IO[bytes]
+    codebook: Codebook
 
     def suppression(self) -> dict[str, dict[str, int]]:
         """Per table: distinct cases released at each rung of the ladder, and dropped."""
@@ -364,134 +423,143 @@ class Extract:
                 "referrals": self.referrals.summary()}
 
 
-class _Dependent:
-    """Rows that follow a case (victims, referrals), counted by (row combination, case
-    combination) until the case table is resolved and each case's rung is known."""
-
-    def __init__(self, k: int) -> None:
-        self.k = k
-        self.groups: dict[tuple[QI, QI], tuple[int, set[int]]] = {}
-        self.case: int | None = None
-        self.seen: set[tuple[QI, QI]] = set()  # keys the current case already counted
-
-    def add(self, qi: QI, case_qi: QI, case_id: int) -> None:
-        key = (qi, case_qi)
-        if case_id != self.case:
-            self.case, self.seen = case_id, set()
-        if key in self.seen:
-            return
-        self.seen.add(key)
-        count, ids = self.groups.get(key, (0, set()))
-        if count + 1 < self.k:
-            ids.add(case_id)
-        else:
-            ids = set()
-        self.groups[key] = (count + 1, ids)
-
-    def into(self, table: KAnonymity, cases: KAnonymity) -> None:
-        for (qi, case_qi), (count, ids) in self.groups.items():
-            table.add_group(qi, cases.level_of(case_qi), count, ids)
-        table.resolve()
+def _cell(value: Any) -> Any:
+    """A CSV cell: empty for None, true/false for booleans."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
-def plan_extract(records: Any, k: int, now: datetime) -> Extract:
-    """The first pass: count every combination and decide each one's rung.
-
-    ``records`` is a callable giving a fresh iterator of ``CaseRecord`` each time.
-    Victims and referrals are counted against their case's combination, so once the
-    cases are resolved each is floored at its case's rung without another pass.
-    """
-    extract = Extract(k, KAnonymity(k), KAnonymity(k), KAnonymity(k), now)
-    victims, referrals = _Dependent(k), _Dependent(k)
-    for record in records():
-        case_qi = record.qi()
-        extract.cases.add(case_qi, record.id)
-        for victim in record.victims:
-            victims.add(record.qi(victim), case_qi, record.id)
-        if record.referrals:
-            referrals.add(case_qi, case_qi, record.id)
-    extract.cases.resolve()
-    victims.into(extract.victims, extract.cases)
-    referrals.into(extract.referrals, extract.cases)
-    return extract
+def _outcome_cells(figures: Any) -> list[Any]:
+    return [_cell(figures.investigation), _cell(figures.continued_presence),
+            _cell(figures.letter), _cell(figures.visa_certified),
+            _thousands(figures.restitution_ordered), _thousands(figures.restitution_paid)]
 
 
-def _released(qi: QI, level: int) -> dict[str, Any] | None:
-    shown = release(qi, level)
-    if shown is None:
-        return None
-    names = ("state", "period", "age_band", "trafficking_type", "venue", "citizenship_group")
-    return {**dict(zip(names, shown, strict=True)), "disclosure_level": LADDER[level].name}
+# What the spool holds per case: its combination and its victims' (packed), and the
+# cells of its case row and of each referral row after the quasi-identifiers. No id.
+Prepared = tuple[int, tuple[int, ...], list[Any], list[list[Any]]]
 
 
-def _outcomes(figures: Any) -> dict[str, Any]:
-    return {
-        "investigation": figures.investigation,
-        "continued_presence": figures.continued_presence,
-        "letter": figures.letter,
-        "visa_certified": figures.visa_certified,
-        "restitution_ordered": _thousands(figures.restitution_ordered),
-        "restitution_paid": _thousands(figures.restitution_paid),
-    }
-
-
-def _sum_outcomes(referrals: list[ReferralRecord]) -> dict[str, Any]:
+def _prepare(record: CaseRecord, case_key: int, victim_keys: tuple[int, ...],
+             now: datetime) -> Prepared:
+    """Everything but the quasi-identifiers, made once in the database pass."""
     total = {"investigation": False, "continued_presence": False, "letter": False,
              "visa_certified": False, "restitution_ordered": 0.0, "restitution_paid": 0.0}
-    for referral in referrals:
-        figures = read_outcome(referral.outcome)
+    referral_cells = []
+    for r in record.referrals:
+        figures = read_outcome(r.outcome)
         for flag in ("investigation", "continued_presence", "letter", "visa_certified"):
             total[flag] = total[flag] or getattr(figures, flag)
         total["restitution_ordered"] += figures.restitution_ordered
         total["restitution_paid"] += figures.restitution_paid
-    total["restitution_ordered"] = _thousands(total["restitution_ordered"])
-    total["restitution_paid"] = _thousands(total["restitution_paid"])
-    return total
+        referral_cells.append([
+            r.agency, "mandatory" if r.mandatory else "consent", r.rule, r.state,
+            _cell(_days(r.created_at, r.sent_at)), _cell(_days(r.sent_at, r.answered_at)),
+            _cell(deadline_met(r.state, r.deadline, r.taken_up, now)), _cell(figures.known),
+            *_outcome_cells(figures)])
+    case_cells = [
+        record.channel, record.heard_from, record.caller_type, record.request_type,
+        record.level, record.priority, record.case_state, len(record.victims),
+        record.contacts, len(record.referrals), _cell(record.days_to_referral),
+        _cell(record.days_to_close),
+        *(_cell(total[flag]) for flag in ("investigation", "continued_presence", "letter",
+                                          "visa_certified")),
+        _thousands(total["restitution_ordered"]), _thousands(total["restitution_paid"])]
+    return (case_key, victim_keys, case_cells, referral_cells)
 
 
-def rows(extract: Extract, records: Iterator[CaseRecord]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Pass three: ``(table, row)`` for every released row, in case order."""
-    for record in records:
-        level = extract.cases.level_of(record.qi())
-        shown = _released(record.qi(), level)
-        if shown is None:
-            continue  # the case is dropped, and with it its victims and referrals
-        key = secrets.token_hex(6)
-        yield "cases", {
-            "case_key": key, **shown,
-            "channel": record.channel, "heard_from": record.heard_from,
-            "caller_type": record.caller_type, "request_type": record.request_type,
-            "screening_level": record.level, "priority": record.priority,
-            "case_state": record.case_state, "victims": len(record.victims),
-            "contacts": record.contacts, "referrals_made": len(record.referrals),
-            "days_to_referral": record.days_to_referral, "days_to_close": record.days_to_close,
-            **_sum_outcomes(record.referrals),
-        }
-        for number, victim in enumerate(record.victims, start=1):
-            vshown = _released(record.qi(victim), extract.victims.level_of(record.qi(victim),
-                                                                            level))
-            if vshown is not None:
-                band = vshown["age_band"]
-                minor = None if band in ("unknown", ANY) else band in ("minor", *AGE_BANDS[:3])
-                yield "victims", {"case_key": key, **vshown, "victim_number": number,
-                                  "minor": minor}
-        rshown = (_released(record.qi(), extract.referrals.level_of(record.qi(), level))
-                  if record.referrals else None)
-        if rshown is None:
-            continue
-        for referral in record.referrals:
-            figures = read_outcome(referral.outcome)
-            yield "referrals", {
-                "case_key": key, **rshown,
-                "agency": referral.agency,
-                "basis": "mandatory" if referral.mandatory else "consent",
-                "rule": referral.rule, "referral_state": referral.state,
-                "days_to_send": _days(referral.created_at, referral.sent_at),
-                "days_to_answer": _days(referral.sent_at, referral.answered_at),
-                "deadline_met": deadline_met(referral.state, referral.deadline,
-                                             referral.taken_up, extract.now),
-                "outcome_known": figures.known, **_outcomes(figures),
-            }
+def _spooled(spool: IO[bytes]) -> Iterator[Any]:
+    spool.seek(0)
+    while True:
+        try:
+            yield pickle.load(spool)  # noqa: S301 - our own temporary file, written above
+        except EOFError:
+            return
+
+
+def plan_extract(records: Iterable[CaseRecord], k: int, now: datetime,
+                 spool: IO[bytes]) -> Extract:
+    """Read the database once: count the cases' combinations and spool what each case's
+    rows need; then, cases resolved, count victims and referrals from a second, small
+    spool of packed combinations.
+
+    Victims and referrals are counted at their case's rung as a floor, so none is ever
+    released finer than its case. ``spool`` is a binary temporary file: memory holds
+    the counts of distinct combinations only, never the rows.
+    """
+    codebook = Codebook()
+    extract = Extract(k, KAnonymity(k, codebook), KAnonymity(k, codebook),
+                      KAnonymity(k, codebook), now, spool, codebook)
+    pack = codebook.pack
+    batch: list[Prepared] = []
+    keys: list[int] = []  # per case: its key, its victims' count and keys, has referrals
+    with tempfile.TemporaryFile() as key_spool:
+        for number, record in enumerate(records):  # the spool's own numbering: no id kept
+            case_key = pack(record.qi())
+            principal = record.principal  # the case row's victim: its key is the case's
+            victim_keys = tuple(case_key if v == principal else pack(record.qi(v))
+                                for v in record.victims)
+            extract.cases.add_key(case_key, number)
+            batch.append(_prepare(record, case_key, victim_keys, now))
+            keys += (case_key, len(victim_keys), *victim_keys, bool(record.referrals))
+            if len(batch) == BATCH:
+                pickle.dump(batch, spool, pickle.HIGHEST_PROTOCOL)
+                pickle.dump(keys, key_spool, pickle.HIGHEST_PROTOCOL)
+                batch, keys = [], []
+        if batch:
+            pickle.dump(batch, spool, pickle.HIGHEST_PROTOCOL)
+            pickle.dump(keys, key_spool, pickle.HIGHEST_PROTOCOL)
+        extract.cases.resolve()
+        level_of, number = extract.cases.level_of_key, 0
+        for keys in _spooled(key_spool):
+            at = 0
+            while at < len(keys):
+                case_key, victims = keys[at], keys[at + 1]
+                floor = level_of(case_key)
+                for victim_key in keys[at + 2:at + 2 + victims]:
+                    extract.victims.add_key(victim_key, number, floor)
+                if keys[at + 2 + victims]:
+                    extract.referrals.add_key(case_key, number, floor)
+                at += 3 + victims
+                number += 1
+    extract.victims.resolve()
+    extract.referrals.resolve()
+    return extract
+
+
+def rows(extract: Extract) -> Iterator[tuple[str, list[Any]]]:
+    """The last pass, over the spool: ``(table, cells)`` for every released row, in case
+    order; cells are the table's columns in ``schemas`` order."""
+    cases, victims, referrals = extract.cases, extract.victims, extract.referrals
+    unpack = extract.codebook.unpack
+    for prepared in _spooled(extract.spool):
+        keys = secrets.token_hex(6 * len(prepared))  # a random key per case, 12 hex digits
+        for i, (case_key, victim_keys, case_cells, referral_cells) in enumerate(prepared):
+            level = cases.level_of_key(case_key)
+            if level == DROPPED:
+                continue  # the case is dropped, and with it its victims and referrals
+            case_qi = unpack(case_key)
+            key = keys[12 * i:12 * i + 12]
+            yield "cases", [key, *LADDER[level].apply(case_qi), _RUNGS[level], *case_cells]
+            for number, victim_key in enumerate(victim_keys, start=1):
+                vlevel = victims.level_of_key(victim_key, level)
+                if vlevel != DROPPED:
+                    vshown = LADDER[vlevel].apply(
+                        case_qi if victim_key == case_key else unpack(victim_key))
+                    band = vshown[2]
+                    minor = "" if band in ("unknown", ANY) else _cell(band in _MINOR)
+                    yield "victims", [key, *vshown, _RUNGS[vlevel], number, minor]
+            if not referral_cells:
+                continue
+            rlevel = referrals.level_of_key(case_key, level)
+            if rlevel == DROPPED:
+                continue
+            rshown = [key, *LADDER[rlevel].apply(case_qi), _RUNGS[rlevel]]
+            for cells in referral_cells:
+                yield "referrals", [*rshown, *cells]
 
 
 def deadline_met(state: str, deadline: datetime | None, taken_up: datetime | None,

@@ -221,3 +221,49 @@ def test_rows_of_one_case_count_once() -> None:
     table.add(_qi(), 2)
     table.resolve()
     assert table.summary()["dropped"] == 2  # two cases, not six rows
+
+
+def test_a_case_under_two_combinations_counts_once_when_they_merge() -> None:
+    """Two victims of one case differ only in venue: one rung up they are one
+    combination, and the case counts once there, so with k = 3 two cases stay too few."""
+    table = KAnonymity(3)
+    table.add(_qi(venue="escort_services"), 1)
+    table.add(_qi(venue="residential"), 1)
+    table.add(_qi(venue="escort_services"), 2)
+    table.resolve()
+    assert table.summary()["dropped"] == 3  # three rows' worth of counts, all dropped
+    assert table.level_of(_qi(venue="residential")) == len(LADDER)
+
+
+def test_reading_cases_takes_the_same_queries_for_few_cases_as_for_many(
+    runner, app, db_session
+) -> None:
+    """Three streamed selects whatever the size: nothing per case or per batch."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import event
+
+    from config.database import runtime
+    from workflows.research import BATCH, Vocabulary, case_records
+
+    with app.app_context():
+        vocab = Vocabulary.from_catalogs(runtime().catalogs)
+        engine = runtime().engine
+    counted: list[int] = []
+    for size in (10, BATCH * 2 + 10):
+        assert runner.invoke(seed_command, ["--cases", str(size)]).exit_code == 0
+        statements: list[str] = []
+
+        def count(*args: Any) -> None:
+            statements.append(args[2])
+
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            read = sum(1 for _ in case_records(db_session, datetime(2000, 1, 1, tzinfo=UTC),
+                                               datetime(2100, 1, 1, tzinfo=UTC), vocab))
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+            db_session.rollback()
+        assert read >= size
+        counted.append(len(statements))
+    assert counted[0] == counted[1] <= 4, counted
