@@ -254,8 +254,8 @@ def test_reading_cases_takes_the_same_queries_for_few_cases_as_for_many(
         assert runner.invoke(seed_command, ["--cases", str(size)]).exit_code == 0
         statements: list[str] = []
 
-        def count(*args: Any) -> None:
-            statements.append(args[2])
+        def count(*args: Any, seen: list[str] = statements) -> None:
+            seen.append(args[2])
 
         event.listen(engine, "before_cursor_execute", count)
         try:
