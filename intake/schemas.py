@@ -288,4 +288,7 @@ class CaseOut(CaseSummary):
     related = List(Nested("RelatedOut"), metadata={
         "description": "other cases naming an identifier this one names"})
     merged = List(Integer(), metadata={"description": "ids of cases merged into this one"})
+    packet_updates = List(Nested("PacketUpdateOut"), metadata={
+        "description": "new information since a referral was sent, per agency whose basis "
+        "covers it: confirm with POST …/referrals/<id>/packet-update"})
     incident_state = String(allow_none=True)

@@ -25,7 +25,7 @@ from workflows.errors import DomainError
 from workflows.lifecycle import fire_referral_event
 from workflows.models import Case, Referral, User
 from workflows.outcomes import OUTCOME_KINDS, outcome_entries
-from workflows.packets import disclosed_packet
+from workflows.packets import disclosed_packet, latest_versions
 from workflows.referral_events import outcome_kinds
 from workflows.threads import mark_read_by_agency, thread, with_new_answers
 from workflows.vocabulary import AGENCY
@@ -81,6 +81,7 @@ def inbox() -> Any:
     return render_template(
         "agency/inbox.html",
         agency=agency,
+        versions=latest_versions(session, [r.id for r in shown]),
         open_referrals=open_referrals,
         answered=answered[:ANSWERED_PAGE],
         page=number,

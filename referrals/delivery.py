@@ -2,11 +2,15 @@
 
 Delivery is at least once: a worker can die after the agency answered and before we
 wrote it down, so the same packet may arrive again. The agency dedupes on the
-``Idempotency-Key`` (stable per referral); we never change the key between tries.
+``Idempotency-Key`` (stable per packet version: the referral's key for the first, then
+``<key>-v<n>``); we never change the key between tries. Later versions (an update, a
+consent withdrawal) go the same way (``deliver_packet``), each marked ``sent_at`` once
+the agency answered, so a retried job sends nothing again.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -21,12 +25,13 @@ from referrals import messaging
 from referrals.agencies import Agency
 from referrals.models import DeliveryAttempt
 from referrals.webhook import WebhookFailed, post_signed
+from workflows.audit import record_event
 from workflows.db import is_postgres, transaction, utcnow
 from workflows.errors import DomainError
 from workflows.lifecycle import fire_referral_event
-from workflows.models import Referral
+from workflows.models import Referral, ReferralPacket
 from workflows.outbox import OutboxMessage, add_outbox_message
-from workflows.packets import take_snapshot
+from workflows.packets import packet_key, take_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,7 @@ class Outgoing:
     notice: str = ""  # e-mail or SMS: a notice without personal data
     subject: str = ""
     idempotency_key: str = ""
+    version: int = 1  # the packet version carried
 
 
 def _prepare(session: Session, agency: Agency, referral: Referral) -> Outgoing:
@@ -76,14 +82,18 @@ def _prepare(session: Session, agency: Agency, referral: Referral) -> Outgoing:
     if not channels:
         raise DeliveryFailed(f"{agency.code} has no delivery channel configured")
     channel = channels[0]
+    # The snapshot taken at queue time (a row queued before snapshots existed gets its
+    # first one now): the same bytes on every try, whatever the case became. If a newer
+    # version was made before the first reached the agency (a consent withdrawn meanwhile),
+    # the newest goes: the agency never receives what it should no longer hold.
+    snapshot = take_snapshot(session, referral)
     if channel == "webhook":
-        # The snapshot taken at queue time (a row queued before snapshots existed gets
-        # its first one now): the same bytes on every try, whatever the case became.
         return Outgoing(
-            channel, body=take_snapshot(session, referral).body.encode("utf-8"),
-            idempotency_key=referral.idempotency_key,
+            channel, body=snapshot.body.encode("utf-8"),
+            idempotency_key=packet_key(referral, snapshot.version), version=snapshot.version,
         )
-    return Outgoing(channel, notice=_notice(referral), subject=f"Referral {referral.id}")
+    return Outgoing(channel, notice=_notice(referral), subject=f"Referral {referral.id}",
+                    version=snapshot.version)
 
 
 def send_outgoing(runtime: Runtime, agency: Agency, outgoing: Outgoing) -> int | None:
@@ -168,11 +178,116 @@ def deliver_referral(session: Session, referral: Referral, runtime: Runtime | No
                 session, current.id, "mark_sent", None,
                 data={"channel": channel}, catalogs=runtime.catalogs,
             )
+        if error is None and outgoing is not None:
+            _mark_versions_sent(session, current.id, outgoing.version)
     # Counted once the try is recorded (its transaction committed), never before.
     count_delivery(referral.agency_code, "failed" if error is not None else "delivered")
     if error is not None:
         raise DeliveryFailed(error)
     log.info("referral %s delivered to %s by %s", referral.id, referral.agency_code, channel)
+    return True
+
+
+def _mark_versions_sent(session: Session, referral_id: int, version: int) -> None:
+    """This version and any older one unsent are now superseded at the agency."""
+    now = utcnow()
+    for row in session.scalars(
+        select(ReferralPacket).where(
+            ReferralPacket.referral_id == referral_id,
+            ReferralPacket.version <= version,
+            ReferralPacket.sent_at.is_(None),
+        )
+    ):
+        row.sent_at = now
+
+
+def _update_notice(referral: Referral, snapshot: ReferralPacket, packet_type: str) -> str:
+    what = ("consent was withdrawn: some of it is no longer yours to keep"
+            if packet_type == "consent_withdrawn" else "new information")
+    return (
+        f"Referral {referral.id} (case {referral.case.reference}) for {referral.agency_code}: "
+        f"version {snapshot.version}, {what}. Read it in the agency inbox or through the API."
+    )
+
+
+def _prepare_version(
+    session: Session, agency: Agency, referral: Referral, snapshot: ReferralPacket
+) -> Outgoing:
+    channels = agency.ready_channels
+    if not channels:
+        raise DeliveryFailed(f"{agency.code} has no delivery channel configured")
+    if channels[0] == "webhook":
+        return Outgoing(
+            "webhook", body=snapshot.body.encode("utf-8"),
+            idempotency_key=packet_key(referral, snapshot.version), version=snapshot.version,
+        )
+    packet_type = str(json.loads(snapshot.body).get("packet_type") or "update")
+    return Outgoing(
+        channels[0], notice=_update_notice(referral, snapshot, packet_type),
+        subject=f"Referral {referral.id}, version {snapshot.version}", version=snapshot.version,
+    )
+
+
+def deliver_packet(session: Session, packet_id: int, runtime: Runtime | None = None) -> bool:
+    """Send one later packet version (an update, a consent withdrawal) to its agency.
+
+    The same three steps as ``deliver_referral``. Nothing is sent when this version (or a
+    newer one) already reached the agency or the referral was withdrawn since; while the
+    referral's first packet has not reached the agency, DeliveryFailed (retried later:
+    the first delivery carries the newest version, which marks this one sent).
+    """
+    runtime = runtime or current_runtime()
+    with transaction(session):
+        snapshot = session.get(ReferralPacket, packet_id)
+        current = _load_for_delivery(session, snapshot.referral_id) if snapshot else None
+        if snapshot is None or current is None or current.case.purged_at is not None:
+            return False
+        newer_sent = session.scalar(
+            select(ReferralPacket.id).where(
+                ReferralPacket.referral_id == current.id,
+                ReferralPacket.version > snapshot.version,
+                ReferralPacket.sent_at.is_not(None),
+            ).limit(1)
+        )
+        if snapshot.sent_at is not None or newer_sent is not None:
+            return True
+        if current.state == "withdrawn":
+            return False
+        error = None
+        outgoing = None
+        agency = runtime.catalogs.get("agencies", {}).get(current.agency_code)
+        if current.sent_at is None:
+            error = f"referral {current.id}: the first packet has not reached the agency yet"
+        elif agency is None:
+            error = f"agency {current.agency_code} is not in agencies.yaml"
+        else:
+            try:
+                outgoing = _prepare_version(session, agency, current, snapshot)
+            except DeliveryFailed as exc:
+                error = str(exc)
+    status = None
+    if outgoing is not None and agency is not None:
+        try:
+            status = send_outgoing(runtime, agency, outgoing)
+        except DeliveryFailed as exc:
+            error = str(exc)
+    if outgoing is not None:  # a try was made (not a wait for the first packet)
+        count_delivery(current.agency_code, "failed" if error is not None else "delivered")
+    if error is not None:
+        raise DeliveryFailed(error)
+    assert outgoing is not None
+    with transaction(session):
+        row = session.get(ReferralPacket, packet_id)
+        if row is not None and row.sent_at is None:
+            row.sent_at = utcnow()
+            record_event(
+                session, actor="system", action="packet_sent", case_id=row.case_id,
+                referral_id=row.referral_id,
+                detail={"agency": current.agency_code, "packet_version": row.version,
+                        "channel": outgoing.channel, "status": status},
+            )
+    log.info("referral %s version %s delivered to %s", current.id, snapshot.version,
+             current.agency_code)
     return True
 
 

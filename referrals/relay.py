@@ -31,7 +31,8 @@ from workflows.outbox import OutboxMessage
 log = logging.getLogger(__name__)
 
 QUEUE_FOR_KIND = {
-    "deliver_referral": "referrals", "notify_agency": "referrals", "notify": "notifications",
+    "deliver_referral": "referrals", "deliver_packet": "referrals", "notify_agency": "referrals",
+    "notify": "notifications",
 }
 PURPOSES = ("referrals", "notifications", "default")
 BATCH = 100

@@ -95,7 +95,11 @@ class AgencyReferralOut(Schema):
     acknowledged_at = DateTime(allow_none=True)
     answered_at = DateTime(allow_none=True)
     other_agencies = List(Nested(OtherAgencyOut))
-    packet = Dict(allow_none=True, metadata={"description": "The referral packet (detail only)."})
+    packet_version = Integer(allow_none=True, metadata={
+        "description": "The newest packet version the hotline sent for this referral (1, then "
+        "one more per update or consent withdrawal); the packet shown is that version."})
+    packet = Dict(allow_none=True, metadata={
+        "description": "The referral packet, newest version (detail only)."})
 
 
 class AgencyReferralPage(Schema):

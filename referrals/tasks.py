@@ -15,7 +15,12 @@ from typing import Any
 from sqlalchemy import select
 
 from config.runtime import Runtime, current_runtime
-from referrals.delivery import DeliveryFailed, after_failed_attempt, deliver_referral
+from referrals.delivery import (
+    DeliveryFailed,
+    after_failed_attempt,
+    deliver_packet,
+    deliver_referral,
+)
 from referrals.notifications import (
     NotifyFailed,
     NotifyHeld,
@@ -135,6 +140,8 @@ def execute_outbox_message(runtime: Runtime, outbox_id: int, dispatch: int) -> s
             referral = session.get(Referral, message.ref_id)
             if referral is not None:
                 deliver_referral(session, referral, runtime)
+        elif message.kind == "deliver_packet" and message.ref_id is not None:
+            deliver_packet(session, message.ref_id, runtime)
         elif message.kind == "notify":
             send_notifications(session, message, runtime)
         elif message.kind == "notify_agency" and message.ref_id is not None:
@@ -154,7 +161,8 @@ def run_outbox_message(outbox_id: int, dispatch: int) -> str:
     """RQ job: deliver or notify for one outbox row.
 
     Safe to run twice: it acts only while the row is not done and ``dispatch`` is the
-    row's current one; a delivery already ``sent`` is not sent again, notifications are
+    row's current one; a delivery already ``sent`` (a packet version with ``sent_at``) is
+    not sent again, notifications are
     sent only for rows still unsent, and the agency dedupes on the Idempotency-Key.
     """
     return execute_outbox_message(job_runtime(), outbox_id, dispatch)

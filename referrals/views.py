@@ -21,7 +21,7 @@ from workflows.db import transaction, utcnow
 from workflows.errors import NotFound
 from workflows.lifecycle import fire_referral_event
 from workflows.models import Referral, Role, User
-from workflows.packets import disclosed_packet
+from workflows.packets import disclosed_packet, latest_versions
 from workflows.threads import mark_read_by_agency, present_thread, replayed, thread
 
 api = APIBlueprint("referrals_api", __name__, url_prefix="/api/v1", tag="agency")
@@ -66,17 +66,24 @@ def others_on_case(referral: Referral) -> list[Referral]:
 
 
 def present(
-    referral: Referral, *, with_packet: bool, session: Session | None = None
+    referral: Referral,
+    *,
+    with_packet: bool,
+    session: Session | None = None,
+    packet_version: int | None = None,
 ) -> dict[str, Any]:
     """A referral as its agency sees it: others on the case by agency and state only.
 
-    The packet is the snapshot disclosed at queue time, never rebuilt from the live case.
+    The packet is the newest version disclosed (the snapshot frozen at queue time, or an
+    update or consent withdrawal since), never rebuilt from the live case.
     """
     others = [{"agency": r.agency_code, "state": r.state} for r in others_on_case(referral)]
     packet = None
     if with_packet and referral.state != "withdrawn" and session is not None:
         packet = disclosed_packet(session, referral)
+        packet_version = packet["packet_version"] if packet else packet_version
     return {
+        "packet_version": packet_version,
         "id": referral.id,
         "agency": referral.agency_code,
         "state": referral.state,
@@ -124,8 +131,10 @@ def list_referrals(query: dict[str, Any]) -> Any:
     rows = [r for r in session.scalars(stmt) if r.case.purged_at is None]
     page = rows[: query["limit"]]
     more = len(rows) > query["limit"]
+    versions = latest_versions(session, [r.id for r in page])
     return {
-        "items": [present(r, with_packet=False) for r in page],
+        "items": [present(r, with_packet=False, packet_version=versions.get(r.id))
+                  for r in page],
         "next": page[-1].id if more and page else None,
     }
 
@@ -167,7 +176,8 @@ def referral_event(referral_id: int, data: dict[str, Any]) -> Any:
             data={"outcome": outcome} if outcome else None,
             catalogs=runtime().catalogs,
         )
-    return present(referral, with_packet=False)
+    version = latest_versions(session, [referral.id]).get(referral.id)
+    return present(referral, with_packet=False, packet_version=version)
 
 
 

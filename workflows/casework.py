@@ -1,4 +1,5 @@
-"""What staff do to a case besides lifecycle events: screen it and assign it."""
+"""What staff do to a case besides lifecycle events: screen it, assign it, send an
+agency the new information, record a withdrawn consent."""
 
 from __future__ import annotations
 
@@ -14,10 +15,25 @@ from workflows.deadlines import clock_start, refresh_case_deadline, start_clocks
 from workflows.emergency import start_emergency
 from workflows.errors import Conflict, Forbidden, InvalidInput, NotFound
 from workflows.lifecycle import configured_agencies, fire_case_event
-from workflows.models import PRIORITY_RANK, Case, User
+from workflows.models import PRIORITY_RANK, Case, ReferralPacket, User
+from workflows.packet_updates import (
+    current_update,
+    notify_withdrawal,
+    queue_packet,
+    referral_on_case,
+    withdrawn_scopes,
+)
+from workflows.packets import consent_given
 from workflows.referral_events import flush_or_conflict
 from workflows.routing import route
-from workflows.screening import CONSENT_GIVERS, FACT_NAMES, assess, check_input, consent_records
+from workflows.screening import (
+    CONSENT_GIVERS,
+    CONSENT_SCOPES,
+    FACT_NAMES,
+    assess,
+    check_input,
+    consent_records,
+)
 from workflows.vocabulary import DESK, STAFF
 
 SCREENABLE = ("received", "screening", "awaiting_info")
@@ -135,6 +151,10 @@ def record_screening(
         "screened_at": now.isoformat(),
         "deadline": min(due).isoformat(),
     }
+    # A "no" where there was a "yes" is a withdrawal: the agencies holding what that
+    # consent covered are told, as through POST …/consent/withdraw.
+    for scope in withdrawn_scopes(previous, consent, now):
+        notify_withdrawal(session, case, scope, actor, now, cats)
     case.level = assessment.level
     case.score = assessment.score
     case.priority = assessment.priority.value
@@ -209,3 +229,86 @@ def assign_case(
     )
     flush_or_conflict(session, "case")
     return case
+
+
+def decide_update(
+    session: Session, case_id: int, referral_id: int, actor: User, *, send: bool, digest: str
+) -> ReferralPacket | None:
+    """Staff confirm ("send") or put off ("not now") the update they were shown.
+
+    ``digest`` is what they saw: if more arrived meanwhile, 409, so nothing goes out that
+    a person did not look at. Sending queues the version through the outbox here, in the
+    caller's transaction; "not now" sends nothing and hides this content until more comes.
+    """
+    case = staff_case(session, case_id, actor, DESK)
+    referral = referral_on_case(session, case, referral_id)
+    update = current_update(session, referral, digest)
+    snapshot = None
+    if send:
+        snapshot = queue_packet(session, referral, update.packet, "update")
+        referral.update_dismissed_digest = None
+    else:
+        referral.update_dismissed_digest = update.digest
+    record_event(
+        session,
+        actor=actor.username,
+        action="packet_update" if send else "packet_update_not_now",
+        case_id=case.id,
+        referral_id=referral.id,
+        detail={"agency": referral.agency_code, "fields": list(update.changed),
+                "packet_version": snapshot.version if snapshot else None},
+    )
+    flush_or_conflict(session, "referral")
+    return snapshot
+
+
+def withdraw_consent(
+    session: Session,
+    case_id: int,
+    actor: User,
+    *,
+    scope: str,
+    given_by: str,
+    reason: str | None,
+    catalogs: dict[str, Any],
+) -> list[int]:
+    """Record that the victim (or guardian) withdrew a consent, and tell its holders.
+
+    The record, its audit event, the withdrawals and every ``consent_withdrawn`` version
+    with its outbox row commit together. 409 when that consent is not given now.
+    """
+    case = staff_case(session, case_id, actor, DESK)
+    if scope not in CONSENT_SCOPES:
+        raise InvalidInput(f"scope must be one of {', '.join(CONSENT_SCOPES)}", field="scope")
+    if given_by not in CONSENT_GIVERS:
+        raise InvalidInput(f"given_by must be one of {', '.join(CONSENT_GIVERS)}",
+                           field="given_by")
+    now = utcnow()
+    screening = dict(case.screening or {})
+    consents = dict(screening.get("consent") or {})
+    if not consent_given(screening, scope):
+        raise Conflict(f"no {scope} consent is given on this case", field="scope")
+    consents[scope] = {
+        "scope": scope,
+        "given": False,
+        "given_by": given_by,
+        "recorded_by": actor.username,
+        "recorded_at": now.isoformat(),
+        "expires_at": None,
+        "withdrawn": True,
+    }
+    screening["consent"] = consents
+    case.screening = screening
+    told = notify_withdrawal(session, case, scope, actor, now, catalogs)
+    record_event(
+        session,
+        actor=actor.username,
+        action="consent_withdrawn",
+        case_id=case.id,
+        from_state=case.state,
+        to_state=case.state,
+        reason=(reason or "").strip() or None,
+        detail={"scope": scope, "given_by": given_by, "referrals": told},
+    )
+    flush_or_conflict(session, "case")
+    return told

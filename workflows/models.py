@@ -352,6 +352,9 @@ class Referral(Base):
     # The hotline's task: the agency asked (workflows.threads) and is owed an answer by
     # then; None when every question is answered. Counted in the case's deadline.
     question_due: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    # Staff said "not now" to the new information this digest names (workflows.
+    # packet_updates): the case page asks again only once something more arrives.
+    update_dismissed_digest: Mapped[str | None] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, nullable=False)
 
     __mapper_args__ = {"version_id_col": version}
@@ -378,6 +381,9 @@ class ReferralPacket(Base):
     version: Mapped[int] = mapped_column(Integer)
     body: Mapped[str] = mapped_column(EncryptedText)  # the JSON text that is signed and sent
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When the agency answered 2xx to this version (or to a later one, which supersedes it):
+    # a retried job finds it set and sends nothing.
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AuditEvent(Base):

@@ -16,7 +16,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, object_session
 
 from workflows.db import utcnow
@@ -25,7 +25,7 @@ from workflows.links import earlier_referrals_sharing
 from workflows.models import Case, Referral, ReferralPacket
 from workflows.screening import consent_state
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.0"  # the shape; each referral's versions count in ``packet_version``
 SERVICES_AGENCIES = frozenset({"HHS"})  # receive under services consent, not law enforcement
 MAX_SUMMARY = 8000
 
@@ -154,6 +154,29 @@ def _case_file(case: Case) -> dict[str, Any]:
     }
 
 
+MAX_FOLLOW_UPS = 50  # the newest ones; a follow-up is at most 5,000 characters
+
+
+def _follow_ups(case: Case) -> list[dict[str, Any]]:
+    """What the tipster added through the follow-up thread (reference and passphrase).
+
+    Never the hotline's replies (they name no one, but they are the hotline's words, not
+    the tip), and not the SMS question-and-answer texts of a signal (``signal_id`` set).
+    Redacted like the narrative.
+    """
+    found = [
+        m for m in case.messages
+        if m.direction == "in" and m.author == "tipster" and m.signal_id is None
+    ][-MAX_FOLLOW_UPS:]
+    out = []
+    for message in found:
+        text = redact_protected(message.body)
+        if case.protected_immigration:
+            text = withhold_relief_sentences(text)
+        out.append({"received_at": _iso(message.created_at), "text": text})
+    return out
+
+
 def related_referrals(referral: Referral) -> dict[str, Any]:
     """Earlier referrals to this same agency about a case sharing an identifier."""
     session = object_session(referral)
@@ -188,6 +211,7 @@ def build_packet(referral: Referral) -> dict[str, Any]:
         "rule": referral.rule,
         "legal_basis": referral.legal_basis,
         "summary": summary,
+        "follow_ups": _follow_ups(case),
         "indicators": list(screening.get("indicators") or []),
         "facts": _facts(screening),
         "location": [s.location for s in case.signals if s.location],
@@ -214,6 +238,53 @@ def latest_snapshot(session: Session, referral: Referral) -> ReferralPacket | No
     )
 
 
+def latest_versions(session: Session, referral_ids: list[int]) -> dict[int, int]:
+    """The newest packet version of each referral (for lists that show no packet)."""
+    if not referral_ids:
+        return {}
+    rows = session.execute(
+        select(ReferralPacket.referral_id, func.max(ReferralPacket.version))
+        .where(ReferralPacket.referral_id.in_(referral_ids))
+        .group_by(ReferralPacket.referral_id)
+    ).all()
+    return {referral_id: version for referral_id, version in rows}
+
+
+def packet_key(referral: Referral, version: int) -> str:
+    """The Idempotency-Key of one packet version: the referral's own for the first (as
+    before updates existed), ``<key>-v<n>`` after, so every retry of a version carries
+    the same key and a new version is never mistaken for a duplicate."""
+    return referral.idempotency_key if version == 1 else f"{referral.idempotency_key}-v{version}"
+
+
+def add_snapshot(
+    session: Session, referral: Referral, packet: dict[str, Any], packet_type: str
+) -> ReferralPacket:
+    """Freeze ``packet`` as the referral's next version (``packet_version`` n+1).
+
+    ``schema_version`` stays; the body names its version, type and own key. Two staff
+    confirming at once collide on (referral_id, version): the loser's flush fails.
+    """
+    latest = latest_snapshot(session, referral)
+    version = (latest.version if latest is not None else 0) + 1
+    body = {
+        **packet,
+        "schema_version": SCHEMA_VERSION,
+        "packet_version": version,
+        "packet_type": packet_type,
+        "idempotency_key": packet_key(referral, version),
+    }
+    snapshot = ReferralPacket(
+        referral_id=referral.id,
+        case_id=referral.case_id,
+        version=version,
+        body=encode_packet(body).decode("utf-8"),
+    )
+    session.add(snapshot)
+    session.flush()
+    return snapshot
+
+
 def take_snapshot(session: Session, referral: Referral) -> ReferralPacket:
     """Freeze the packet as it is disclosed now (at queue time), built once per version.
 
@@ -223,21 +294,21 @@ def take_snapshot(session: Session, referral: Referral) -> ReferralPacket:
     existing = latest_snapshot(session, referral)
     if existing is not None:
         return existing
-    snapshot = ReferralPacket(
-        referral_id=referral.id,
-        case_id=referral.case_id,
-        version=1,
-        body=encode_packet(build_packet(referral)).decode("utf-8"),
-    )
-    session.add(snapshot)
-    session.flush()
-    return snapshot
+    return add_snapshot(session, referral, build_packet(referral), "referral")
+
+
+def snapshot_packet(snapshot: ReferralPacket) -> dict[str, Any]:
+    """A snapshot's packet; one frozen before versions were named gets its number."""
+    packet = json.loads(snapshot.body)
+    packet.setdefault("packet_version", snapshot.version)
+    packet.setdefault("packet_type", "referral")
+    return dict(packet)
 
 
 def disclosed_packet(session: Session, referral: Referral) -> dict[str, Any] | None:
     """What the agency was given, as a dict (None when nothing was kept for it)."""
     snapshot = latest_snapshot(session, referral)
-    return json.loads(snapshot.body) if snapshot is not None else None
+    return snapshot_packet(snapshot) if snapshot is not None else None
 
 
 def encode_packet(packet: dict[str, Any]) -> bytes:

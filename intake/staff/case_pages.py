@@ -26,7 +26,7 @@ from referrals.notifications import reply_deliveries
 from referrals.schemas import ThreadMessageIn
 from workflows.access import record_pii_view
 from workflows.cases import get_case
-from workflows.casework import SCREENABLE
+from workflows.casework import SCREENABLE, decide_update, withdraw_consent
 from workflows.db import transaction
 from workflows.errors import DomainError, InvalidInput
 from workflows.identifiers import SUBJECT_KINDS
@@ -41,6 +41,7 @@ from workflows.machines import (
 )
 from workflows.merging import merged_case_ids
 from workflows.models import AuditEvent, Case, Referral, User
+from workflows.packet_updates import pending_updates
 from workflows.relief import case_relief
 from workflows.threads import answer_question, threads_of_case
 from workflows.vocabulary import DESK, STAFF, SUPERVISOR
@@ -147,6 +148,7 @@ def show(case_id: int) -> Any:
         agencies=agencies,
         related=related_cases(session, case.id),
         threads=threads_of_case(session, case.id),
+        updates=pending_updates(session, case),
         subject_kinds=SUBJECT_KINDS,
         us_states=US_STATES,
         staff=session.scalars(
@@ -305,4 +307,41 @@ def answer_agency(referral_id: int) -> Any:
     except DomainError as exc:
         return _refused(case_id, exc)
     flash(f"Answer sent to {agency}.", "ok")
+    return _back(case_id)
+
+
+@bp.post("/cases/<int:case_id>/referrals/<int:referral_id>/packet-update")
+@login_required(DESK)
+def packet_update(case_id: int, referral_id: int) -> Any:
+    """"Send update" or "not now" for the new information shown on the case page."""
+    decision = request.form.get("decision", "")
+    session = db_session()
+    try:
+        if decision not in ("send", "not_now"):
+            raise InvalidInput("choose send or not now", field="decision")
+        with transaction(session):
+            decide_update(session, case_id, referral_id, _me(), send=decision == "send",
+                          digest=request.form.get("digest", ""))
+    except DomainError as exc:
+        return _refused(case_id, exc)
+    flash("Update queued for the agency." if decision == "send"
+          else "Not sent; you will be asked again when more arrives.", "ok")
+    return _back(case_id)
+
+
+@bp.post("/cases/<int:case_id>/consent/withdraw")
+@login_required(DESK)
+def consent_withdraw(case_id: int) -> Any:
+    """The victim withdrew a consent: record it and tell the agencies holding it."""
+    session = db_session()
+    try:
+        with transaction(session):
+            told = withdraw_consent(
+                session, case_id, _me(), scope=request.form.get("scope", ""),
+                given_by=request.form.get("given_by") or "victim",
+                reason=request.form.get("reason"), catalogs=runtime().catalogs,
+            )
+    except DomainError as exc:
+        return _refused(case_id, exc)
+    flash(f"Consent withdrawn; {len(told)} agency notice(s) queued.", "ok")
     return _back(case_id)

@@ -10,7 +10,7 @@ from config.contract import StrictBoolean, StrictInteger, StrictSchema, Text
 from intake.schemas import CaseSummary
 from workflows.jurisdiction import US_STATES
 from workflows.machines import CASE_EVENTS, CASE_STATES, STAFF_REFERRAL_EVENTS
-from workflows.screening import CONSENT_GIVERS, REQUEST_TYPES, TRAFFICKING_TYPES
+from workflows.screening import CONSENT_GIVERS, CONSENT_SCOPES, REQUEST_TYPES, TRAFFICKING_TYPES
 from workflows.vocabulary import CALLER_TYPES
 
 
@@ -97,6 +97,28 @@ class ReferralEventIn(StrictSchema):
     event = String(required=True, validate=OneOf(tuple(STAFF_REFERRAL_EVENTS)))
     reason = Text(2000, allow_none=True)
     agency = String(allow_none=True, validate=Length(min=2, max=32))
+
+
+class PacketUpdateIn(StrictSchema):
+    decision = String(required=True, validate=OneOf(("send", "not_now")), metadata={
+        "description": "send: the new information goes to the agency as the next "
+        "packet_version; not_now: nothing is sent, and this content is not offered again"})
+    digest = String(required=True, validate=Length(equal=64), metadata={
+        "description": "packet_updates[].digest as shown: 409 if more arrived since"})
+
+
+class PacketUpdateOut(Schema):
+    referral_id = Integer()
+    agency = String()
+    digest = String()
+    changed = List(String(), metadata={"description": "packet fields with new information"})
+
+
+class ConsentWithdrawIn(StrictSchema):
+    scope = String(required=True, validate=OneOf(CONSENT_SCOPES))
+    given_by = String(load_default="victim", validate=OneOf(CONSENT_GIVERS), metadata={
+        "description": "who withdrew it (default: the victim)"})
+    reason = Text(2000, allow_none=True)
 
 
 class ImmigrationReliefIn(StrictSchema):

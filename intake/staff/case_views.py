@@ -27,7 +27,13 @@ from intake.staff import case_schemas as s
 from referrals.schemas import IdempotencyHeader, ThreadMessageIn, ThreadOut
 from workflows.access import record_pii_view
 from workflows.cases import get_case, new_reference
-from workflows.casework import assign_case, record_screening, staff_case
+from workflows.casework import (
+    assign_case,
+    decide_update,
+    record_screening,
+    staff_case,
+    withdraw_consent,
+)
 from workflows.db import transaction, utcnow
 from workflows.deadlines import is_overdue
 from workflows.errors import NotFound
@@ -37,6 +43,7 @@ from workflows.links import related_cases
 from workflows.machines import STAFF_REFERRAL_EVENTS
 from workflows.merging import merged_case_ids
 from workflows.models import AuditEvent, Case, Referral, Role, User
+from workflows.packet_updates import pending_updates
 from workflows.queues import QueueFilter, case_queue
 from workflows.referral_events import flush_or_conflict
 from workflows.threads import answer_question, present_thread, replayed, thread
@@ -165,6 +172,43 @@ def answer_referral_thread(
         if replayed(session, referral_id, "hotline", key) is None:
             raise
     return _staff_thread(session, case_id, referral_id)
+
+
+@api.post("/cases/<int:case_id>/referrals/<int:referral_id>/packet-update")
+@api.auth_required(token_auth, roles=ANYONE)
+@api.input(s.PacketUpdateIn, arg_name="body")
+@api.output(CaseOut)
+@api.doc(summary="Send the new information to the agency as the next packet version, or "
+         "not now (409 if more arrived since the digest was shown)",
+         responses=[200, 401, 403, 404, 409, 422])
+def post_packet_update(case_id: int, referral_id: int, body: dict[str, Any]) -> Any:
+    session = db_session()
+    user = _user()
+    with transaction(session):
+        decide_update(session, case_id, referral_id, user,
+                      send=body["decision"] == "send", digest=body["digest"])
+        case = get_case(session, case_id)
+        record_pii_view(session, user, case.id, via="api")  # the answer shows the case
+    return present_case(case)
+
+
+@api.post("/cases/<int:case_id>/consent/withdraw")
+@api.auth_required(token_auth, roles=ANYONE)
+@api.input(s.ConsentWithdrawIn, arg_name="body")
+@api.output(CaseOut)
+@api.doc(summary="The victim withdraws a consent: each agency holding what it covered is "
+         "sent a consent_withdrawn version (409 if that consent is not given)",
+         responses=[200, 401, 403, 404, 409, 422])
+def post_consent_withdrawal(case_id: int, body: dict[str, Any]) -> Any:
+    session = db_session()
+    user = _user()
+    with transaction(session):
+        withdraw_consent(session, case_id, user, scope=body["scope"],
+                         given_by=body["given_by"], reason=body.get("reason"),
+                         catalogs=runtime().catalogs)
+        case = get_case(session, case_id)
+        record_pii_view(session, user, case.id, via="api")
+    return present_case(case)
 
 
 @api.get("/cases")
@@ -346,6 +390,10 @@ def present_case(case: Case) -> dict[str, Any]:
         "notes": case.notes,
         "related": [r.as_json() for r in related_cases(session, case.id)],
         "merged": [i for i in ids if i != case.id],
+        "packet_updates": [
+            {"referral_id": rid, **update.as_json()}
+            for rid, update in pending_updates(session, case).items()
+        ],
         "incident_state": case.incident_state,
         "allowed_events": allowed_case_events(case),
         "immigration_relief": {

@@ -166,6 +166,21 @@ TABLE: dict[str, Rule] = {
         hidden=NOT_STAFF,
         body=lambda w, r: {"event": "withdraw", "reason": "matrix"},
     ),
+    # Packet updates and consent withdrawal: the desk (nothing to send here: a 409).
+    "case_api.post_packet_update": _api(
+        "POST",
+        lambda w: f"/api/v1/cases/{w.case_id}/referrals/{w.referral_id}/packet-update",
+        DESK,
+        hidden=NOT_STAFF,
+        body=lambda w, r: {"decision": "not_now", "digest": "0" * 64},
+    ),
+    "case_api.post_consent_withdrawal": _api(
+        "POST",
+        lambda w: f"/api/v1/cases/{w.case_id}/consent/withdraw",
+        DESK,
+        hidden=NOT_STAFF,
+        body=lambda w, r: {"scope": "callback"},
+    ),
     # The agency API: one's own referrals only; another agency's answer 404.
     "referrals_api.list_referrals": _api("GET", lambda w: "/api/v1/agency/referrals", AGENCIES),
     "referrals_api.show_referral": _api(
@@ -306,6 +321,16 @@ TABLE: dict[str, Rule] = {
         lambda w: f"/referrals/{w.referral_id}/thread",
         DESK,
         body=lambda w, r: {"body": "matrix answer"},
+    ),
+    "case_pages.packet_update": _page(
+        "POST",
+        lambda w: f"/cases/{w.case_id}/referrals/{w.referral_id}/packet-update",
+        DESK,
+        body=lambda w, r: {"decision": "not_now", "digest": "0" * 64},
+    ),
+    "case_pages.consent_withdraw": _page(
+        "POST", lambda w: f"/cases/{w.case_id}/consent/withdraw", DESK,
+        body=lambda w, r: {"scope": "callback"},
     ),
     "supervisor_pages.queues": _page("GET", lambda w: "/supervisor/", frozenset({"supervisor"})),
     "supervisor_pages.failed": _page(

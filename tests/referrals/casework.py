@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from intake.services import add_tip_message
 from tests.conftest import Actor
 from workflows.casework import record_screening
 from workflows.db import transaction
@@ -63,3 +64,33 @@ def referral_state(app: Any, referral_id: int) -> str:
         referral = session.get(Referral, referral_id)
         assert referral is not None
         return referral.state
+
+
+# FBI on a mandatory rule (a minor in commercial sex), ICE on the victim's law-enforcement
+# consent (cross-border movement): one case, two bases.
+TWO_BASES = {
+    "facts": {"victim_age": 16, "commercial_sex": True, "trafficking_type": "sex",
+              "cross_border": True},
+    "indicators": [],
+    "consent": {"law_enforcement": True, "services": None, "callback": None},
+}
+FOLLOW_UP = "He moved her to the blue house on Elm Street last night."
+
+
+def follow_up(app: Any, case_id: int, text: str = FOLLOW_UP) -> None:
+    """The tipster writes again through the follow-up thread."""
+    with app.extensions["runtime"].session() as session, transaction(session):
+        case = session.get(Case, case_id)
+        add_tip_message(session, case, text, direction="in", author="tipster")
+
+
+def case_json(client: Any, actor: Any, case_id: int) -> dict[str, Any]:
+    answer = client.get(f"/api/v1/cases/{case_id}", headers=actor.headers)
+    assert answer.status_code == 200, answer.get_json()
+    return dict(answer.get_json())
+
+
+def by_agency(app: Any, case_id: int) -> dict[str, int]:
+    with app.extensions["runtime"].session() as session:
+        rows = session.scalars(select(Referral).where(Referral.case_id == case_id))
+        return {r.agency_code: r.id for r in rows}
