@@ -58,6 +58,8 @@ OPERATIONS = [
     "POST /api/v1/cases/{case_id}/assign",
     "POST /api/v1/cases/{case_id}/messages",
     "POST /api/v1/cases/{case_id}/referrals/{referral_id}/events",
+    "POST /api/v1/cases/{case_id}/referrals/{referral_id}/packet-update",
+    "POST /api/v1/cases/{case_id}/consent/withdraw",
     "GET /api/v1/cases/{case_id}/access-log",
     "GET /api/v1/agency/referrals",
     "GET /api/v1/agency/referrals/{referral_id}",

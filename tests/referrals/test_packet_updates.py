@@ -135,7 +135,7 @@ def test_an_agency_whose_consent_lapsed_is_offered_no_update(
 
 
 def test_withdrawn_consent_reaches_consent_holders_only_and_their_view_loses_it(
-    app, client, operator, supervisor, make_actor, agency, delivery_runtime, db_session
+    app, client, operator, supervisor, make_actor, agency, delivery_runtime, person, pages
 ) -> None:
     runtime, ice, server = two_agencies(delivery_runtime, agency)
     try:
@@ -173,6 +173,12 @@ def test_withdrawn_consent_reaches_consent_holders_only_and_their_view_loses_it(
         assert shown["packet_version"] == 2
         text = json.dumps(shown["packet"])
         assert "motel" not in text and "summary" not in shown["packet"]
+        pages.login(person("agency", "ICE").username)
+        page = pages.get(f"/agency/referrals/{ids['ICE']}").get_data(as_text=True)
+        assert 'id="consent-withdrawn"' in page and "motel" not in page
+        assert '<span class="count" id="packet-version">2</span>' in page
+        inbox = pages.get("/agency/").get_data(as_text=True)
+        assert '<td class="packet-version">2</td>' in inbox
         fbi = make_actor("agency", "FBI")
         kept = client.get(f"/api/v1/agency/referrals/{ids['FBI']}", headers=fbi.headers)
         assert kept.get_json()["packet_version"] == 1
