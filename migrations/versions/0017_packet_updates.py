@@ -1,7 +1,7 @@
 """packet updates: when each packet version reached its agency; a staff "not now"
 
-Revision ID: 0016_packet_updates
-Revises: 0015_provider_contact
+Revision ID: 0017_packet_updates
+Revises: 0016_safe_hours
 """
 
 from collections.abc import Sequence
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016_packet_updates"
-down_revision: str | None = "0015_provider_contact"
+revision: str = "0017_packet_updates"
+down_revision: str | None = "0016_safe_hours"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
