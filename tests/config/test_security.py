@@ -273,6 +273,15 @@ def test_a_huge_id_on_a_path_shared_by_two_methods_is_404_not_405(
     assert answer.status_code == 404, answer.get_json()
 
 
+def test_a_huge_id_on_the_thread_path_is_404_for_post_too(client, make_actor) -> None:
+    """GET and POST rules share the referral thread's path (issue 13)."""
+    fbi = make_actor("agency", "FBI")
+    for referral_id in ("2147483648", "9999999999", "549755813887"):
+        path = f"/api/v1/agency/referrals/{referral_id}/thread"
+        answer = client.post(path, json={"body": "x"}, headers=fbi.headers)
+        assert answer.status_code == 404, (referral_id, answer.status_code)
+
+
 def test_limits_fail_open_when_their_storage_is_down(make_app) -> None:
     # Nothing listens on port 1: a tip must still be taken (never a 500 for a tipster).
     down = make_app(rate_limits_enabled=True, redis_url="redis://127.0.0.1:1/0")
