@@ -57,9 +57,15 @@ def arrivals(base: str) -> dict[int, float]:
 
 
 def start_workers(env: BenchEnv, count: int, base: str) -> list[Any]:
-    """``flask --app wsgi worker`` ``count`` times, pointed at the agency server."""
+    """``flask --app wsgi worker`` ``count`` times, pointed at the agency server.
+
+    The stand-in agency listens on plain http on loopback, which production refuses (an
+    agency's webhook must be https), so these workers run as ``development``; nothing
+    else in a worker depends on it.
+    """
     return [
-        env.start([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], **agency_env(base))
+        env.start([sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+                  HOTLINE_ENV="development", **agency_env(base))
         for _ in range(count)
     ]
 

@@ -73,7 +73,7 @@ class Report:
             ]
             for r in self.rows
         ]
-        widths = [max(len(c), *(len(line[i]) for line in body)) for i, c in enumerate(cols)]
+        widths = [max([len(c), *(len(line[i]) for line in body)]) for i, c in enumerate(cols)]
         out = [self.header(), ""]
         out.append("| " + " | ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)) + " |")
         out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
