@@ -236,6 +236,9 @@ class ReferralOut(ReferralBrief):
     attempts = Integer()
     created_at = DateTime()
     sent_at = DateTime(allow_none=True)
+    question_due = DateTime(allow_none=True, metadata={
+        "description": "The agency asked: the hotline's answer is due then (…/thread); "
+                       "null when nothing is waiting."})
 
 
 class CaseSummary(Schema):

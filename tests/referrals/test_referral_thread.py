@@ -384,3 +384,40 @@ def test_an_unanswered_question_past_due_is_notified_once_as_a_breach(
     assert breaches == [{"kind": "deadline_breach", "case_id": referral.case_id,
                          "referral_id": referral.id, "message_id": None, "question": True}]
     assert first >= 1 and again == 0
+
+
+def test_an_answer_posted_with_a_stale_token_is_kept_and_given_back(
+    app, client, make_actor, logged_in, db_session
+) -> None:
+    import re
+
+    referral = sent_referral(app)
+    _ask(client, make_actor("agency", "FBI"), referral.id)
+    operator = logged_in("operator")
+    case_url = f"/cases/{referral.case_id}"
+    page = operator.get(case_url).get_data(as_text=True)
+    section = page.split(f'id="thread-{referral.id}"')[1].split("</section>")[0]
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', section))
+
+    answer = operator.client.post(f"/referrals/{referral.id}/thread",
+                                  data={**fields, "csrf_token": "stale", "body": ANSWER})
+
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("?restore=1")
+    assert _messages(db_session) == 1  # nothing answered yet
+    restored = operator.get(answer.headers["Location"]).get_data(as_text=True)
+    textarea = restored.split(f'id="agency-answer-{referral.id}"')[1].split("</textarea>")[0]
+    assert ANSWER in textarea
+
+
+def test_the_staff_case_api_shows_the_open_question_on_its_referral(
+    app, client, make_actor, operator
+) -> None:
+    referral = sent_referral(app)
+    _ask(client, make_actor("agency", "FBI"), referral.id)
+
+    case = client.get(f"/api/v1/cases/{referral.case_id}", headers=operator.headers).get_json()
+    client.post(_staff_url(referral), json={"body": ANSWER}, headers=operator.headers)
+    after = client.get(f"/api/v1/cases/{referral.case_id}", headers=operator.headers).get_json()
+
+    assert case["referrals"][0]["question_due"] is not None
+    assert after["referrals"][0]["question_due"] is None
