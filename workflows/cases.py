@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from workflows import links  # noqa: F401  (registers the identifier index)
 from workflows.audit import record_event
-from workflows.db import utcnow
+from workflows.db import savepoint, utcnow
 from workflows.deadlines import DEFAULT_CASE_DEADLINES
 from workflows.errors import NotFound
 from workflows.models import PRIORITY_RANK, Case, Priority
@@ -83,7 +83,7 @@ def open_case(
             passphrase_hash=passphrase_hash,
         )
         try:
-            with session.begin_nested():
+            with savepoint(session):
                 session.add(case)
         except IntegrityError:
             if attempt == attempts - 1:
