@@ -5,10 +5,12 @@ Checked at start-up, so a missing Spanish prompt fails the deploy, not a caller'
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workflows.campaigns import heard_from_menu, heard_from_prompt
 from workflows.catalog_files import CatalogError, line_of, read_yaml, read_yaml_nodes
 from workflows.vocabulary import LANGUAGES
 
@@ -26,10 +28,15 @@ VOICE_PROMPTS = (
     "passphrase_given",
     "repeat",
     "goodbye",
+    "heard_from",
+    "heard_from_thanks",
 )
 SMS_MESSAGES = ("welcome", "help", "emergency", "done", "received")
 MENU_CHOICES = ("emergency", "operator", "voicemail")
-QUESTION_KINDS = ("text", "yes_no")
+# heard_from: an optional choice of workflows.campaigns.HEARD_FROM, by number; any
+# other answer skips it. Its text's "{choices}" is filled with the numbered list.
+QUESTION_KINDS = ("text", "yes_no", "heard_from")
+CHOICES = "{choices}"
 # Screening facts an SMS answer may set (workflows.screening.BOOLEAN_FACTS).
 SMS_FACTS = ("victim_minor", "imminent_danger", "foreign_national")
 
@@ -127,7 +134,20 @@ class _Checker:
         if fact is not None and (kind != "yes_no" or fact not in SMS_FACTS):
             raise self.fail((*keys, "fact"), f"must be one of {', '.join(SMS_FACTS)} on a "
                             "yes_no question")
-        return SmsQuestion(key, kind, self.bilingual(entry, keys), emergency_on, consent, fact)
+        text = self.bilingual(entry, keys)
+        if kind == "heard_from":
+            text = self.with_choices(text, keys, heard_from_prompt)
+        return SmsQuestion(key, kind, text, emergency_on, consent, fact)
+
+    def with_choices(self, text: dict[str, str], keys: tuple[str | int, ...],
+                     choices: Callable[[str], str]) -> dict[str, str]:
+        """A question or prompt listing the heard-from choices: both texts must hold
+        ``{choices}``, which is filled here, once, with the list in that language."""
+        for language in LANGUAGES:
+            if CHOICES not in text[language]:
+                raise self.fail(keys, f"needs {CHOICES} in its '{language}' text")
+        return {language: text[language].replace(CHOICES, choices(language))
+                for language in LANGUAGES}
 
 
 def load_intake_catalog(path: Path) -> IntakeCatalog:
@@ -158,7 +178,11 @@ def load_intake_catalog(path: Path) -> IntakeCatalog:
         voicemail_max_seconds=check.number(voice, ("voice", "voicemail_max_seconds"), 120),
         menu_digits={choice: str(digits[choice]) for choice in MENU_CHOICES},
         prompts={
-            k: check.bilingual(prompts.get(k), ("voice", "prompts", k)) for k in VOICE_PROMPTS
+            **{k: check.bilingual(prompts.get(k), ("voice", "prompts", k))
+               for k in VOICE_PROMPTS},
+            "heard_from": check.with_choices(
+                check.bilingual(prompts.get("heard_from"), ("voice", "prompts", "heard_from")),
+                ("voice", "prompts", "heard_from"), heard_from_menu),
         },
         conversation_hours=check.number(sms, ("sms", "conversation_hours"), 24 * 30),
         spanish_words=check.words(sms.get("spanish_words"), ("sms", "spanish_words")),

@@ -25,6 +25,7 @@ from intake.models import OptOut, Signal, SmsConversation, TipMessage
 from intake.passphrase import hash_passphrase, new_passphrase
 from intake.spool import Spool
 from workflows.audit import record_event
+from workflows.campaigns import heard_from_code
 from workflows.cases import find_by_reference, new_reference, open_case
 from workflows.db import utcnow
 from workflows.emergency import start_emergency
@@ -150,6 +151,17 @@ def _store(session: Session, conversation: SmsConversation, sms: SmsIn) -> TipMe
     return message
 
 
+def _answer(catalog: IntakeCatalog, question: SmsQuestion, body: str, language: str) -> Any:
+    """The text as its question's kind reads it: the text, yes/no, or a heard-from code
+    (None: skipped, whatever was written; the words stay in the message, never here)."""
+    if question.kind == "text":
+        return body
+    if question.kind == "heard_from":
+        tokens = _tokens(body)  # "2", "2.", "2 social media" all answer 2
+        return heard_from_code(tokens[0]) if tokens else None
+    return _yes_no(catalog, body, language)
+
+
 def _record_answer(
     session: Session, conversation: SmsConversation, question: SmsQuestion, answer: Any
 ) -> None:
@@ -160,6 +172,8 @@ def _record_answer(
     signal.ivr_path = path
     if question.key == "location" and isinstance(answer, str):
         signal.location = answer[:500]
+    if question.kind == "heard_from" and answer is not None:
+        signal.heard_from = answer  # a code of workflows.campaigns, as the web form stores
     if question.fact and isinstance(answer, bool):
         case = session.get(Case, conversation.case_id)
         assert case is not None
@@ -262,7 +276,7 @@ def _continue(
     question = catalog.questions[conversation.step]
     if not sms.body.strip():  # a photo without words answers nothing: ask again
         return question.text[language]
-    answer: Any = sms.body if question.kind == "text" else _yes_no(catalog, sms.body, language)
+    answer: Any = _answer(catalog, question, sms.body, language)
     _record_answer(session, conversation, question, answer)
     conversation.step += 1
     reply = []

@@ -1,7 +1,9 @@
 """The voice IVR: TwiML for each step of a call, every step a signed follow-up URL.
 
 greeting + language (1 English, 2 Spanish) → menu (emergency, advocate, message) →
-``<Dial>``/``<Enqueue>`` → voicemail (``<Record>``) → reference and passphrase.
+``<Dial>``/``<Enqueue>`` → voicemail (``<Record>``) → reference and passphrase → one
+optional question, how the caller heard of the hotline (digits of
+``workflows.campaigns``; 0, another key or silence skips it) → goodbye.
 A ``<Gather>`` without input falls through to a ``<Redirect>`` to its own action, so a
 caller who presses nothing hears the menu once more and is then offered voicemail.
 Each step commits its change before the TwiML is answered; nothing here touches Redis.
@@ -29,6 +31,7 @@ from intake.twilio import (
     twilio_signed,
     twiml,
 )
+from workflows.campaigns import BY_DIGIT
 from workflows.db import utcnow
 from workflows.emergency import start_emergency
 from workflows.vocabulary import LANGUAGES
@@ -217,6 +220,14 @@ def step_recorded(session: Session, p: Params) -> tuple[str, str | None]:
     return signal.case.reference or "", passphrase
 
 
+def step_heard(session: Session, p: Params) -> None:
+    """The caller's answer to "how did you hear of us": a code, or skipped (None)."""
+    signal = calls.call_signal(session, p["CallSid"])
+    if p.get("heard_from"):
+        signal.heard_from = p["heard_from"]  # a code of workflows.campaigns, as the forms store
+    calls.note_step(signal, "heard_from", choice=p.get("heard_from") or "skipped")
+
+
 def step_recording(session: Session, p: Params) -> None:
     signal = calls.call_signal(session, p["CallSid"])
     calls.attach_recording(
@@ -245,6 +256,7 @@ STEPS = {
     "menu": step_menu,
     "connected": step_connected,
     "recorded": step_recorded,
+    "heard": step_heard,
     "recording": step_recording,
     "transcription": step_transcription,
     "status": step_status,
@@ -347,6 +359,26 @@ def voice_recorded() -> Any:
             _say(response, "passphrase_given", lang)
         else:
             _say(response, "passphrase", lang, passphrase=spoken_passphrase(passphrase))
+    # Last and optional: silence falls through to the goodbye below, so nobody waits.
+    gather = response.gather(
+        num_digits=1, action=callback_url("twilio_voice.voice_heard", lang=lang),
+        method="POST", timeout=catalog().gather_timeout_seconds)
+    _say(gather, "heard_from", lang)
+    _say(response, "goodbye", lang)
+    response.hangup()
+    return twiml(response)
+
+
+@bp.post("/voice/heard")
+@twilio_signed
+def voice_heard() -> Any:
+    """The digit pressed for how the caller heard of the hotline; anything else skips."""
+    lang = _language()
+    digits = param("Digits", 8) or ""
+    _run("heard", {"CallSid": _call_sid(), "heard_from": BY_DIGIT.get(digits)})
+    response = VoiceResponse()
+    if digits in BY_DIGIT:
+        _say(response, "heard_from_thanks", lang)
     _say(response, "goodbye", lang)
     response.hangup()
     return twiml(response)

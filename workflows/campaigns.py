@@ -34,3 +34,12 @@ def heard_from_code(answer: str | None) -> str | None:
 def heard_from_prompt(lang: str) -> str:
     """The choices read aloud or texted: "1 a friend or relative, 2 …"."""
     return ", ".join(f"{digit} {HEARD_FROM[code][lang]}" for digit, code in BY_DIGIT.items())
+
+
+_FOR = {"en": "for", "es": "para"}
+
+
+def heard_from_menu(lang: str) -> str:
+    """The choices as an IVR reads them: "1 for a friend or relative, 2 for …"."""
+    return ", ".join(f"{digit} {_FOR[lang]} {HEARD_FROM[code][lang]}"
+                     for digit, code in BY_DIGIT.items())

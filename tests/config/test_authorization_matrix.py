@@ -537,6 +537,7 @@ TWILIO_PATHS = {
     "twilio_sms.sms_incoming": "/twilio/sms",
     "twilio_voice.voice_incoming": "/twilio/voice",
     "twilio_voice.voice_connected": "/twilio/voice/connected",
+    "twilio_voice.voice_heard": "/twilio/voice/heard",
     "twilio_voice.voice_language": "/twilio/voice/language",
     "twilio_voice.voice_menu": "/twilio/voice/menu",
     "twilio_voice.voice_recorded": "/twilio/voice/recorded",

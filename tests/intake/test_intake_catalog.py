@@ -18,7 +18,13 @@ def test_the_shipped_catalog_has_every_prompt_in_both_languages() -> None:
     catalog = load_intake_catalog(SHIPPED)
     for key in VOICE_PROMPTS:
         assert all(catalog.prompt(key, lang, reference="R", passphrase="P") for lang in LANGUAGES)
-    assert [q.key for q in catalog.questions] == ["location", "minor", "safe_now", "callback"]
+    assert [q.key for q in catalog.questions] == [
+        "location", "minor", "safe_now", "callback", "heard_from"]
+    # The heard-from choices are filled in at load time, in each language, in digit order.
+    assert "1 a friend or relative" in catalog.questions[-1].text["en"]
+    assert "7 otra forma" in catalog.questions[-1].text["es"]
+    assert "2 for social media" in catalog.prompt("heard_from", "en")
+    assert "2 para redes sociales" in catalog.prompt("heard_from", "es")
     assert catalog.voicemail_max_seconds <= 120
     assert catalog.say_language == {"en": "en-US", "es": "es-MX"}
 

@@ -76,7 +76,10 @@ def test_a_whole_english_conversation(client, db_session) -> None:
     )
     assert texter.send("yes, a girl maybe 15").startswith("Are you safe right now?")
     assert texter.send("Yes").startswith("May we text you back")
-    done = texter.send("no")
+    heard = texter.send("no")
+    assert heard.startswith("Optional: how did you hear about us?")
+    assert "2 social media" in heard and "SKIP" in heard
+    done = texter.send("2")
     assert done == f"Thank you. An advocate will review your report {case.reference}."
     later = texter.send("They moved them last night")
     assert later == f"Received and added to your report {case.reference}."
@@ -89,13 +92,15 @@ def test_a_whole_english_conversation(client, db_session) -> None:
         "minor": True,
         "safe_now": True,
         "callback": False,
+        "heard_from": "social_media",
     }
+    assert signal.heard_from == "social_media"  # the same column the web form fills
     callback = case.screening["consent"]["callback"]
     assert callback["given"] is False and callback["recorded_by"] == "sms"
     assert callback["recorded_at"] and callback["scope"] == "callback"
     bodies = [m.body for m in case.messages]
     assert bodies[0] == "Hi, I think my neighbours are being kept in a house"
-    assert bodies[-1] == "They moved them last night" and len(bodies) == 6
+    assert bodies[-1] == "They moved them last night" and len(bodies) == 7
     assert case.priority == "routine" and _count(db_session, OutboxMessage) == 0
     # Stored encrypted: the raw column holds no plaintext.
     raw = db_session.execute(text("SELECT body FROM tip_messages")).scalars().all()
@@ -115,9 +120,13 @@ def test_a_spanish_texter_is_answered_in_spanish(client, db_session) -> None:
     assert texter.send("Calle 5, Houston") == "¿Hay alguien menor de 18 años? Responda SI o NO."
     assert texter.send("no").startswith("¿Está usted a salvo")
     assert texter.send("sí").startswith("¿Podemos escribirle")
-    assert texter.send("SI").startswith("Gracias.")
+    heard = texter.send("SI")
+    assert heard.startswith("Opcional: ¿cómo supo de nosotros?") and "OMITIR" in heard
+    assert texter.send("omitir").startswith("Gracias.")  # skipped: nothing stored
     case = _case(db_session)
     assert case.signals[0].language == "es"
+    assert case.signals[0].heard_from is None
+    assert case.signals[0].ivr_path["answers"]["heard_from"] is None
     assert case.screening["consent"]["callback"]["given"] is True
 
 
@@ -243,3 +252,25 @@ def test_a_photo_without_words_is_kept_and_the_question_asked_again(client, db_s
     texter.send("look at this")
     assert texter.send("") == "Where is this happening? (city, address or place)"
     assert _count(db_session, TipMessage) == 2
+
+
+@pytest.mark.parametrize(("answer", "stored"), [
+    ("5", "web_search"),
+    ("7.", "other"),
+    ("3 a billboard on the highway", "poster_billboard"),
+    ("tv_radio", "tv_radio"),
+    ("SKIP", None),
+    ("9", None),
+    ("my aunt told me", None),
+])
+def test_the_heard_from_question_takes_a_number_and_anything_else_skips_it(
+    client, db_session, answer, stored
+) -> None:
+    texter = Texter(client)
+    texter.send("There is a house where men sleep in the garage")
+    for reply in ("Main street", "no", "yes", "no"):
+        texter.send(reply)
+    assert texter.send(answer).startswith("Thank you. An advocate will review")
+    signal = _case(db_session).signals[0]
+    assert signal.heard_from == stored
+    assert signal.ivr_path["answers"]["heard_from"] == stored

@@ -323,3 +323,64 @@ def test_replayed_ivr_steps_do_not_grow_the_call_record_without_end(client, db_s
         call.url = ""
     steps = _signal(db_session, call).ivr_path["steps"]
     assert len(steps) <= 50
+
+
+def _to_the_end(client, lang_digit: str = "1") -> Call:
+    """A caller who leaves a voicemail and has heard the reference and passphrase."""
+    call = Call(client)
+    call.dial_in()
+    call.press(lang_digit)
+    call.press("3")
+    call.record(new_sid("RE"))
+    return call
+
+
+@pytest.mark.parametrize(("digit", "stored"), [
+    ("1", "friend_family"), ("5", "web_search"), ("7", "other"),
+])
+def test_after_the_passphrase_the_caller_may_say_how_they_heard_of_us(
+    client, db_session, digit, stored
+) -> None:
+    call = _to_the_end(client)
+    gather = call.doc.find("Gather")
+    assert gather is not None and gather.get("numDigits") == "1"
+    assert gather.get("action", "").startswith(PUBLIC_BASE + "/twilio/voice/heard")
+    asked = " ".join(t for _, t in spoken(gather))
+    assert "how did you hear about this hotline" in asked and "5 for an internet search" in asked
+    assert "press 0" in asked
+    # The passphrase comes first: the question never delays what the caller must keep.
+    said = [t for _, t in spoken(call.doc)]
+    assert any("Your passphrase is" in t for t in said[:said.index(asked)])
+    end = call.press(digit)
+    assert [t for _, t in spoken(end)] == ["Thank you.", "Thank you for calling. Goodbye."]
+    assert end[-1].tag == "Hangup"
+    signal = _signal(db_session, call)
+    assert signal.heard_from == stored
+    assert signal.ivr_path["steps"][-1] == {"step": "heard_from", "choice": stored}
+
+
+@pytest.mark.parametrize("digits", ["0", "9", "#", ""])
+def test_zero_another_key_or_an_empty_answer_skips_the_heard_from_question(
+    client, db_session, digits
+) -> None:
+    call = _to_the_end(client)
+    end = call._go(call.doc.find("Gather").get("action", ""), Digits=digits)
+    assert [t for _, t in spoken(end)] == ["Thank you for calling. Goodbye."]
+    assert end[-1].tag == "Hangup"
+    signal = _signal(db_session, call)
+    assert signal.heard_from is None
+    assert signal.ivr_path["steps"][-1] == {"step": "heard_from", "choice": "skipped"}
+
+
+def test_silence_at_the_heard_from_question_says_goodbye_without_a_request(
+    client, db_session
+) -> None:
+    """A <Gather> that times out goes on to the next verb: goodbye and hang up, here."""
+    call = _to_the_end(client, lang_digit="2")
+    verbs = list(call.doc)
+    after = verbs[[v.tag for v in verbs].index("Gather") + 1:]
+    assert [v.tag for v in after] == ["Say", "Hangup"]
+    assert after[0].text == "Gracias por llamar. Adiós." and after[0].get("language") == "es-MX"
+    asked = " ".join(t for _, t in spoken(call.doc.find("Gather")))
+    assert "¿cómo supo de esta línea?" in asked and "oprima 0" in asked
+    assert _signal(db_session, call).heard_from is None

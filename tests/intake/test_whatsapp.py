@@ -25,12 +25,13 @@ def test_a_whatsapp_conversation_runs_like_an_sms_one(client, db_session) -> Non
     assert texter.send("Route 9 farm, Salinas") == "Is anyone involved under 18? Reply YES or NO."
     assert texter.send("no").startswith("Are you safe right now?")
     assert texter.send("yes").startswith("May we text you back")
-    assert texter.send("yes").startswith("Thank you.")
+    assert texter.send("yes").startswith("Optional: how did you hear")
+    assert texter.send("4").startswith("Thank you.")
     case = _case(db_session)
     signal = case.signals[0]
     assert signal.channel == "whatsapp"
     assert signal.from_phone == WHATSAPP  # later replies go back to WhatsApp
-    assert signal.location == "Route 9 farm, Salinas"
+    assert signal.location == "Route 9 farm, Salinas" and signal.heard_from == "tv_radio"
     raw = db_session.execute(text("SELECT from_phone FROM signals")).scalars().all()
     assert not any(NUMBER in value for value in raw)  # encrypted like every number
 

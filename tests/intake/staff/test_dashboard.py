@@ -98,3 +98,33 @@ def test_any_range_and_a_csv_of_each_chart(app, logged_in, db_session) -> None:
         assert supervisor.get(f"/supervisor/dashboard?{bad}").status_code == 400
         assert supervisor.get(f"/supervisor/dashboard/signals.csv?{bad}").status_code == 400
     assert supervisor.get("/supervisor/dashboard/nothing.csv").status_code == 404
+
+
+def test_how_callers_heard_of_us_is_counted_from_every_channel(client, logged_in) -> None:
+    """The web form, a text conversation and the IVR store the answer alike; the
+    dashboard's heard-from chart and CSV count all three."""
+    from tests.intake.test_sms import Texter
+    from tests.intake.twilio_caller import Call, new_sid
+
+    tip = client.post("/api/v1/tips", json={"narrative": "x", "heard_from": "social_media"})
+    assert tip.status_code == 201
+    texter = Texter(client)
+    for body in ("Men live in the warehouse", "Elm St", "no", "yes", "no", "2"):
+        texter.send(body)
+    call = Call(client)
+    call.dial_in()
+    call.press("1")
+    call.press("3")
+    call.record(new_sid("RE"))
+    call.press("2")  # social media
+    skipped = Call(client)
+    skipped.dial_in()
+    skipped.press("1")
+    skipped.press("3")
+    skipped.record(new_sid("RE"))
+    skipped.press("0")
+
+    answer = logged_in("supervisor").get("/supervisor/dashboard/heard-from.csv")
+    assert answer.status_code == 200
+    rows = dict(line.split(",") for line in answer.get_data(as_text=True).splitlines()[1:])
+    assert rows == {"social_media": "3", "not_asked": "1"}
