@@ -100,6 +100,10 @@ class AgencyReferralOut(Schema):
         "one more per update or consent withdrawal); the packet shown is that version."})
     packet = Dict(allow_none=True, metadata={
         "description": "The referral packet, newest version (detail only)."})
+    question_due = DateTime(allow_none=True, metadata={
+        "description": "You asked the hotline: its answer is due then (…/thread)."})
+    new_answer = Boolean(metadata={
+        "description": "The hotline answered and you have not read the thread since."})
 
 
 class AgencyReferralPage(Schema):

@@ -22,7 +22,13 @@ from workflows.errors import NotFound
 from workflows.lifecycle import fire_referral_event
 from workflows.models import Referral, Role, User
 from workflows.packets import disclosed_packet, latest_versions
-from workflows.threads import mark_read_by_agency, present_thread, replayed, thread
+from workflows.threads import (
+    mark_read_by_agency,
+    present_thread,
+    replayed,
+    thread,
+    with_new_answers,
+)
 
 api = APIBlueprint("referrals_api", __name__, url_prefix="/api/v1", tag="agency")
 
@@ -71,6 +77,7 @@ def present(
     with_packet: bool,
     session: Session | None = None,
     packet_version: int | None = None,
+    new_answer: bool = False,
 ) -> dict[str, Any]:
     """A referral as its agency sees it: others on the case by agency and state only.
 
@@ -104,6 +111,8 @@ def present(
         "answered_at": referral.answered_at,
         "other_agencies": others,
         "packet": packet,
+        "question_due": referral.question_due,
+        "new_answer": new_answer,
     }
 
 
@@ -132,9 +141,10 @@ def list_referrals(query: dict[str, Any]) -> Any:
     page = rows[: query["limit"]]
     more = len(rows) > query["limit"]
     versions = latest_versions(session, [r.id for r in page])
+    unread = with_new_answers(session, [r.id for r in page])
     return {
-        "items": [present(r, with_packet=False, packet_version=versions.get(r.id))
-                  for r in page],
+        "items": [present(r, with_packet=False, packet_version=versions.get(r.id),
+                          new_answer=r.id in unread) for r in page],
         "next": page[-1].id if more and page else None,
     }
 
@@ -150,7 +160,8 @@ def show_referral(referral_id: int) -> Any:
         referral = own_referral(session, user, referral_id)
         # The packet holds personal data: every read of it is on the audit log.
         record_pii_view(session, user, referral.case_id, via="api", referral_id=referral.id)
-    return present(referral, with_packet=True, session=session)
+    unread = with_new_answers(session, [referral.id])
+    return present(referral, with_packet=True, session=session, new_answer=bool(unread))
 
 
 @api.post("/agency/referrals/<int:referral_id>/events")

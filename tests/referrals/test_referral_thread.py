@@ -104,11 +104,18 @@ def test_staff_answer_through_the_api_closes_the_task_and_the_agency_reads_it(
         select(OutboxMessage).where(OutboxMessage.kind == "notify_agency")
     ).ref_id == answered.get_json()["messages"][-1]["id"]
 
+    listed = client.get("/api/v1/agency/referrals", headers=fbi.headers).get_json()["items"]
+    assert [(r["id"], r["new_answer"], r["question_due"]) for r in listed] == [
+        (referral.id, True, None)
+    ]
     read = client.get(_agency_url(referral.id), headers=fbi.headers)
     assert read.status_code == 200
     assert [(m["side"], m["author"], m["body"]) for m in read.get_json()["messages"]] == [
         ("agency", fbi.username, QUESTION), ("hotline", None, ANSWER),  # no staff names
     ]
+
+    shown = client.get(f"/api/v1/agency/referrals/{referral.id}", headers=fbi.headers)
+    assert shown.get_json()["new_answer"] is False  # read through the thread
 
     # The agency writes again: a new task opens.
     again = _ask(client, fbi, referral.id, "And who rents the room?")
