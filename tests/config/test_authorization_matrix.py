@@ -102,6 +102,9 @@ TABLE: dict[str, Rule] = {
     "healthz": _api("GET", lambda w: "/healthz", EVERYONE),
     "readyz": _api("GET", lambda w: "/readyz", EVERYONE),
     "openapi.spec": _api("GET", lambda w: "/api/v1/openapi.json", EVERYONE),
+    # Only METRICS_TOKEN or an address in METRICS_ALLOW (tests/config/test_metrics.py):
+    # no user's role opens it, and it answers 404 as if it were not there.
+    "metrics": _api("GET", lambda w: "/metrics", frozenset(), hidden=EVERYONE),
     "static": _page("GET", lambda w: "/static/favicon.svg", EVERYONE),
     "favicon": _page("GET", lambda w: "/favicon.ico", EVERYONE),
     # The public tip API: anyone (the passphrase is the key to a tip).
