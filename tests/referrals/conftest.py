@@ -415,6 +415,11 @@ def start_worker(
     yield _start
     for worker in started:
         worker.stop()
+    # Shown by pytest only when the test failed: what each worker said.
+    for worker in started:
+        if worker.log_path.exists():
+            print(f"--- {worker.log_path.name} (last 4 KB)")
+            print(worker.log_path.read_bytes()[-4096:].decode(errors="replace"))
     _forget_namespace(worker_redis_url, namespace)
 
 
