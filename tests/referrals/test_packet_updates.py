@@ -250,3 +250,52 @@ def test_not_now_on_the_case_page_sends_nothing_until_more_arrives(
     assert len(agency.packets) == 2
     [latest] = [p for k, p in agency.packets.items() if k.endswith("-v2")]
     assert len(latest["follow_ups"]) == 2
+
+
+def test_a_re_screening_that_turns_consent_to_no_tells_its_holders_too(
+    app, client, operator, supervisor, agency, delivery_runtime
+) -> None:
+    runtime, ice, server = two_agencies(delivery_runtime, agency)
+    try:
+        case_id = submit_tip(client)
+        screen_and_approve(app, case_id, operator, supervisor, TWO_BASES)
+        run_embedded_once(runtime)
+        for event, extra in (("close", {"resolution_code": "referred"}), ("reopen", {})):
+            version = case_json(client, supervisor, case_id)["version"]
+            answer = client.post(f"/api/v1/cases/{case_id}/events", headers=supervisor.headers,
+                                 json={"event": event, "version": version, "reason": "again",
+                                       **extra})
+            assert answer.status_code == 200, answer.get_json()
+        screened = client.put(
+            f"/api/v1/cases/{case_id}/screening", headers=operator.headers,
+            json={**TWO_BASES, "consent": {"law_enforcement": False, "given_by": "victim"}},
+        )
+        assert screened.status_code == 200, screened.get_json()
+        run_embedded_once(runtime)
+
+        assert len(agency.packets) == 1
+        [notice] = [p for k, p in ice.packets.items() if k.endswith("-v2")]
+        assert notice["packet_type"] == "consent_withdrawn" and "summary" not in notice
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_case_page_withdraws_a_consent_and_an_undelivered_referral_never_leaves(
+    app, client, operator, supervisor, person, pages, db_session
+) -> None:
+    case_id = submit_tip(client)
+    screen_and_approve(app, case_id, operator, supervisor, TWO_BASES)  # queued, not sent
+    pages.login(person("operator").username)
+    page_url = f"/cases/{case_id}"
+    assert 'id="withdraw-consent-law_enforcement"' in pages.get(page_url).get_data(as_text=True)
+
+    answer = pages.submit(page_url, f"/cases/{case_id}/consent/withdraw",
+                          {"scope": "law_enforcement", "given_by": "victim"})
+    assert answer.status_code == 303
+    db_session.expire_all()
+    case = db_session.get(Case, case_id)
+    assert case.screening["consent"]["law_enforcement"]["withdrawn"] is True
+    states = {r.agency_code: r.state for r in case.referrals}
+    assert states == {"FBI": "queued", "ICE": "withdrawn"}
+    assert packet_outbox(db_session) == []  # nothing was delivered: nothing to take back
