@@ -443,31 +443,36 @@ def _outcome_cells(figures: Any) -> list[Any]:
 Prepared = tuple[int, tuple[int, ...], list[Any], list[list[Any]]]
 
 
+_FLAGS = ("investigation", "continued_presence", "letter", "visa_certified")
+_NO_OUTCOMES = ["false", "false", "false", "false", 0, 0]  # a case without referrals
+
+
 def _prepare(record: CaseRecord, case_key: int, victim_keys: tuple[int, ...],
              now: datetime) -> Prepared:
     """Everything but the quasi-identifiers, made once in the database pass."""
-    total = {"investigation": False, "continued_presence": False, "letter": False,
-             "visa_certified": False, "restitution_ordered": 0.0, "restitution_paid": 0.0}
     referral_cells = []
-    for r in record.referrals:
-        figures = read_outcome(r.outcome)
-        for flag in ("investigation", "continued_presence", "letter", "visa_certified"):
-            total[flag] = total[flag] or getattr(figures, flag)
-        total["restitution_ordered"] += figures.restitution_ordered
-        total["restitution_paid"] += figures.restitution_paid
-        referral_cells.append([
-            r.agency, "mandatory" if r.mandatory else "consent", r.rule, r.state,
-            _cell(_days(r.created_at, r.sent_at)), _cell(_days(r.sent_at, r.answered_at)),
-            _cell(deadline_met(r.state, r.deadline, r.taken_up, now)), _cell(figures.known),
-            *_outcome_cells(figures)])
+    outcome_cells = _NO_OUTCOMES
+    if record.referrals:
+        flags = dict.fromkeys(_FLAGS, False)
+        ordered = paid = 0.0
+        for r in record.referrals:
+            figures = read_outcome(r.outcome)
+            for flag in _FLAGS:
+                flags[flag] = flags[flag] or getattr(figures, flag)
+            ordered += figures.restitution_ordered
+            paid += figures.restitution_paid
+            referral_cells.append([
+                r.agency, "mandatory" if r.mandatory else "consent", r.rule, r.state,
+                _cell(_days(r.created_at, r.sent_at)), _cell(_days(r.sent_at, r.answered_at)),
+                _cell(deadline_met(r.state, r.deadline, r.taken_up, now)),
+                _cell(figures.known), *_outcome_cells(figures)])
+        outcome_cells = [*(_cell(flags[flag]) for flag in _FLAGS), _thousands(ordered),
+                         _thousands(paid)]
     case_cells = [
         record.channel, record.heard_from, record.caller_type, record.request_type,
         record.level, record.priority, record.case_state, len(record.victims),
         record.contacts, len(record.referrals), _cell(record.days_to_referral),
-        _cell(record.days_to_close),
-        *(_cell(total[flag]) for flag in ("investigation", "continued_presence", "letter",
-                                          "visa_certified")),
-        _thousands(total["restitution_ordered"]), _thousands(total["restitution_paid"])]
+        _cell(record.days_to_close), *outcome_cells]
     return (case_key, victim_keys, case_cells, referral_cells)
 
 
