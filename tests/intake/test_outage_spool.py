@@ -166,6 +166,8 @@ def call_to_voicemail(server: Server) -> tuple[str, str]:
         "TranscriptionStatus": "completed",
         "TranscriptionText": "Men are kept in a trailer behind the farm on route 9.",
     })
+    # The optional last question, answered during the outage too: 2 = social media.
+    twilio_post(server, "/twilio/voice/heard?lang=en", {**base, "Digits": "2"})
     return heard_reference(done)
 
 
@@ -302,6 +304,7 @@ def test_fifty_signals_through_a_postgres_outage_and_a_kill_9(
             voice = session.scalars(select(Signal).where(Signal.channel == "voice")).all()
             assert len(voice) == 13
             assert all(s.recording_sid and s.transcript for s in voice)
+            assert all(s.heard_from == "social_media" for s in voice)
             # Audited, and the chain still verifies.
             replayed_events = session.scalar(select(func.count()).select_from(AuditEvent)
                                              .where(AuditEvent.action == "replayed_from_spool"))
