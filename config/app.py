@@ -126,7 +126,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     pages.init_app(app)  # CSRF on every form, template helpers
     # Typed work survives an idle session: the script says "still here" three times
     # per idle lifetime, at most every five minutes.
-    kept_forms.init_app(app, keepalive_seconds=min(300, settings.session_minutes * 20))
+    kept_forms.init_app(app, keepalive_seconds=min(300, int(settings.session_minutes * 20)))
     replay.init_app(app, runtime)
     _register_blueprints(app)
     return app

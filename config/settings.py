@@ -227,7 +227,7 @@ class Settings:
     audit_keys: tuple[str, ...] = ()  # HMAC keys of the audit chain: the first signs
     audit_anchor_seconds: int = 60  # how often the worker signs the moved chain heads
     session_cookie_secure: bool = True
-    session_minutes: int = 30
+    session_minutes: float = 30  # idle lifetime (tests use fractions of a minute)
     chat_wait_seconds: int = 180  # CHAT_WAIT_SECONDS: then a waiting tipster is offered other ways
     proxy_count: int = 0  # ProxyFix: exactly the number of proxies in front
     smtp_host: str | None = None
