@@ -16,10 +16,11 @@ from intake.replay import TOKEN_MAX_AGE
 from intake.spool import Spool
 from workflows.accounts import token_digest, user_for_token
 from workflows.models import User
+from workflows.vocabulary import DESK
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-STAFF_WHO_LOG_CALLS = frozenset({"operator", "supervisor"})
+STAFF_WHO_LOG_CALLS = DESK
 
 # A login session ends 12 h after the login, active or not (the idle limit is
 # SESSION_MINUTES, enforced by the cookie's signed timestamp).

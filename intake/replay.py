@@ -39,7 +39,7 @@ from workflows.cases import find_by_reference
 from workflows.db import transaction
 from workflows.errors import Conflict
 from workflows.models import User
-from workflows.outbox import add_outbox_message
+from workflows.outbox import add_notification
 
 log = logging.getLogger(__name__)
 
@@ -198,17 +198,9 @@ def _announce_drained(runtime: Runtime, spool: Spool) -> None:
     session = runtime.session()
     try:
         with transaction(session):
-            add_outbox_message(
-                session,
-                "notify",
-                payload={
-                    "kind": "spool_drained",
-                    "case_id": None,
-                    "referral_id": None,
-                    "message_id": None,
-                    "spooled_since": datetime.fromtimestamp(since, UTC).isoformat(),
-                    "items": count,
-                },
+            add_notification(
+                session, "spool_drained",
+                spooled_since=datetime.fromtimestamp(since, UTC).isoformat(), items=count,
             )
             # Only the process that clears the outage record commits the notice.
             if not spool.close_outage(since):

@@ -30,7 +30,7 @@ from workflows.db import is_postgres, transaction, utcnow
 from workflows.errors import DomainError
 from workflows.lifecycle import fire_referral_event
 from workflows.models import Referral, ReferralPacket
-from workflows.outbox import OutboxMessage, add_outbox_message
+from workflows.outbox import OutboxMessage, add_notification
 from workflows.packets import packet_key, take_snapshot
 
 log = logging.getLogger(__name__)
@@ -349,14 +349,6 @@ def _declare_failed(
     except DomainError as exc:
         log.warning("referral %s could not be marked failed: %s", referral_id, exc.message)
         return None
-    add_outbox_message(
-        session,
-        "notify",
-        payload={
-            "kind": "referral_failed",
-            "case_id": referral.case_id,
-            "referral_id": referral_id,
-            "message_id": None,
-        },
-    )
+    add_notification(session, "referral_failed", case_id=referral.case_id,
+                     referral_id=referral_id)
     return referral.agency_code

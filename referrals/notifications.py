@@ -40,7 +40,7 @@ from workflows.deadlines import aware
 from workflows.emergency import REPAGES, due_repages
 from workflows.machines import AWAITING_AGENCY, OPEN_CASE_STATES
 from workflows.models import Case, Referral, Role, User
-from workflows.outbox import OutboxMessage, add_outbox_message
+from workflows.outbox import OutboxMessage, add_notification
 from workflows.packets import consent_given
 from workflows.pii import lookup_hash
 from workflows.safe_hours import TipsterSafety, tipster_safety
@@ -433,16 +433,10 @@ def check_deadlines(session: Session, now: datetime | None = None) -> int:
                               ("question", late_questions)):
             for subject_id, case_id, deadline in rows:
                 if _record_breach(session, subject, subject_id, case_id, deadline):
-                    add_outbox_message(
-                        session,
-                        "notify",
-                        payload={
-                            "kind": "deadline_breach",
-                            "case_id": case_id,
-                            "referral_id": subject_id if subject != "case" else None,
-                            "message_id": None,
-                            **({"question": True} if subject == "question" else {}),
-                        },
+                    add_notification(
+                        session, "deadline_breach", case_id=case_id,
+                        referral_id=subject_id if subject != "case" else None,
+                        **({"question": True} if subject == "question" else {}),
                     )
                     found[subject] = found.get(subject, 0) + 1
         _repage_emergencies(session, now, found)
@@ -471,12 +465,7 @@ def _repage_emergencies(session: Session, now: datetime, found: dict[str, int]) 
         for level, _due in due_repages(aware(emergency_at), now):  # type: ignore[arg-type]
             # The unique key needs a time: the case's creation, which never moves.
             if _record_breach(session, f"emergency_{level}", case_id, case_id, created_at):
-                add_outbox_message(
-                    session,
-                    "notify",
-                    payload={"kind": "emergency_repage", "case_id": case_id,
-                             "referral_id": None, "message_id": None, "level": level},
-                )
+                add_notification(session, "emergency_repage", case_id=case_id, level=level)
                 found[f"emergency_{level}"] = found.get(f"emergency_{level}", 0) + 1
 
 

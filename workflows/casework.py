@@ -202,7 +202,7 @@ def assign_case(
     session: Session, case_id: int, actor: User, assignee: str | None, *, version: int | None
 ) -> Case:
     """Give a case to a person (or to nobody); supervisors assign, operators take their own."""
-    case = staff_case(session, case_id, actor, frozenset({"operator", "supervisor"}))
+    case = staff_case(session, case_id, actor, DESK)
     if version is not None and version != case.version:
         raise Conflict(
             f"case {case_id} is at version {case.version}, not {version}; reload it",

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from workflows.audit import record_event
 from workflows.deadlines import refresh_case_deadline, start_clocks
 from workflows.models import PRIORITY_RANK, Case, Priority
-from workflows.outbox import add_outbox_message
+from workflows.outbox import add_notification
 
 # (level, after): level 1 re-pages the on-call supervisor, level 2 every supervisor.
 REPAGES = ((1, timedelta(minutes=5)), (2, timedelta(minutes=10)))
@@ -29,11 +29,7 @@ EMERGENCY_RULE = "imminent_danger"
 
 def page(session: Session, case: Case, kind: str = "emergency_page", level: int = 0) -> None:
     """Queue one page about this case to supervisors (the notify worker sends it)."""
-    payload: dict[str, object] = {"kind": kind, "case_id": case.id, "referral_id": None,
-                                  "message_id": None}
-    if level:
-        payload["level"] = level
-    add_outbox_message(session, "notify", payload=payload)
+    add_notification(session, kind, case_id=case.id, **({"level": level} if level else {}))
 
 
 def start_emergency(

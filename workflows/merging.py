@@ -21,7 +21,7 @@ from workflows.casework import staff_case
 from workflows.db import Base, is_postgres, utcnow
 from workflows.errors import Conflict, InvalidInput
 from workflows.models import Case, User
-from workflows.vocabulary import SUPERVISOR
+from workflows.vocabulary import DESK, SUPERVISOR
 
 # Tables whose rows follow the case they belong to (the thread, tip_messages, does not).
 MOVED_TABLES = (
@@ -107,7 +107,7 @@ def merged_case_ids(session: Session, case: Case) -> list[int]:
 
 def attachable_case(session: Session, case_id: int, actor: User) -> Case:
     """The case a new contact may land on: a staff-visible case not yet closed."""
-    case = staff_case(session, case_id, actor, frozenset({"operator", "supervisor"}))
+    case = staff_case(session, case_id, actor, DESK)
     if case.state == "closed":
         raise Conflict(
             f"case {case.reference} is closed; reopen it first or log a new case",

@@ -56,3 +56,21 @@ def add_outbox_message(
     )
     session.add(message)
     return message
+
+
+def add_notification(
+    session: Session,
+    kind: str,
+    *,
+    case_id: int | None = None,
+    referral_id: int | None = None,
+    message_id: int | None = None,
+    **extra: Any,
+) -> OutboxMessage:
+    """Queue one ``notify`` message (referrals.notifications sends it), in the caller's
+    transaction. The one place its payload is spelled: every notice carries the same
+    three ids (None where they do not apply); ``extra`` adds a kind's own ids or counts,
+    never text or a phone number."""
+    payload = {"kind": kind, "case_id": case_id, "referral_id": referral_id,
+               "message_id": message_id, **extra}
+    return add_outbox_message(session, "notify", payload=payload)

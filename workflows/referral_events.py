@@ -24,7 +24,7 @@ from workflows.errors import Conflict, InvalidInput
 from workflows.immigration import set_protected
 from workflows.machines import ACTIVE_REFERRAL_STATES, Context, fire, referral_machine
 from workflows.models import Case, Referral, User
-from workflows.outbox import add_outbox_message
+from workflows.outbox import add_notification, add_outbox_message
 from workflows.outcomes import RELIEF_KINDS, checked_outcome, with_outcome
 from workflows.packets import take_snapshot
 from workflows.screening import assess
@@ -167,12 +167,8 @@ def _on_accept(_session: Session, referral: Referral, ctx: Context) -> None:
 def _on_decline(session: Session, referral: Referral, ctx: Context) -> None:
     referral.answered_at = ctx.now
     referral.decline_reason = ctx.reason
-    add_outbox_message(
-        session,
-        "notify",
-        payload={"kind": "referral_declined", "case_id": referral.case_id,
-                 "referral_id": referral.id, "message_id": None},
-    )
+    add_notification(session, "referral_declined", case_id=referral.case_id,
+                     referral_id=referral.id)
 
 
 def _on_request_info(session: Session, referral: Referral, ctx: Context) -> None:

@@ -36,7 +36,7 @@ from workflows.db import Base, utcnow
 from workflows.deadlines import refresh_case_deadline
 from workflows.errors import Conflict, Forbidden, NotFound
 from workflows.models import Case, Referral, User
-from workflows.outbox import add_outbox_message
+from workflows.outbox import add_notification, add_outbox_message
 from workflows.pii import EncryptedText
 from workflows.routing import DEFAULT_QUESTION_DEADLINES
 from workflows.vocabulary import DESK
@@ -115,12 +115,8 @@ def record_question(
     if referral.question_due is None:
         referral.question_due = now + question_window(catalogs, referral.case.priority)
         # The hotline learns of it: the case's assignee, else the supervisors.
-        add_outbox_message(
-            session,
-            "notify",
-            payload={"kind": "agency_question", "case_id": referral.case_id,
-                     "referral_id": referral.id, "message_id": None},
-        )
+        add_notification(session, "agency_question", case_id=referral.case_id,
+                         referral_id=referral.id)
     session.flush()
     return message
 

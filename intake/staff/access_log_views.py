@@ -15,6 +15,7 @@ from workflows.audit import record_event
 from workflows.db import transaction
 from workflows.errors import Forbidden, NotFound
 from workflows.models import Case, Role
+from workflows.vocabulary import OVERSIGHT
 
 api = APIBlueprint("security_api", __name__, url_prefix="/api/v1", tag="security")
 
@@ -50,7 +51,7 @@ def case_access_log(case_id: int) -> Any:
     # Agencies get 404, as from every case route: a case's existence never leaks to them.
     if user.role == Role.AGENCY.value or session.get(Case, case_id) is None:
         raise NotFound(f"no case {case_id}")
-    if user.role not in (Role.SUPERVISOR.value, Role.ADMIN.value):
+    if user.role not in OVERSIGHT:
         raise Forbidden("only supervisors and admins read the access log")
     return {"case_id": case_id, "views": access_log(session, case_id)}
 

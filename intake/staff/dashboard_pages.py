@@ -20,11 +20,11 @@ from intake import statistics as stats
 from workflows.dashboard import RangeFigures, range_figures
 from workflows.db import utcnow
 from workflows.errors import InvalidInput
-from workflows.models import Role
 from workflows.research import ExportError, Vocabulary
+from workflows.vocabulary import OVERSIGHT
 
 bp = Blueprint("dashboard_pages", __name__, template_folder="templates")
-VIEWERS = [Role.SUPERVISOR.value, Role.ADMIN.value]
+VIEWERS = OVERSIGHT
 DEFAULT_DAYS = 14
 
 

@@ -18,13 +18,13 @@ from intake.schemas import StrictSchema, Text
 from workflows.casework import staff_case
 from workflows.db import transaction
 from workflows.errors import InvalidInput
-from workflows.outbox import add_outbox_message
+from workflows.outbox import add_notification
 from workflows.providers import SERVICE_TYPES, ServiceReferral, refer_to_provider, search_providers
 from workflows.vocabulary import DESK
 
 api = APIBlueprint("service_api", __name__, url_prefix="/api/v1", tag="services")
 
-DESK_ROLES = ["operator", "supervisor"]
+DESK_ROLES = sorted(DESK)  # the API's roles= wants a list
 
 
 class ServiceQuery(Schema):
@@ -117,16 +117,8 @@ def create_service_referral(case_id: int, body: dict[str, Any]) -> Any:
         case = staff_case(session, case_id, me, DESK)
         referral = refer_to_provider(session, case, body["service_id"], body["reason"], me)
         # The provider is told through the outbox, in the same transaction.
-        add_outbox_message(
-            session,
-            "notify",
-            payload={
-                "kind": "service_referral",
-                "case_id": case.id,
-                "referral_id": None,
-                "service_referral_id": referral.id,
-            },
-        )
+        add_notification(session, "service_referral", case_id=case.id,
+                         service_referral_id=referral.id)
     return referral.as_json()
 
 
