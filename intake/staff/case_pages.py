@@ -42,6 +42,7 @@ from workflows.machines import (
 from workflows.merging import merged_case_ids
 from workflows.models import AuditEvent, Case, Referral, User
 from workflows.packet_updates import pending_updates
+from workflows.providers import ServiceReferral
 from workflows.relief import case_relief
 from workflows.threads import answer_question, threads_of_case
 from workflows.vocabulary import DESK, STAFF, SUPERVISOR
@@ -141,6 +142,11 @@ def show(case_id: int) -> Any:
         allowed=allowed_case_events(case, me),
         relief_terms=case_suggestion(case),
         relief=case_relief(session, merged_case_ids(session, case)),
+        service_referrals=session.scalars(
+            select(ServiceReferral)
+            .where(ServiceReferral.case_id == case.id)
+            .order_by(ServiceReferral.id)
+        ).all(),
         screenable=case.state in SCREENABLE,
         labels=EVENT_LABELS,
         resolution_codes=RESOLUTION_CODES,
