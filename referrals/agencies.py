@@ -15,10 +15,10 @@ from typing import Any
 import yaml
 
 from config.settings import Settings
+from referrals.channels import REGISTRY, agency_channels
 from workflows.catalog_files import CatalogError
 from workflows.outcomes import OUTCOME_KINDS
 
-CHANNELS = ("webhook", "email", "sms")
 PRIORITIES = ("emergency", "urgent", "routine")
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]{1,31}$")
 _LINE = "__line__"
@@ -34,16 +34,17 @@ class Agency:
     deadline_minutes: dict[str, int]
     optional: bool = False
     outcomes: tuple[str, ...] = ()  # the outcome kinds it may record (workflows.outcomes)
-    webhook_url: str | None = field(default=None, repr=False)
-    webhook_secret: str | None = field(default=None, repr=False)
-    email: str | None = field(default=None, repr=False)
-    sms: str | None = field(default=None, repr=False)
+    # By channel name, from AGENCY_<CODE>_<the channel's agency_setting>.
+    addresses: dict[str, str | None] = field(default_factory=dict, repr=False)
+    webhook_secret: str | None = field(default=None, repr=False)  # signed channels' key
 
     def endpoint(self, channel: str) -> str | None:
-        """Where this channel reaches the agency, or None if it is not set up."""
-        if channel == "webhook":
-            return self.webhook_url if self.webhook_secret else None
-        return {"email": self.email, "sms": self.sms}.get(channel)
+        """Where this channel reaches the agency, or None if it is not set up (a signed
+        channel also needs the secret)."""
+        spec = REGISTRY.get(channel)
+        if spec is None or (spec.signed and not self.webhook_secret):
+            return None
+        return self.addresses.get(channel)
 
     @property
     def ready_channels(self) -> tuple[str, ...]:
@@ -99,8 +100,9 @@ def _agency(path: Path, entry: Any, settings: Settings, index: int) -> Agency:
     if not isinstance(name, str) or not name.strip():
         raise fail(f"agency {code} needs a name")
     channels = entry.get("channels") or []
-    if not isinstance(channels, list) or any(c not in CHANNELS for c in channels):
-        raise fail(f"agency {code}: channels must be a list of {', '.join(CHANNELS)}")
+    known = agency_channels()
+    if not isinstance(channels, list) or any(c not in known for c in channels):
+        raise fail(f"agency {code}: channels must be a list of {', '.join(known)}")
     deadlines = dict(entry.get("deadlines") or {})
     deadlines.pop(_LINE, None)
     for priority, minutes in deadlines.items():
@@ -119,10 +121,12 @@ def _agency(path: Path, entry: Any, settings: Settings, index: int) -> Agency:
         deadline_minutes=deadlines,
         optional=optional,
         outcomes=tuple(dict.fromkeys(outcomes)),
-        webhook_url=settings.agency_env(code, "WEBHOOK_URL"),
+        addresses={
+            name: settings.agency_env(code, setting)
+            for name, setting in ((c.name, c.agency_setting) for c in REGISTRY.values())
+            if setting is not None
+        },
         webhook_secret=settings.agency_env(code, "WEBHOOK_SECRET"),
-        email=settings.agency_env(code, "EMAIL"),
-        sms=settings.agency_env(code, "SMS"),
     )
 
 

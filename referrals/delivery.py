@@ -23,8 +23,8 @@ from config.metrics import count_delivery
 from config.runtime import Runtime, current_runtime
 from referrals import messaging
 from referrals.agencies import Agency
+from referrals.channels import Message, channel_for
 from referrals.models import DeliveryAttempt
-from referrals.webhook import WebhookFailed, post_signed
 from workflows.audit import record_event
 from workflows.db import is_postgres, transaction, utcnow
 from workflows.errors import DomainError
@@ -87,7 +87,7 @@ def _prepare(session: Session, agency: Agency, referral: Referral) -> Outgoing:
     # version was made before the first reached the agency (a consent withdrawn meanwhile),
     # the newest goes: the agency never receives what it should no longer hold.
     snapshot = take_snapshot(session, referral)
-    if channel == "webhook":
+    if channel_for(channel).signed:  # only a signed channel carries the packet itself
         return Outgoing(
             channel, body=snapshot.body.encode("utf-8"),
             idempotency_key=packet_key(referral, snapshot.version), version=snapshot.version,
@@ -97,34 +97,22 @@ def _prepare(session: Session, agency: Agency, referral: Referral) -> Outgoing:
 
 
 def send_outgoing(runtime: Runtime, agency: Agency, outgoing: Outgoing) -> int | None:
-    """Reach the agency (no database work here); returns the webhook's status."""
-    settings = runtime.settings
-    if outgoing.channel == "webhook":
-        assert agency.webhook_url and agency.webhook_secret
-        try:
-            answer = post_signed(
-                agency.webhook_url, outgoing.body, agency.webhook_secret,
-                outgoing.idempotency_key,
-                deadline_seconds=settings.delivery_timeout_seconds,
-                allow_loopback_http=not settings.is_production,
-            )
-        except WebhookFailed as exc:
-            raise DeliveryFailed(f"{agency.code} webhook {exc}") from None
-        if not 200 <= answer.status < 300:
-            raise DeliveryFailed(f"{agency.code} webhook answered {answer.status}")
-        return answer.status
+    """Reach the agency over its channel (no database work here); returns the HTTP
+    status where the channel has one (a webhook)."""
+    address = agency.endpoint(outgoing.channel)
+    assert address is not None  # _prepare chose one of the agency's ready channels
+    message = Message(
+        text=outgoing.notice, subject=outgoing.subject, body=outgoing.body,
+        idempotency_key=outgoing.idempotency_key, secret=agency.webhook_secret or "",
+    )
     try:
-        if outgoing.channel == "email":
-            assert agency.email
-            messaging.send_email(settings, agency.email, outgoing.subject, outgoing.notice)
-        else:
-            assert agency.sms
-            messaging.send_sms(settings, agency.sms, outgoing.notice)
+        channel = channel_for(outgoing.channel, address)
+        receipt = channel.send(runtime.settings, address, message)
     except (messaging.SendFailed, messaging.ChannelNotConfigured) as exc:
         raise DeliveryFailed(f"{agency.code} {outgoing.channel}: {exc}") from None
     except messaging.RecipientOptedOut:
-        raise DeliveryFailed(f"{agency.code} sms number is unsubscribed") from None
-    return None
+        raise DeliveryFailed(f"{agency.code} {outgoing.channel} number is unsubscribed") from None
+    return receipt.status
 
 
 def deliver_referral(session: Session, referral: Referral, runtime: Runtime | None = None) -> bool:
@@ -216,9 +204,9 @@ def _prepare_version(
     channels = agency.ready_channels
     if not channels:
         raise DeliveryFailed(f"{agency.code} has no delivery channel configured")
-    if channels[0] == "webhook":
+    if channel_for(channels[0]).signed:
         return Outgoing(
-            "webhook", body=snapshot.body.encode("utf-8"),
+            channels[0], body=snapshot.body.encode("utf-8"),
             idempotency_key=packet_key(referral, snapshot.version), version=snapshot.version,
         )
     packet_type = str(json.loads(snapshot.body).get("packet_type") or "update")

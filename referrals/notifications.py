@@ -28,12 +28,12 @@ from config.runtime import Runtime
 from intake.models import TipMessage
 from intake.sms import (
     is_opted_out,
-    is_whatsapp,
     phone_key,
     set_opt_out,
     whatsapp_window_open,
 )
 from referrals import messaging
+from referrals.channels import Message, channel_for
 from referrals.models import DeadlineBreach, Notification
 from workflows.db import transaction, utcnow
 from workflows.deadlines import aware
@@ -71,7 +71,7 @@ class NotifyHeld(Exception):
 
 @dataclass(frozen=True)
 class Recipient:
-    channel: str  # sms | email
+    channel: str  # a name in referrals.channels (sms: a whatsapp: address is WhatsApp)
     address: str
 
 
@@ -267,7 +267,8 @@ def _plan(session: Session, runtime: Runtime, message: OutboxMessage) -> list[No
     for recipient in recipients:
         key = (recipient.channel, lookup_hash(recipient.address))
         row = existing.pop(key, None)
-        text = body if recipient.channel == "sms" else f"{subject}\n\n{body}"
+        has_subject = channel_for(recipient.channel, recipient.address).has_subject
+        text = f"{subject}\n\n{body}" if has_subject else body
         if row is None:
             row = Notification(
                 outbox_id=message.id,
@@ -300,21 +301,17 @@ UNSENT = frozenset({"pending", "held", "failed"})
 
 def _send_one(session: Session, runtime: Runtime, row: Notification) -> str | None:
     """Send one row; returns an error text when it should be retried."""
-    settings = runtime.settings
     try:
-        if row.channel == "sms":
-            if is_opted_out(session, row.recipient):
-                row.state = "opted_out"
-                return None
-            closed = is_whatsapp(row.recipient) and not whatsapp_window_open(
-                session, row.recipient
-            )
-            row.provider_id = messaging.send_sms(
-                settings, row.recipient, row.body, template_only=closed
-            )
-        else:
+        channel = channel_for(row.channel, row.recipient)
+        if channel.opt_out and is_opted_out(session, row.recipient):
+            row.state = "opted_out"
+            return None
+        subject, text = "", row.body
+        if channel.has_subject:  # stored as "subject, blank line, body" (_plan)
             subject, _, text = row.body.partition("\n\n")
-            row.provider_id = messaging.send_email(settings, row.recipient, subject, text)
+        closed = channel.templates and not whatsapp_window_open(session, row.recipient)
+        message = Message(text=text, subject=subject, template_only=closed)
+        row.provider_id = channel.send(runtime.settings, row.recipient, message).provider_id
         row.state, row.sent_at, row.error = "sent", utcnow(), None
     except messaging.RecipientOptedOut:
         row.state, row.error = "opted_out", "unsubscribed (twilio 21610)"

@@ -15,6 +15,7 @@ import logging
 from sqlalchemy.orm import Session
 
 from config.runtime import Runtime
+from referrals.channels import channel_for
 from referrals.delivery import Outgoing, send_outgoing
 from workflows.db import transaction
 from workflows.models import Referral
@@ -61,7 +62,7 @@ def notify_agency_of_answer(session: Session, message_id: int, runtime: Runtime)
         if agency is None or not channels:
             return "inbox"
         channel = channels[0]
-        if channel == "webhook":
+        if channel_for(channel).signed:  # the answer itself; others a notice
             outgoing = Outgoing(channel, body=answer_body(referral, message),
                                 idempotency_key=f"thread-answer-{message.id}")
         else:
