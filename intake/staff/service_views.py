@@ -10,7 +10,7 @@ from typing import Any
 
 from apiflask import APIBlueprint, Schema
 from apiflask.fields import Float, Integer, List, Nested, Raw, String
-from apiflask.validators import Length, OneOf, Regexp
+from apiflask.validators import Length, OneOf, Range, Regexp
 
 from config.auth import current_user, token_auth
 from config.database import db_session
@@ -58,7 +58,7 @@ class ServiceList(Schema):
 
 
 class ServiceReferralIn(StrictSchema):
-    service_id = Integer(required=True, strict=True)
+    service_id = Integer(required=True, strict=True, validate=Range(1, 2**31 - 1))  # a database id
     reason = Text(2000, required=True)
 
 

@@ -155,6 +155,8 @@ def test_a_service_referral_needs_the_services_consent(
         {"service_id": "1", "reason": "x"},
         {"service_id": shelter_id},
         {"service_id": 99999, "reason": "x"},
+        {"service_id": 2**31, "reason": "x"},  # past the database's integer: was a 500
+        {"service_id": 0, "reason": "x"},
         {"service_id": shelter_id, "reason": "\x00"},
     ):
         status = client.post(
