@@ -17,7 +17,7 @@ from apiflask.fields import (
     Nested,
     String,
 )
-from apiflask.validators import Length, OneOf
+from apiflask.validators import Length, OneOf, Range
 from marshmallow import ValidationError, validates_schema
 
 from config.contract import OptionalId, StrictBoolean, StrictSchema, Text
@@ -167,7 +167,7 @@ class CallIn(StrictSchema):
     safe_contact = Nested(SafeContactIn, allow_none=True)
     call_sid = OptionalId(64)
     heard_from = HeardFrom()
-    case_id = Integer(allow_none=True, strict=True, metadata={
+    case_id = Integer(allow_none=True, strict=True, validate=Range(1, 2**31 - 1), metadata={
         "description": "attach this call to an open case instead of opening one"})
     victims = List(Nested("VictimIn"), validate=Length(max=20), load_default=list)
     subjects = List(Nested("SubjectIn"), validate=Length(max=50), load_default=list)

@@ -273,6 +273,13 @@ def test_a_huge_id_on_a_path_shared_by_two_methods_is_404_not_405(
     assert answer.status_code == 404, answer.get_json()
 
 
+def test_a_huge_case_id_in_a_call_log_is_a_422(client, operator) -> None:
+    """Before: it reached PostgreSQL's integer and failed there (a 500)."""
+    answer = client.post("/api/v1/calls", headers=operator.headers, json={
+        "caller_type": "victim", "narrative": "n", "case_id": 2**31})
+    assert answer.status_code == 422 and answer.get_json()["field"] == "case_id"
+
+
 def test_a_huge_id_on_the_thread_path_is_404_for_post_too(client, make_actor) -> None:
     """GET and POST rules share the referral thread's path (issue 13)."""
     fbi = make_actor("agency", "FBI")
