@@ -35,7 +35,6 @@ from workflows.pii import EncryptedText
 
 MAX_MESSAGE = 2000
 MAX_MESSAGES = 500  # a chat longer than this is not a chat; the tipster is told to end it
-CHAT_STATES = ("waiting", "active", "ended", "blocked")
 OPEN_STATES = ("waiting", "active")
 
 
@@ -47,6 +46,7 @@ class Chat(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     language: Mapped[str] = mapped_column(String(8), default="en")
+    # waiting | active | ended | blocked
     state: Mapped[str] = mapped_column(String(10), default="waiting", index=True)
     operator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="SET NULL"))

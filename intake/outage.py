@@ -32,21 +32,9 @@ T = TypeVar("T")
 DATABASE_DOWN: tuple[type[Exception], ...] = (OperationalError, InterfaceError, PoolTimeout)
 
 
-class SpoolUnavailable(RuntimeError):
-    """The database is down and this process has no spool: the request fails (5xx)."""
-
-
 def current_spool() -> Spool | None:
     """This app's spool, or None when spooling is off."""
     return current_app.extensions.get("spool")  # type: ignore[no-any-return]
-
-
-def require_spool() -> Spool:
-    """The spool, for a view that must spool now."""
-    spool = current_spool()
-    if spool is None:
-        raise SpoolUnavailable("the database is unreachable and SPOOL_PATH is off")
-    return spool
 
 
 def commit(session: Session, work: Callable[[Session], T]) -> T:

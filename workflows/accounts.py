@@ -33,7 +33,8 @@ def _hash_for_unknown_user() -> str:
 
 
 def hash_secret(secret: str) -> str:
-    """argon2id hash, for passwords and tip passphrases."""
+    """argon2id hash, for passwords people choose (a generated tip passphrase is a keyed
+    HMAC instead: intake.passphrase)."""
     return password_hasher.hash(secret)
 
 

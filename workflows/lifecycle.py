@@ -40,9 +40,6 @@ __all__ = [
     "plan_referrals",
 ]
 
-CASE_EVENTS = tuple(case_machine.events)
-REFERRAL_EVENTS = tuple(referral_machine.events)
-
 
 def plan_referrals(
     case: Case, catalogs: dict[str, Any], now: datetime, *, emergency: bool = False

@@ -67,10 +67,6 @@ def month_counts(session: Session, period: str, vocab: Vocabulary) -> dict[str, 
     return {name: dict(sorted(counter.items())) for name, counter in tables.items()}
 
 
-def _with_total(cells: dict[str, int]) -> dict[str, int]:
-    return {**cells, TOTAL: sum(cells.values())}
-
-
 def protect_month(counts: dict[str, dict[str, int]], k: int) -> dict[str, dict[str, int | None]]:
     """A month's figures: None where hidden (primary and complementary)."""
     figures: dict[str, dict[str, int | None]] = {}

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import IO, Any
 
-from sqlalchemy import DateTime, column, func, select, table
+from sqlalchemy import DateTime, column, select, table
 from sqlalchemy.orm import Session
 
 from workflows.campaigns import HEARD_FROM
@@ -277,11 +277,6 @@ def date_range(start: date, end: date) -> tuple[datetime, datetime]:
         raise ExportError("'to' must be a real day before 9999-12-31")
     return (datetime.combine(start, time(), UTC),
             datetime.combine(end + timedelta(days=1), time(), UTC))
-
-
-def count_cases(session: Session, start: datetime, end: datetime) -> int:
-    return int(session.scalar(select(func.count()).select_from(Case).where(
-        Case.created_at >= start, Case.created_at < end)) or 0)
 
 
 def case_records(
