@@ -62,5 +62,10 @@ def test_replies_reach_whatsapp_inside_the_window_and_only_a_template_outside(
     outside = twilio_api.sent[1]
     assert outside["To"] == WHATSAPP and outside["ContentSid"] == TEMPLATE
     assert "Body" not in outside  # the reply itself waits for the tipster's next message
-    db_session.expire_all()
-    assert [n.state for n in db_session.scalars(select(Notification))] == ["sent", "sent"]
+
+    def states() -> list[str]:
+        db_session.expire_all()
+        return [n.state for n in db_session.scalars(select(Notification).order_by(Notification.id))]
+
+    # Twilio has the request a moment before the worker commits what it answered.
+    wait_until(lambda: states() == ["sent", "sent"], 30, "both notifications recorded sent")
