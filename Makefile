@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export FLASK_APP := wsgi
 
-.PHONY: help lock audit run test test-embedded test-services worker lint bench bench-smoke migration diagrams
+.PHONY: help lock audit run test test-embedded test-services worker lint bench bench-smoke migration diagrams translations
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -14,6 +14,7 @@ $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/pybabel compile --directory translations
 	touch $(STAMP)
 
 run: $(STAMP) ## Run the service on http://127.0.0.1:5000 (SQLite + in-process queue by default)
@@ -52,6 +53,15 @@ bench-smoke: $(STAMP) ## A tiny run of the benchmarks, to check they work
 
 migration: $(STAMP) ## Autogenerate a migration from the models: make migration m="message"
 	$(BIN)/python migrations/regenerate.py "$(m)"
+
+# The UI's words: extract the msgids (Python _l/_/gettext, templates' _() and {% trans %};
+# mapping in pyproject.toml), merge them into each translations/<lang>/LC_MESSAGES/messages.po,
+# and compile the .mo files (not committed; also compiled at install and by the app at start).
+translations: $(STAMP) ## Extract the UI's words, update translations/*/messages.po, compile .mo
+	$(BIN)/pybabel extract -F pyproject.toml -k _l -k lazy_gettext --add-location=file \
+		--sort-output --project hotline --no-wrap -o translations/messages.pot intake referrals config
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-wrap --ignore-obsolete
+	$(BIN)/pybabel compile -d translations --statistics
 
 diagrams: $(STAMP) ## Print the state diagrams (Mermaid) generated from the machines
 	$(BIN)/flask --app wsgi diagrams

@@ -12,6 +12,7 @@ from config import (
     database,
     errors,
     health,
+    i18n,
     kept_forms,
     login,
     logs,
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     cli.init_app(app)
     relay.init_app(app, runtime)
     pages.init_app(app)  # CSRF on every form, template helpers
+    i18n.init_app(app)  # gettext catalogs (translations/), the tipster's language
     # Typed work survives an idle session: the script says "still here" three times
     # per idle lifetime, at most every five minutes.
     kept_forms.init_app(app, keepalive_seconds=min(300, int(settings.session_minutes * 20)))

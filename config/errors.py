@@ -18,6 +18,8 @@ from typing import Any
 from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
 from flask import Response, current_app, render_template, request
+from flask_babel import force_locale
+from flask_babel import lazy_gettext as _l
 from markupsafe import escape
 from sqlalchemy.exc import IntegrityError
 from werkzeug.datastructures import Headers
@@ -25,42 +27,30 @@ from werkzeug.exceptions import HTTPException
 
 from config.contract import PROBLEM_CONTENT_TYPE, PROBLEM_SCHEMA, add_links, problem
 from workflows.errors import DomainError, TooManyRequests
+from workflows.vocabulary import LANGUAGES
 
 log = logging.getLogger(__name__)
 
 # Error pages speak the person's language (a tipster on a Spanish page, a browser asking
-# for Spanish) and always show the way back.
+# for Spanish) and always show the way back. English msgids; Spanish in translations/.
+TITLES = {
+    400: _l("Bad request"), 403: _l("Not allowed"), 404: _l("Not found"),
+    405: _l("Not allowed"), 409: _l("Changed meanwhile"), 413: _l("Too large"),
+    422: _l("Check the form"), 429: _l("Too many requests"), 500: _l("Something went wrong"),
+}
 PAGE_WORDS = {
-    "en": {
-        "titles": {
-            400: "Bad request", 403: "Not allowed", 404: "Not found", 405: "Not allowed",
-            409: "Changed meanwhile", 413: "Too large", 422: "Check the form",
-            429: "Too many requests", 500: "Something went wrong",
-        },
-        "default": "Error",
-        "status": "Error code",
-        "back": "Back to the start page",
-    },
-    "es": {
-        "titles": {
-            400: "Solicitud incorrecta", 403: "No permitido", 404: "No encontrado",
-            405: "No permitido", 409: "Cambió mientras tanto", 413: "Demasiado grande",
-            422: "Revise el formulario", 429: "Demasiados intentos",
-            500: "Algo salió mal",
-        },
-        "default": "Error",
-        "status": "Código de error",
-        "back": "Volver a la página de inicio",
-    },
+    "default": _l("Error"),
+    "status": _l("Error code"),
+    "back": _l("Back to the start page"),
 }
 
 
 def page_language() -> str:
     """The person's language: the page's ``lang`` if given, else what the browser asks."""
     asked = (request.values.get("lang") or "")[:5].lower()
-    if asked in PAGE_WORDS:
+    if asked in LANGUAGES:
         return asked
-    return request.accept_languages.best_match(list(PAGE_WORDS), default="en") or "en"
+    return request.accept_languages.best_match(list(LANGUAGES), default="en") or "en"
 
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -125,14 +115,15 @@ def error_answer(
             json.dumps(body), status, headers=kept, mimetype=PROBLEM_CONTENT_TYPE
         )
     lang = page_language()
-    words = PAGE_WORDS[lang]
-    title = words["titles"].get(status, words["default"])  # type: ignore[attr-defined]
     back = "/start" if request.cookies.get("hotline_session") else f"/?lang={lang}"
+    with force_locale(lang):
+        title = str(TITLES.get(status, PAGE_WORDS["default"]))
     try:
-        html = render_template(
-            "errors/error.html", status=status, title=title, message=message, words=words,
-            back=back, lang=lang,
-        )
+        with force_locale(lang):
+            html = render_template(
+                "errors/error.html", status=status, title=title, message=message,
+                words=PAGE_WORDS, back=back, lang=lang,
+            )
     except Exception:  # noqa: BLE001 - the page itself failed (database down): plain words
         log.warning("error page could not be rendered; answering plainly")
         html = (

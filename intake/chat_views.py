@@ -15,8 +15,11 @@ from apiflask import APIBlueprint, Schema
 from apiflask.fields import Integer, List, Nested, String
 from apiflask.validators import OneOf, Range
 from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+from flask_babel import LazyString, force_locale
+from flask_babel import lazy_gettext as _l
 
 from config.database import db_session
+from config.i18n import pin_locale
 from intake import chat as chats
 from intake.public_text import HOTLINE_PHONE, HOTLINE_TEXT, TEXT, pick_language
 from intake.schemas import StrictSchema, Text
@@ -30,43 +33,26 @@ bp = Blueprint("chat_pages", __name__, template_folder="templates")
 
 COOKIE = "hotline_chat"
 POLL_SECONDS = 3
-CHAT_TEXT = {
-    "en": {
-        "title": "Chat with an advocate",
-        "intro": "Write to a trained advocate now. You do not have to give your name.",
-        "first": "Your message",
-        "start": "Start the chat",
-        "waiting": "You are number {place} in line. An advocate will join as soon as one is free.",
-        "active": "An advocate is with you.",
-        "over": "This chat has ended.",
-        "send": "Send",
-        "message": "Message",
-        "end": "End the chat",
-        "refresh": "See new messages",
-        "offer": "No advocate is free yet. End the chat to leave your messages as a tip, "
-        "or call {phone}.",
-        "you": "You",
-        "advocate": "Advocate",
-        "ended_title": "Your chat is saved",
-    },
-    "es": {
-        "title": "Chatear con una persona de apoyo",
-        "intro": "Escriba ahora a una persona capacitada. No tiene que dar su nombre.",
-        "first": "Su mensaje",
-        "start": "Comenzar el chat",
-        "waiting": "Usted es el número {place} en la fila. Alguien se unirá en cuanto esté libre.",
-        "active": "Una persona de apoyo está con usted.",
-        "over": "Este chat ha terminado.",
-        "send": "Enviar",
-        "message": "Mensaje",
-        "end": "Terminar el chat",
-        "refresh": "Ver mensajes nuevos",
-        "offer": "Nadie está libre todavía. Termine el chat para dejar sus mensajes como "
-        "denuncia, o llame al {phone}.",
-        "you": "Usted",
-        "advocate": "Persona de apoyo",
-        "ended_title": "Su chat quedó guardado",
-    },
+# The chat pages' words: English msgids, Spanish in translations/ (config/i18n.py).
+CHAT_TEXT: dict[str, LazyString] = {
+    "title": _l("Chat with an advocate"),
+    "intro": _l("Write to a trained advocate now. You do not have to give your name."),
+    "first": _l("Your message"),
+    "start": _l("Start the chat"),
+    "waiting": _l("You are number {place} in line. An advocate will join as soon as one is free."),
+    "active": _l("An advocate is with you."),
+    "over": _l("This chat has ended."),
+    "send": _l("Send"),
+    "message": _l("Message"),
+    "end": _l("End the chat"),
+    "refresh": _l("See new messages"),
+    "offer": _l(
+        "No advocate is free yet. End the chat to "
+        "leave your messages as a tip, or call {phone}."
+    ),
+    "you": _l("You"),
+    "advocate": _l("Advocate"),
+    "ended_title": _l("Your chat is saved"),
 }
 
 
@@ -156,7 +142,8 @@ def _status(chat: Any, after: int) -> dict[str, Any]:
     waited = int((utcnow() - created).total_seconds()) if chat.state == "waiting" else 0
     offer = None
     if chat.state == "waiting" and timedelta(seconds=waited) >= wait_limit():
-        offer = CHAT_TEXT[pick_language(chat.language)]["offer"].format(phone=HOTLINE_PHONE)
+        with force_locale(pick_language(chat.language)):  # the poll carries no lang
+            offer = str(CHAT_TEXT["offer"]).format(phone=HOTLINE_PHONE)
     return {
         "state": chat.state,
         "place_in_line": chats.place_in_line(session, chat),
@@ -251,10 +238,11 @@ def _page_chat(chat_id: int) -> Any:
 
 
 def _context(lang: str) -> dict[str, Any]:
+    pin_locale(lang)  # the chat's own language, chosen when it opened
     return {
         "lang": lang,
-        "t": TEXT[lang],
-        "c": CHAT_TEXT[lang],
+        "t": TEXT,
+        "c": CHAT_TEXT,
         "other_lang": "es" if lang == "en" else "en",
         "hotline_phone": HOTLINE_PHONE,
         "hotline_text": HOTLINE_TEXT,

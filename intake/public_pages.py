@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, render_template, request
 
 from config.database import db_session, runtime
+from config.i18n import pin_locale
 from config.security import open_tip_throttled
 from intake import schemas, services
 from intake.forms import FormErrors, load, text_or_none
@@ -37,17 +38,23 @@ bp = Blueprint("public_pages", __name__, template_folder="templates")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
+@bp.before_request
+def _language() -> None:
+    """The page speaks the language the tipster chose (``lang``), English if none."""
+    pin_locale(pick_language(request.values.get("lang")))
+
+
 @bp.context_processor
 def _words() -> dict[str, Any]:
     lang = pick_language(request.values.get("lang"))
     return {
         "heard_from_choices": {code: words[lang] for code, words in HEARD_FROM.items()},
         "lang": lang,
-        "t": TEXT[lang],
+        "t": TEXT,
         "other_lang": "es" if lang == "en" else "en",
         "hotline_phone": HOTLINE_PHONE,
         "hotline_text": HOTLINE_TEXT,
-        "time_zones": TIME_ZONES[lang],
+        "time_zones": TIME_ZONES,
         "public": True,
     }
 
@@ -116,19 +123,17 @@ def _thread(reference: str, passphrase: str, status: int = 200, note: str | None
     try:
         case = open_tip_throttled(session, reference, passphrase)
     except NotFound:
-        lang = pick_language(request.values.get("lang"))
         page = render_template(
-            "public/follow_up.html", case=None, error=TEXT[lang]["not_found"], reference=reference
+            "public/follow_up.html", case=None, error=TEXT["not_found"], reference=reference
         )
         return page, 404, NO_STORE
-    lang = pick_language(request.values.get("lang"))
     page = render_template(
         "public/follow_up.html",
         case=case,
         error=None,
         reference=case.reference,
         passphrase=passphrase,
-        status_word=STATUS_WORDS[lang][services.public_status(case)],
+        status_word=STATUS_WORDS[services.public_status(case)],
         messages=services.tip_messages(session, case),
         note=note,
         errors={},
@@ -147,7 +152,6 @@ def follow_up_open() -> Any:
 def follow_up_add() -> Any:
     reference = (request.form.get("reference") or "").strip()[:32]
     passphrase = (request.form.get("passphrase") or "")[:200]
-    lang = pick_language(request.form.get("lang"))
     session = db_session()
     try:
         data = load(schemas.TipMessageIn(), {"body": request.form.get("body") or ""})
@@ -163,7 +167,7 @@ def follow_up_add() -> Any:
             services.add_tip_message(session, case, data["body"], direction="in", author="tipster")
     if case is None:
         return _thread(reference, passphrase)
-    return _thread(reference, passphrase, status=201, note=TEXT[lang]["added"])
+    return _thread(reference, passphrase, status=201, note=TEXT["added"])
 
 
 PERIOD = re.compile(r"\d{4}(-\d{2})?")
@@ -207,7 +211,7 @@ def statistics_csv(period: str) -> Any:
 def resend_tip_form(message: str) -> Any:
     """After a refused CSRF token, the tip form again with what was typed, not an error
     page: a tipster must never lose a tip because a cookie expired."""
-    lang = pick_language(request.form.get("lang"))
+    pin_locale(pick_language(request.form.get("lang")))  # outside the blueprint's hook
     form = {k: v for k, v in request.form.items() if k != "csrf_token"}
-    errors = {"_form": TEXT[lang]["resend"]}
+    errors = {"_form": TEXT["resend"]}
     return render_template("public/tip_form.html", form=form, errors=errors), 400

@@ -23,6 +23,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from config.i18n import N_, text_in
 from config.metrics import count_breaches
 from config.runtime import Runtime
 from intake.models import TipMessage
@@ -44,6 +45,7 @@ from workflows.outbox import OutboxMessage, add_notification
 from workflows.packets import consent_given
 from workflows.pii import lookup_hash
 from workflows.safe_hours import TipsterSafety, tipster_safety
+from workflows.vocabulary import LANGUAGES
 
 log = logging.getLogger(__name__)
 
@@ -135,22 +137,18 @@ def _tipster(session: Session, case: Case) -> list[Recipient]:
 # What a text to a tipster adds around the hotline's words, in the tipster's language.
 # The announcement names neither the case nor the reference: whoever else reads the
 # phone learns nothing but that a message exists.
-TIPSTER_WORDS = {
-    "en": {"replied": "The hotline has replied to your tip.",
-           "footer": "(Ref {ref}. Reply STOP to stop texts.)",
-           "announce": "You have a message from the hotline. Use your reference to read it.",
-           "announce_footer": "(Reply STOP to stop texts.)"},
-    "es": {"replied": "La línea directa respondió a su denuncia.",
-           "footer": "(Ref {ref}. Responda STOP para no recibir más mensajes.)",
-           "announce": "Tiene un mensaje de la línea directa. Use su referencia para leerlo.",
-           "announce_footer": "(Responda STOP para no recibir más mensajes.)"},
+TIPSTER_WORDS = {  # English msgids; translated by text_in() into the tipster's language
+    "replied": N_("The hotline has replied to your tip."),
+    "footer": N_("(Ref {ref}. Reply STOP to stop texts.)"),
+    "announce": N_("You have a message from the hotline. Use your reference to read it."),
+    "announce_footer": N_("(Reply STOP to stop texts.)"),
 }
 
 
 def tipster_language(case: Case) -> str:
     """The language the tipster chose (their latest signal's), English if unknown."""
     for signal in reversed(case.signals):
-        if signal.language in TIPSTER_WORDS:
+        if signal.language in LANGUAGES:
             return str(signal.language)
     return "en"
 
@@ -209,7 +207,8 @@ def tipster_text(
 ) -> str:
     """The text to the tipster's phone: the reply, or with announce-only just the news
     that there is one, in the tipster's language."""
-    words = TIPSTER_WORDS[tipster_language(case)]
+    lang = tipster_language(case)
+    words = {key: text_in(lang, msgid) for key, msgid in TIPSTER_WORDS.items()}
     if safety.announce_only:
         return f"{words['announce']}\n{words['announce_footer']}"
     message_id = payload.get("message_id")

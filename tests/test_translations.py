@@ -1,0 +1,106 @@
+"""Translations (issue 12): the UI's words are gettext msgids with a Spanish catalog in
+translations/; a missing, empty or fuzzy Spanish string fails here, and a Spanish tipster
+reads the pages and the texts in Spanish."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from babel import support
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.pofile import read_po
+
+from config.i18n import TRANSLATIONS, compile_catalogs, text_in
+from config.settings import ROOT
+from referrals.notifications import TIPSTER_WORDS
+from tests.intake.test_sms import Texter
+
+SPANISH_PO = TRANSLATIONS / "es" / "LC_MESSAGES" / "messages.po"
+# As `make translations` extracts (the mapping is pyproject.toml's [tool.babel]).
+METHODS = [("**.py", "python"), ("**/templates/**.html", "jinja2")]
+KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None}
+FIELD = re.compile(r"\{[a-z_]*\}|%\([a-z_]+\)s")
+
+
+def _spanish() -> dict[str, tuple[str, bool]]:
+    with SPANISH_PO.open("rb") as po:
+        catalog = read_po(po)
+    return {m.id: (m.string, m.fuzzy) for m in catalog if m.id and isinstance(m.id, str)}
+
+
+def test_every_msgid_has_a_spanish_translation_that_is_not_fuzzy() -> None:
+    catalog = _spanish()
+    assert len(catalog) > 50
+    untranslated = sorted(msgid for msgid, (text, fuzzy) in catalog.items() if not text.strip())
+    fuzzy = sorted(msgid for msgid, (_text, is_fuzzy) in catalog.items() if is_fuzzy)
+    assert untranslated == [], "no Spanish for these (translations/es/…/messages.po)"
+    assert fuzzy == [], "fuzzy Spanish is not shown: check it and drop the fuzzy flag"
+    # The fields the code fills in ({ref}, {place}, …) survive the translation.
+    broken = [m for m, (text, _f) in catalog.items() if set(FIELD.findall(m)) != set(
+        FIELD.findall(text))]
+    assert broken == []
+
+
+def test_every_string_marked_in_the_code_is_in_the_spanish_catalog() -> None:
+    """A new ``_()``/``_l()``/``{% trans %}`` without `make translations` fails here."""
+    marked = set()
+    for folder in ("intake", "referrals", "config"):
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            ROOT / folder, METHODS, keywords=KEYWORDS
+        ):
+            marked.add(message if isinstance(message, str) else message[0])
+    missing = sorted(marked - set(_spanish()))
+    assert missing == [], "run `make translations` and translate these"
+
+
+def test_a_spanish_tipster_reads_the_public_pages_in_spanish(pages) -> None:
+    home = pages.get("/?lang=es").get_data(as_text=True)
+    assert "Denuncie la trata de personas" in home and "Salida rápida" in home
+    assert "Report human trafficking" not in home
+    form = pages.get("/tip?lang=es").get_data(as_text=True)
+    assert "¿Cómo supo de esta línea? (opcional)" in form and "Pacífico (Los Ángeles)" in form
+    chat = pages.get("/chat?lang=es").get_data(as_text=True)
+    assert "Chatear con una persona de apoyo" in chat
+    # The tipster's choice, not the browser's guess: no ``lang`` is English.
+    english = pages.get("/", headers={"Accept-Language": "es"}).get_data(as_text=True)
+    assert "Report human trafficking" in english and '<html lang="en">' in english
+
+
+def test_error_pages_speak_the_tipsters_language(pages) -> None:
+    chosen = pages.get("/no-such-page?lang=es")
+    assert chosen.status_code == 404
+    page = chosen.get_data(as_text=True)
+    assert "No encontrado" in page and "Volver a la página de inicio" in page
+    assert "Código de error" in page and '<html lang="es">' in page
+    asked = pages.get("/no-such-page", headers={"Accept-Language": "es-MX,es;q=0.9"})
+    assert "No encontrado" in asked.get_data(as_text=True)
+    english = pages.get("/no-such-page").get_data(as_text=True)
+    assert "Not found" in english and "Back to the start page" in english
+
+
+def test_sms_texts_to_a_spanish_tipster_are_spanish(client) -> None:
+    """The conversation's prompts (config/intake.yaml) and the worker's texts (catalog,
+    no request: tests/referrals/test_tipster_language.py sends one end to end)."""
+    welcome = Texter(client, number="+12025550144").send("Hola, necesito ayuda")
+    assert welcome is not None and "contraseña" in welcome
+    footer = text_in("es", TIPSTER_WORDS["footer"]).format(ref="HT-1")
+    assert footer == "(Ref HT-1. Responda STOP para no recibir más mensajes.)"
+    assert text_in("en", TIPSTER_WORDS["footer"]) == TIPSTER_WORDS["footer"]
+    assert text_in("xx", TIPSTER_WORDS["replied"]) == "The hotline has replied to your tip."
+
+
+def test_a_missing_or_stale_catalog_is_compiled_from_its_po(tmp_path: Path) -> None:
+    """A clean clone has no .mo (not committed): the app compiles it at start."""
+    copy = tmp_path / "translations"
+    shutil.copytree(TRANSLATIONS, copy, ignore=shutil.ignore_patterns("*.mo", "*.pot"))
+    mo = copy / "es" / "LC_MESSAGES" / "messages.mo"
+    assert compile_catalogs(copy) == [mo]
+    spanish = support.Translations.load(str(copy), ["es"])
+    assert spanish.gettext("Quick exit") == "Salida rápida"
+    assert compile_catalogs(copy) == []  # up to date: left alone
+    po = mo.with_suffix(".po")
+    os.utime(po, (mo.stat().st_mtime + 10, mo.stat().st_mtime + 10))
+    assert compile_catalogs(copy) == [mo]
