@@ -76,24 +76,36 @@ class Outgoing:
     version: int = 1  # the packet version carried
 
 
-def _prepare(session: Session, agency: Agency, referral: Referral) -> Outgoing:
-    """Choose the agency's first ready channel and build what it will carry."""
+def _first_channel(agency: Agency) -> str:
+    """The agency's first ready channel: every try of every version goes by it."""
     channels = agency.ready_channels
     if not channels:
         raise DeliveryFailed(f"{agency.code} has no delivery channel configured")
-    channel = channels[0]
+    return channels[0]
+
+
+def _outgoing(
+    channel: str, referral: Referral, snapshot: ReferralPacket, subject: str, notice: str
+) -> Outgoing:
+    """What one packet version carries: over a signed channel the packet itself, over
+    any other a notice without personal data."""
+    if channel_for(channel).signed:
+        return Outgoing(
+            channel, body=snapshot.body.encode("utf-8"),
+            idempotency_key=packet_key(referral, snapshot.version), version=snapshot.version,
+        )
+    return Outgoing(channel, notice=notice, subject=subject, version=snapshot.version)
+
+
+def _prepare(session: Session, agency: Agency, referral: Referral) -> Outgoing:
+    """Choose the agency's first ready channel and build what it will carry."""
+    channel = _first_channel(agency)
     # The snapshot taken at queue time (a row queued before snapshots existed gets its
     # first one now): the same bytes on every try, whatever the case became. If a newer
     # version was made before the first reached the agency (a consent withdrawn meanwhile),
     # the newest goes: the agency never receives what it should no longer hold.
     snapshot = take_snapshot(session, referral)
-    if channel_for(channel).signed:  # only a signed channel carries the packet itself
-        return Outgoing(
-            channel, body=snapshot.body.encode("utf-8"),
-            idempotency_key=packet_key(referral, snapshot.version), version=snapshot.version,
-        )
-    return Outgoing(channel, notice=_notice(referral), subject=f"Referral {referral.id}",
-                    version=snapshot.version)
+    return _outgoing(channel, referral, snapshot, f"Referral {referral.id}", _notice(referral))
 
 
 def send_outgoing(runtime: Runtime, agency: Agency, outgoing: Outgoing) -> int | None:
@@ -113,6 +125,18 @@ def send_outgoing(runtime: Runtime, agency: Agency, outgoing: Outgoing) -> int |
     except messaging.RecipientOptedOut:
         raise DeliveryFailed(f"{agency.code} {outgoing.channel} number is unsubscribed") from None
     return receipt.status
+
+
+def _try(
+    runtime: Runtime, agency: Agency | None, outgoing: Outgoing | None, error: str | None
+) -> tuple[int | None, str | None]:
+    """Send what was prepared, if anything was: (the webhook's status, the error)."""
+    if outgoing is None or agency is None:
+        return None, error
+    try:
+        return send_outgoing(runtime, agency, outgoing), error
+    except DeliveryFailed as exc:
+        return None, str(exc)
 
 
 def deliver_referral(session: Session, referral: Referral, runtime: Runtime | None = None) -> bool:
@@ -138,12 +162,7 @@ def deliver_referral(session: Session, referral: Referral, runtime: Runtime | No
         except DeliveryFailed as exc:
             error = str(exc)
     started = time.monotonic()
-    status = None
-    if outgoing is not None and agency is not None:
-        try:
-            status = send_outgoing(runtime, agency, outgoing)
-        except DeliveryFailed as exc:
-            error = str(exc)
+    status, error = _try(runtime, agency, outgoing, error)
     channel = outgoing.channel if outgoing is not None else "webhook"
     with transaction(session):
         current = _load_for_delivery(session, referral.id)
@@ -201,18 +220,11 @@ def _update_notice(referral: Referral, snapshot: ReferralPacket, packet_type: st
 def _prepare_version(
     session: Session, agency: Agency, referral: Referral, snapshot: ReferralPacket
 ) -> Outgoing:
-    channels = agency.ready_channels
-    if not channels:
-        raise DeliveryFailed(f"{agency.code} has no delivery channel configured")
-    if channel_for(channels[0]).signed:
-        return Outgoing(
-            channels[0], body=snapshot.body.encode("utf-8"),
-            idempotency_key=packet_key(referral, snapshot.version), version=snapshot.version,
-        )
+    channel = _first_channel(agency)
     packet_type = str(json.loads(snapshot.body).get("packet_type") or "update")
-    return Outgoing(
-        channels[0], notice=_update_notice(referral, snapshot, packet_type),
-        subject=f"Referral {referral.id}, version {snapshot.version}", version=snapshot.version,
+    return _outgoing(
+        channel, referral, snapshot, f"Referral {referral.id}, version {snapshot.version}",
+        _update_notice(referral, snapshot, packet_type),
     )
 
 
@@ -253,12 +265,7 @@ def deliver_packet(session: Session, packet_id: int, runtime: Runtime | None = N
                 outgoing = _prepare_version(session, agency, current, snapshot)
             except DeliveryFailed as exc:
                 error = str(exc)
-    status = None
-    if outgoing is not None and agency is not None:
-        try:
-            status = send_outgoing(runtime, agency, outgoing)
-        except DeliveryFailed as exc:
-            error = str(exc)
+    status, error = _try(runtime, agency, outgoing, error)
     if outgoing is not None:  # a try was made (not a wait for the first packet)
         count_delivery(current.agency_code, "failed" if error is not None else "delivered")
     if error is not None:
