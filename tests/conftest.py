@@ -44,6 +44,18 @@ def backend() -> str:
     return "services" if os.environ.get("CI", "").lower() == "true" else "embedded"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that run real RQ worker processes take turns on one xdist worker.
+
+    Run side by side on two xdist workers they starved each other of this machine's two
+    cores (each worker process is a relay, a scheduler and a work-horse) and missed
+    their deadlines in CI; in one group they take about two minutes in all.
+    """
+    for item in items:
+        if "start_worker" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("real-worker"))
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     return f"hotline test backend: {backend()}"
 
