@@ -21,13 +21,13 @@ run: $(STAMP) ## Run the service on http://127.0.0.1:5000 (SQLite + in-process q
 	$(BIN)/flask --app wsgi db upgrade
 	HOTLINE_BIND=$${HOST:-127.0.0.1}:$${PORT:-5000} SESSION_COOKIE_SECURE=$${SESSION_COOKIE_SECURE:-false} $(BIN)/flask --app wsgi run --host $${HOST:-127.0.0.1} --port $${PORT:-5000}
 
-test: $(STAMP) ## Run the whole test suite (with CI=true: lint, PostgreSQL + Redis, then the embedded defaults)
+test: $(STAMP) ## Run the whole test suite (with CI=true: lint, PostgreSQL + Redis, then the fast tests again on the embedded defaults)
 	$(BIN)/python .ci/browser.py
 	@if [ "$$CI" = "true" ]; then \
 		$(BIN)/ruff check . && $(BIN)/mypy --cache-dir .mypy_cache && \
 		$(BIN)/python .ci/audit.py && \
 		TEST_BACKEND=services $(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS) && \
-		TEST_BACKEND=embedded $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not services and not browser" $(PYTEST_ARGS); \
+		TEST_BACKEND=embedded $(BIN)/python -m pytest -n 2 --dist loadgroup -m "not services and not browser and not slow" $(PYTEST_ARGS); \
 	else \
 		$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS); \
 	fi
