@@ -3,11 +3,12 @@ each request.
 
 The locale is the language the person chose, never the browser's guess alone: a page
 pins it (``g.locale``, the public pages from their ``lang``), else the request's
-``lang``, else a staff user's language if their account has one, else what the browser
-asks, else English. Catalogs are compiled (``.po`` → ``.mo``) by ``make translations``
-and at install; the app also compiles a missing or stale ``.mo`` at start, so a clean
-clone runs its tests without a build step.
-"""
+``lang``, else for logged-in staff their account's language if it has one (today none
+does: English), else what the browser asks (error pages, the login page), else English.
+
+Catalogs are compiled (``.po`` → ``.mo``) by ``make translations`` and at install; the
+app also compiles a missing or stale ``.mo`` at start, so a clean clone runs its tests
+without a build step."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from pathlib import Path
 from babel import support
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, g, has_request_context, request
+from flask import Flask, g, has_request_context, request, session
 from flask_babel import Babel, refresh
 
 from workflows.vocabulary import LANGUAGES
@@ -41,10 +42,13 @@ def select_locale() -> str:
     asked = (request.values.get("lang") or "")[:5].lower()
     if asked in LANGUAGES:
         return asked
-    user = g.get("current_user")
-    chosen = getattr(user, "language", None)
-    if chosen in LANGUAGES:
-        return str(chosen)
+    if "user_id" in session or g.get("current_user") is not None:
+        # Staff: their account's language if it has one, else the desk's (English): a
+        # browser's guess must not turn a half-translated desk half Spanish.
+        from config.auth import current_user  # not at the top: config.auth imports intake
+
+        chosen = getattr(current_user(), "language", None)
+        return str(chosen) if chosen in LANGUAGES else DEFAULT_LOCALE
     return request.accept_languages.best_match(list(LANGUAGES), default=DEFAULT_LOCALE) or "en"
 
 

@@ -38,15 +38,12 @@ bp = Blueprint("public_pages", __name__, template_folder="templates")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-@bp.before_request
-def _language() -> None:
-    """The page speaks the language the tipster chose (``lang``), English if none."""
-    pin_locale(pick_language(request.values.get("lang")))
-
-
 @bp.context_processor
 def _words() -> dict[str, Any]:
+    """The page speaks the language the tipster chose (``lang``), English if none (here,
+    not in a before_request hook: APIFlask's spec chokes on a plain blueprint's hooks)."""
     lang = pick_language(request.values.get("lang"))
+    pin_locale(lang)
     return {
         "heard_from_choices": {code: words[lang] for code, words in HEARD_FROM.items()},
         "lang": lang,
@@ -211,7 +208,6 @@ def statistics_csv(period: str) -> Any:
 def resend_tip_form(message: str) -> Any:
     """After a refused CSRF token, the tip form again with what was typed, not an error
     page: a tipster must never lose a tip because a cookie expired."""
-    pin_locale(pick_language(request.form.get("lang")))  # outside the blueprint's hook
     form = {k: v for k, v in request.form.items() if k != "csrf_token"}
     errors = {"_form": TEXT["resend"]}
     return render_template("public/tip_form.html", form=form, errors=errors), 400

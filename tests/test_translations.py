@@ -104,3 +104,18 @@ def test_a_missing_or_stale_catalog_is_compiled_from_its_po(tmp_path: Path) -> N
     po = mo.with_suffix(".po")
     os.utime(po, (mo.stat().st_mtime + 10, mo.stat().st_mtime + 10))
     assert compile_catalogs(copy) == [mo]
+
+
+def test_the_statistics_and_login_pages_speak_spanish_when_asked(pages) -> None:
+    stats = pages.get("/statistics?lang=es").get_data(as_text=True)
+    assert "Estadísticas de la línea directa" in stats and "Ir al contenido" in stats
+    login = pages.get("/login", headers={"Accept-Language": "es"}).get_data(as_text=True)
+    assert "Acceso del personal" in login and "Contraseña" in login
+
+
+def test_the_desk_keeps_the_staff_users_language_not_the_browsers(logged_in) -> None:
+    """Staff accounts have no language yet: the desk is English whatever the browser
+    asks, so a half-translated desk never mixes the two."""
+    desk = logged_in("supervisor")
+    page = desk.get("/supervisor/", headers={"Accept-Language": "es"}).get_data(as_text=True)
+    assert ">Queues</a>" in page and "Log out" in page and "Colas" not in page
