@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -37,9 +36,9 @@ from referrals import messaging
 from referrals.channels import Message, channel_for
 from referrals.models import DeadlineBreach, Notification
 from workflows.db import transaction, utcnow
-from workflows.deadlines import aware
+from workflows.deadlines import aware, question_late, referral_late
 from workflows.emergency import REPAGES, due_repages
-from workflows.machines import AWAITING_AGENCY, OPEN_CASE_STATES
+from workflows.machines import OPEN_CASE_STATES
 from workflows.models import Case, Referral, Role, User
 from workflows.outbox import OutboxMessage, add_notification
 from workflows.packets import consent_given
@@ -364,53 +363,23 @@ def send_notifications(session: Session, message: OutboxMessage, runtime: Runtim
 
 
 def _unrecorded_breaches(
-    session: Session,
-    model: type[Case] | type[Referral],
-    subject: str,
-    case_column: Any,
-    states: Iterable[str],
-    now: datetime,
+    session: Session, subject: str, row_id: Any, case_id: Any, due: Any,
+    late: ColumnElement[bool],
 ) -> list[Any]:
-    """(id, case id, deadline) of rows past their deadline whose breach is not yet recorded."""
+    """(id, case id, deadline) of the rows ``late`` finds whose breach (keyed on
+    subject, id and that deadline) is not yet recorded."""
     return list(
         session.execute(
-            select(model.id, case_column, model.deadline)
+            select(row_id, case_id, due)
             .outerjoin(
                 DeadlineBreach,
                 and_(
                     DeadlineBreach.subject == subject,
-                    DeadlineBreach.subject_id == model.id,
-                    DeadlineBreach.deadline == model.deadline,
+                    DeadlineBreach.subject_id == row_id,
+                    DeadlineBreach.deadline == due,
                 ),
             )
-            .where(
-                model.deadline < now,
-                model.state.in_(states),
-                DeadlineBreach.id.is_(None),
-            )
-        ).all()
-    )
-
-
-def _unanswered_questions(session: Session, now: datetime) -> list[Any]:
-    """(referral id, case id, due) of agencies' questions past due, breach not recorded."""
-    return list(
-        session.execute(
-            select(Referral.id, Referral.case_id, Referral.question_due)
-            .join(Case, Case.id == Referral.case_id)
-            .outerjoin(
-                DeadlineBreach,
-                and_(
-                    DeadlineBreach.subject == "question",
-                    DeadlineBreach.subject_id == Referral.id,
-                    DeadlineBreach.deadline == Referral.question_due,
-                ),
-            )
-            .where(
-                Referral.question_due < now,
-                Case.purged_at.is_(None),
-                DeadlineBreach.id.is_(None),
-            )
+            .where(late, DeadlineBreach.id.is_(None))
         ).all()
     )
 
@@ -421,10 +390,18 @@ def check_deadlines(session: Session, now: datetime | None = None) -> int:
     found: dict[str, int] = {}
     with transaction(session):
         late_referrals = _unrecorded_breaches(
-            session, Referral, "referral", Referral.case_id, AWAITING_AGENCY, now
+            session, "referral", Referral.id, Referral.case_id, Referral.deadline,
+            referral_late(now),
         )
-        late_cases = _unrecorded_breaches(session, Case, "case", Case.id, OPEN_CASE_STATES, now)
-        late_questions = _unanswered_questions(session, now)
+        # Open cases: a referred case is late through its referrals and questions.
+        late_cases = _unrecorded_breaches(
+            session, "case", Case.id, Case.id, Case.deadline,
+            and_(Case.deadline < now, Case.state.in_(OPEN_CASE_STATES)),
+        )
+        late_questions = _unrecorded_breaches(
+            session, "question", Referral.id, Referral.case_id, Referral.question_due,
+            and_(question_late(now), Referral.case.has(Case.purged_at.is_(None))),
+        )
         for subject, rows in (("referral", late_referrals), ("case", late_cases),
                               ("question", late_questions)):
             for subject_id, case_id, deadline in rows:
