@@ -310,3 +310,29 @@ def test_the_agency_inbox_puts_emergencies_first_and_pages_the_answered(
     assert len(row.findall(older[older.index('id="answered"') :])) == 2
     assert fbi.get("/agency/?page=-3").status_code == 200
     assert fbi.get("/agency/?page=99999999999").status_code == 200
+
+
+def test_a_case_file_note_is_kept_as_a_draft_and_dropped_when_added(
+    app, logged_in, db_session
+) -> None:
+    from tests.flows import screened_case
+
+    case_id = screened_case(app)
+    operator = logged_in("operator")
+    page = operator.get(f"/cases/{case_id}").get_data(as_text=True)
+    form = page[page.index('id="add-note"'):]
+    form = form[: form.index("</form>")]
+    binding = {name: _hidden(form, name)
+               for name in ("csrf_token", "_form_key", "_back", "_desk_user")}
+    assert binding["_form_key"] == f"note:{case_id}"
+    note = "She said the manager keeps the passports in the office safe"
+    saved = operator.client.post("/desk/drafts", data={**binding, "body": note})
+    assert saved.status_code == 200
+    assert 'id="draft-offer"' in operator.get(f"/cases/{case_id}").get_data(as_text=True)
+    assert note in operator.get(f"/cases/{case_id}?draft=1").get_data(as_text=True)
+
+    added = operator.client.post(f"/cases/{case_id}/file/notes",
+                                 data={**binding, "body": note, "internal": "yes"})
+    assert added.status_code in (302, 303), added.get_data(as_text=True)[:300]
+    db_session.expire_all()
+    assert db_session.scalar(select(func.count()).select_from(KeptForm)) == 0
