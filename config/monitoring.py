@@ -41,8 +41,7 @@ from config.settings import Settings
 from intake.models import Signal
 from referrals.relay import PURPOSES, queue_name
 from workflows.db import utcnow
-from workflows.deadlines import aware
-from workflows.machines import OPEN_CASE_STATES
+from workflows.deadlines import aware, open_case_late
 from workflows.models import Case
 from workflows.outbox import OutboxMessage
 
@@ -149,9 +148,7 @@ class StateCollector(Collector):
                 )
             ).one()
             overdue = session.scalar(
-                select(func.count()).select_from(Case).where(
-                    Case.state.in_(OPEN_CASE_STATES), Case.deadline < now
-                )
+                select(func.count()).select_from(Case).where(open_case_late(now))
             )
         yield GaugeMetricFamily(
             "hotline_outbox_lag_seconds",

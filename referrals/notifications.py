@@ -36,9 +36,8 @@ from referrals import messaging
 from referrals.channels import Message, channel_for
 from referrals.models import DeadlineBreach, Notification
 from workflows.db import transaction, utcnow
-from workflows.deadlines import aware, question_late, referral_late
+from workflows.deadlines import aware, open_case_late, question_late, referral_late
 from workflows.emergency import REPAGES, due_repages
-from workflows.machines import OPEN_CASE_STATES
 from workflows.models import Case, Referral, Role, User
 from workflows.outbox import OutboxMessage, add_notification
 from workflows.packets import consent_given
@@ -393,10 +392,8 @@ def check_deadlines(session: Session, now: datetime | None = None) -> int:
             session, "referral", Referral.id, Referral.case_id, Referral.deadline,
             referral_late(now),
         )
-        # Open cases: a referred case is late through its referrals and questions.
         late_cases = _unrecorded_breaches(
-            session, "case", Case.id, Case.id, Case.deadline,
-            and_(Case.deadline < now, Case.state.in_(OPEN_CASE_STATES)),
+            session, "case", Case.id, Case.id, Case.deadline, open_case_late(now)
         )
         late_questions = _unrecorded_breaches(
             session, "question", Referral.id, Referral.case_id, Referral.question_due,

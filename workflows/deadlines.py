@@ -155,6 +155,13 @@ def case_not_late(now: datetime) -> ColumnElement[bool]:
     return or_(Case.deadline.is_(None), Case.deadline >= now, Case.state == "closed")
 
 
+def open_case_late(now: datetime) -> ColumnElement[bool]:
+    """SQL for "a case not yet referred is past its own deadline": what the deadline
+    watcher records as a case breach and ``hotline_cases_overdue`` counts (a referred
+    case is late through its referrals and questions, each recorded as its own breach)."""
+    return and_(Case.deadline < now, Case.state.in_(OPEN_CASE_STATES))
+
+
 def referral_late(now: datetime) -> ColumnElement[bool]:
     """SQL for ``referral_overdue``: the agency has not taken it up past its deadline."""
     return and_(
