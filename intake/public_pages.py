@@ -26,6 +26,7 @@ from intake.public_text import (
     TEXT,
     TIME_ZONES,
     pick_language,
+    tipster_errors,
 )
 from workflows import publication
 from workflows.campaigns import HEARD_FROM
@@ -96,10 +97,8 @@ def tip_submit() -> Any:
     try:
         data = load(schemas.TipIn(), _tip_from_form(request.form, lang))
     except FormErrors as exc:
-        return (
-            render_template("public/tip_form.html", form=request.form, errors=exc.errors),
-            422,
-        )
+        errors = tipster_errors(exc.errors)
+        return render_template("public/tip_form.html", form=request.form, errors=errors), 422
     session = db_session()
     with transaction(session):
         tip = services.submit_tip(session, data)

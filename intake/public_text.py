@@ -7,7 +7,10 @@ translations/es/LC_MESSAGES/messages.po (``make translations``).
 
 from __future__ import annotations
 
-from flask_babel import LazyString
+import re
+from collections.abc import Mapping
+
+from flask_babel import LazyString, gettext
 from flask_babel import lazy_gettext as _l
 
 from workflows.vocabulary import LANGUAGES
@@ -96,3 +99,36 @@ TIME_ZONES: dict[str, LazyString] = {
     "America/Puerto_Rico": _l("Puerto Rico"),
     "America/Mexico_City": _l("Mexico City"),
 }
+
+# The schema's messages a tipster can meet on the tip form (intake/schemas.py and
+# marshmallow's own, in English for the API), as msgids the page translates.
+FORM_ERRORS: dict[str, LazyString] = {
+    "is not a phone number": _l("is not a phone number"),
+    "is not a valid phone number": _l("is not a valid phone number"),
+    "Not a valid email address.": _l("Not a valid email address."),
+    "must be a time as HH:MM (24-hour), e.g. 18:00": _l(
+        "must be a time as HH:MM (24-hour), e.g. 18:00"
+    ),
+    "must be an IANA time zone name, e.g. America/Chicago": _l(
+        "must be an IANA time zone name, e.g. America/Chicago"
+    ),
+    "must differ from start": _l("must differ from start"),
+    "Field may not be null.": _l("Field may not be null."),
+    "Missing data for required field.": _l("Missing data for required field."),
+}
+_LENGTH = re.compile(r"Length must be between (\d+) and (\d+)\.")
+
+
+def tipster_errors(errors: Mapping[str, str]) -> dict[str, str]:
+    """The form's errors in the tipster's language (an unknown message stays as it is)."""
+    shown = {}
+    for field, message in errors.items():
+        length = _LENGTH.fullmatch(message)
+        if length:
+            shown[field] = gettext(
+                "Length must be between %(min)s and %(max)s.",
+                min=length.group(1), max=length.group(2),
+            )
+        else:
+            shown[field] = str(FORM_ERRORS.get(message, message))
+    return shown

@@ -16,6 +16,7 @@ from babel.messages.pofile import read_po
 from config.i18n import TRANSLATIONS, compile_catalogs, text_in
 from config.settings import ROOT
 from referrals.notifications import TIPSTER_WORDS
+from tests.intake.test_public_pages import submit_tip
 from tests.intake.test_sms import Texter
 
 SPANISH_PO = TRANSLATIONS / "es" / "LC_MESSAGES" / "messages.po"
@@ -119,3 +120,15 @@ def test_the_desk_keeps_the_staff_users_language_not_the_browsers(logged_in) -> 
     desk = logged_in("supervisor")
     page = desk.get("/supervisor/", headers={"Accept-Language": "es"}).get_data(as_text=True)
     assert ">Queues</a>" in page and "Log out" in page and "Colas" not in page
+
+
+def test_a_spanish_tipster_reads_the_forms_errors_in_spanish(pages) -> None:
+    answer = submit_tip(pages, "", lang="es", phone="abc", safe_start="10:00",
+                        safe_end="10:00", safe_timezone="America/Chicago")
+    assert answer.status_code == 422
+    page = answer.get_data(as_text=True)
+    assert "Revise los campos marcados abajo." in page
+    assert "La longitud debe estar entre 1 y 20000 caracteres." in page
+    assert "no es un número de teléfono" in page and "debe ser distinta del inicio" in page
+    english = submit_tip(pages, "", phone="abc").get_data(as_text=True)
+    assert "Length must be between 1 and 20000." in english and "is not a phone number" in english
