@@ -101,7 +101,7 @@ class WhatsAppChannel(Channel):
     templates = True
 
     def send(self, settings: Settings, to: str, message: Message) -> Receipt:
-        return Receipt(provider_id=messaging.send_sms(
+        return Receipt(provider_id=messaging.send_whatsapp(
             settings, to, message.text, template_only=message.template_only
         ))
 

@@ -1,4 +1,5 @@
-"""Sending one SMS (the twilio SDK) or one e-mail (SMTP); nothing here logs a body or number.
+"""Sending one SMS or WhatsApp message (the twilio SDK) or one e-mail (SMTP): the
+transports behind referrals.channels; nothing here logs a body or number.
 
 The SDK's ``TwilioHttpClient`` has no timeout by default, so one hung call would pin a
 worker (ENGINEERING.md, Twilio REST): we always pass one. ``twilio_api_base_url`` points
@@ -55,23 +56,31 @@ def twilio_client(settings: Settings) -> Client:
     return client
 
 
-def send_sms(settings: Settings, to: str, body: str, *, template_only: bool = False) -> str:
-    """Send one text (SMS, or WhatsApp to a ``whatsapp:`` address); returns Twilio's SID.
+def send_sms(settings: Settings, to: str, body: str) -> str:
+    """Send one SMS; returns Twilio's SID."""
+    return _send_twilio(settings, to, settings.twilio_from_number, {"body": body})
+
+
+def send_whatsapp(settings: Settings, to: str, body: str, *, template_only: bool = False) -> str:
+    """Send one WhatsApp message to a ``whatsapp:`` address; returns Twilio's SID.
 
     ``template_only``: WhatsApp's 24-hour window is closed, so only the configured
     template ("you have a reply, use your reference") may go, never the body.
     """
+    sender = "whatsapp:" + (settings.twilio_whatsapp_from or settings.twilio_from_number)
+    content = {"body": body}
+    if template_only:
+        if not settings.twilio_whatsapp_template_sid:
+            raise ChannelNotConfigured(
+                "outside WhatsApp's 24-hour window and TWILIO_WHATSAPP_TEMPLATE_SID is not set"
+            )
+        content = {"content_sid": settings.twilio_whatsapp_template_sid}
+    return _send_twilio(settings, to, sender, content)
+
+
+def _send_twilio(settings: Settings, to: str, sender: str, content: dict[str, str]) -> str:
+    """One message through Twilio's messaging API, its errors sorted for the caller."""
     client = twilio_client(settings)
-    sender = settings.twilio_from_number
-    content: dict[str, str] = {"body": body}
-    if to.strip().lower().startswith("whatsapp:"):
-        sender = "whatsapp:" + (settings.twilio_whatsapp_from or settings.twilio_from_number)
-        if template_only:
-            if not settings.twilio_whatsapp_template_sid:
-                raise ChannelNotConfigured(
-                    "outside WhatsApp's 24-hour window and TWILIO_WHATSAPP_TEMPLATE_SID is not set"
-                )
-            content = {"content_sid": settings.twilio_whatsapp_template_sid}
     try:
         message = client.messages.create(to=to, from_=sender, **content)
     except TwilioRestException as exc:
