@@ -132,3 +132,13 @@ def test_a_spanish_tipster_reads_the_forms_errors_in_spanish(pages) -> None:
     assert "no es un número de teléfono" in page and "debe ser distinta del inicio" in page
     english = submit_tip(pages, "", phone="abc").get_data(as_text=True)
     assert "Length must be between 1 and 20000." in english and "is not a phone number" in english
+
+
+def test_the_operator_desk_is_translated_when_asked_for_by_name(logged_in) -> None:
+    """Desk words are msgids too: ``?lang=es`` (a choice, not a guess) shows them."""
+    desk = logged_in("operator")
+    page = desk.get("/operator/?lang=es").get_data(as_text=True)
+    assert "Agencias que esperan mi respuesta" in page and "Registrar una llamada" in page
+    assert "Nada aquí." in page and "Cerrar sesión" in page
+    chats = desk.get("/operator/chats/?lang=es")
+    assert chats.status_code == 200 and "Nadie está esperando." in chats.get_data(as_text=True)
