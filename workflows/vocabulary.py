@@ -7,6 +7,8 @@ catalogs: translations/ and config/intake.yaml).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from workflows.models import Role
 
 LANGUAGES = ("en", "es")
@@ -20,6 +22,14 @@ AGENCY = frozenset({Role.AGENCY.value})
 DESK = frozenset({Role.OPERATOR.value, Role.SUPERVISOR.value})  # who takes calls and screens
 STAFF = frozenset({*DESK, Role.ADMIN.value})  # everyone who may read a case
 OVERSIGHT = frozenset({Role.SUPERVISOR.value, Role.ADMIN.value})  # dashboard, access log
+EVERYONE = frozenset(role.value for role in Role)  # routes whose rows decide who sees what
+
+
+
+def role_list(*groups: Iterable[str]) -> list[str]:
+    """The roles of these groups as one sorted list: the API's ``roles=`` takes a list."""
+    return sorted({role for group in groups for role in group})
+
 
 # What an agency may answer about its referral (API, inbox and the referral machine).
 AGENCY_EVENTS = ("acknowledge", "accept", "decline", "request_info", "record_outcome")

@@ -42,17 +42,17 @@ from workflows.lifecycle import allowed_case_events, fire_case_event, fire_refer
 from workflows.links import related_cases
 from workflows.machines import STAFF_REFERRAL_EVENTS
 from workflows.merging import merged_case_ids
-from workflows.models import AuditEvent, Case, Referral, Role, User
+from workflows.models import AuditEvent, Case, Referral, User
 from workflows.packet_updates import pending_updates
 from workflows.queues import QueueFilter, case_queue
 from workflows.referral_events import flush_or_conflict
 from workflows.threads import answer_question, present_thread, replayed, thread
-from workflows.vocabulary import DESK, STAFF
+from workflows.vocabulary import AGENCY, DESK, EVERYONE, STAFF, role_list
 
 api = APIBlueprint("case_api", __name__, url_prefix="/api/v1", tag="cases")
 
 # Agencies pass authentication so that the domain can answer 404 (existence never leaks).
-ANYONE = [r.value for r in Role]
+ANYONE = role_list(EVERYONE)
 
 
 def _user() -> User:
@@ -301,7 +301,7 @@ def reply(case_id: int, body: dict[str, Any]) -> Any:
 
 
 @api.post("/calls")
-@api.auth_required(token_auth, roles=sorted(DESK))
+@api.auth_required(token_auth, roles=role_list(DESK))
 @api.input(CallIn, arg_name="data")
 @api.output(CaseOut, status_code=201)
 @api.doc(
@@ -332,7 +332,7 @@ def log_call(data: dict[str, Any]) -> Any:
 
 
 @api.get("/cases/<int:case_id>")
-@api.auth_required(token_auth, roles=[*sorted(STAFF), Role.AGENCY.value])
+@api.auth_required(token_auth, roles=role_list(STAFF, AGENCY))
 @api.output(CaseOut)
 @api.doc(
     summary="A case with its signals, screening, referrals and events",

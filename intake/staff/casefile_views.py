@@ -22,12 +22,12 @@ from workflows.db import transaction
 from workflows.errors import NotFound
 from workflows.links import cases_naming
 from workflows.merging import merge_cases
-from workflows.models import Role, User
-from workflows.vocabulary import STAFF
+from workflows.models import User
+from workflows.vocabulary import EVERYONE, STAFF, role_list
 
 api = APIBlueprint("casefile_api", __name__, url_prefix="/api/v1", tag="case file")
 
-ANYONE = [r.value for r in Role]
+ANYONE = role_list(EVERYONE)
 SEARCH_KINDS = {"phone": "phone", "email": "email", "handle": "handle", "plate": "vehicle",
                 "address": "address", "business": "business", "website": "website"}
 

@@ -20,7 +20,7 @@ from intake import chat as chats
 from workflows.db import transaction, utcnow
 from workflows.errors import NotFound
 from workflows.models import User
-from workflows.vocabulary import DESK
+from workflows.vocabulary import DESK, role_list
 
 api = APIBlueprint("chat_staff_api", __name__, url_prefix="/api/v1", tag="chat")
 bp = Blueprint("chat_desk", __name__, template_folder="templates")
@@ -73,7 +73,7 @@ def _open_chat(chat_id: int) -> chats.Chat:
 
 
 @api.get("/chats")
-@api.auth_required(token_auth, roles=sorted(DESK))
+@api.auth_required(token_auth, roles=role_list(DESK))
 @api.input(ChatLineQuery, location="query", arg_name="query")
 @api.output(ChatLine)
 @api.doc(
@@ -85,7 +85,7 @@ def chat_line(query: dict[str, Any]) -> Any:
 
 
 @api.post("/chats/<int:chat_id>/take")
-@api.auth_required(token_auth, roles=sorted(DESK))
+@api.auth_required(token_auth, roles=role_list(DESK))
 @api.output(ChatSummary)
 @api.doc(
     summary="Take a waiting chat (409 when someone else took it first)",

@@ -25,11 +25,11 @@ from workflows.db import transaction, utcnow
 from workflows.errors import InvalidInput
 from workflows.models import Role
 from workflows.research import ExportError, Vocabulary, case_records, date_range
-from workflows.vocabulary import OVERSIGHT
+from workflows.vocabulary import OVERSIGHT, role_list
 
 api = APIBlueprint("research_api", __name__, url_prefix="/api/v1", tag="research")
 pages = Blueprint("research_pages", __name__, template_folder="templates")
-EXPORTERS = sorted({Role.RESEARCHER.value, *OVERSIGHT})  # the API's roles= wants a list
+EXPORTERS = role_list(OVERSIGHT, {Role.RESEARCHER.value})
 
 
 class ExportQuery(StrictSchema):

@@ -20,11 +20,11 @@ from workflows.db import transaction
 from workflows.errors import InvalidInput
 from workflows.outbox import add_notification
 from workflows.providers import SERVICE_TYPES, ServiceReferral, refer_to_provider, search_providers
-from workflows.vocabulary import DESK
+from workflows.vocabulary import DESK, role_list
 
 api = APIBlueprint("service_api", __name__, url_prefix="/api/v1", tag="services")
 
-DESK_ROLES = sorted(DESK)  # the API's roles= wants a list
+DESK_ROLES = role_list(DESK)
 
 
 class ServiceQuery(Schema):
