@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from config.app import create_app
 from config.cli import upgrade_database
 from config.settings import ROOT, Settings
+from tests import factories
 from workflows.accounts import create_token, create_user
 from workflows.db import Base
 from workflows.pii import generate_key
@@ -217,11 +218,19 @@ def catalogs(app) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return app.extensions["runtime"].catalogs  # type: ignore[no-any-return]
 
 
+@pytest.fixture(autouse=True)
+def _seeded_factories() -> None:
+    """Each test gets the same fake data whatever ran before it (tests/factories.py)."""
+    factories.reseed()
+
+
 @pytest.fixture
 def db_session(app) -> Iterator[Session]:  # type: ignore[no-untyped-def]
-    """A session on the test database, closed after the test."""
+    """A session on the test database, closed after the test; the factories
+    (tests/factories.py) create their rows in it."""
     session = app.extensions["runtime"].session()
-    yield session
+    with factories.bound_to(session):
+        yield session
     session.close()
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from intake import services
+from tests.factories import UserFactory
 from workflows.casework import record_screening
 from workflows.db import transaction
 from workflows.lifecycle import fire_case_event, fire_referral_event
@@ -21,12 +22,10 @@ MINOR_IN_COMMERCIAL_SEX = {
 
 
 def _user(session: Any, role: str) -> User:
-    user = session.scalar(select(User).where(User.role == role))
-    if user is None:
-        user = User(username=f"flow-{role}", role=role)
-        session.add(user)
-        session.flush()
-    return user
+    """Any user in ``role`` (a test's own first), else the flows' own."""
+    return session.scalar(select(User).where(User.role == role)) or UserFactory.in_session(
+        session, username=f"flow-{role}", role=role
+    )
 
 
 def _catalogs(app: Any) -> dict[str, Any]:
@@ -86,13 +85,9 @@ def accepted_referral(app: Any, agency: str = "FBI", case_id: int | None = None)
 
 def agency_user(session: Any, agency: str) -> User:
     """The flows' user for ``agency`` (created on first use)."""
-    name = f"flow-{agency.lower()}"
-    user = session.scalar(select(User).where(User.username == name))
-    if user is None:
-        user = User(username=name, role="agency", agency_code=agency)
-        session.add(user)
-        session.flush()
-    return user
+    return UserFactory.in_session(  # type: ignore[no-any-return]
+        session, username=f"flow-{agency.lower()}", role="agency", agency_code=agency
+    )
 
 
 def record_outcome(app: Any, referral_id: int, **outcome: Any) -> None:

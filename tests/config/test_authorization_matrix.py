@@ -19,10 +19,15 @@ import pytest
 from sqlalchemy import select
 
 from intake import services
+from tests.factories import (
+    PublishedStatisticsFactory,
+    ServiceProviderFactory,
+    UserFactory,
+)
 from tests.page_clients import csrf_token
-from workflows.accounts import create_token, create_user
+from workflows.accounts import create_token
 from workflows.db import transaction
-from workflows.models import Case, PublishedStatistics
+from workflows.models import Case
 
 ROLES = ("anonymous", "operator", "supervisor", "admin", "researcher", "fbi", "ice", "hhs")
 EVERYONE = frozenset(ROLES)
@@ -576,25 +581,14 @@ def world(app, make_actor) -> World:  # type: ignore[no-untyped-def]
     with runtime.session() as session, transaction(session):
         tip = services.submit_tip(session, {"narrative": "matrix tip"})
         reference, passphrase, tip_case_id = tip.case.reference, tip.passphrase, tip.case.id
-        create_user(session, "matrix-spare", "operator")
-        session.add(PublishedStatistics(period="2020", counts={}, figures={}))  # public
+        UserFactory.in_session(session, username="matrix-spare", role="operator")
+        PublishedStatisticsFactory.in_session(session, period="2020")  # public
         spare = create_token(session, "matrix-spare")
         from intake.chat import open_chat
 
         chat = open_chat(session, "en")
         chat_id, chat_token = chat.chat.id, chat.token
-        from workflows.providers import ServiceProvider
-
-        provider = ServiceProvider(
-            hsds_id="matrix",
-            name="Matrix shelter",
-            organization="M",
-            email="shelter@example.org",
-            service_types=["shelter"],
-        )
-        session.add(provider)
-        session.flush()
-        provider_id = provider.id
+        provider_id = ServiceProviderFactory.in_session(session, service_types=["shelter"]).id
     actors = {
         "operator": make_actor("operator"),
         "supervisor": make_actor("supervisor"),
@@ -750,12 +744,9 @@ def _referral_in_state(app: Any, label: str) -> int:
     runtime = app.extensions["runtime"]
 
     def user(session: Any, role: str, agency: str | None = None) -> User:
-        found = session.scalar(select(User).where(User.username == f"state-{role}"))
-        if found is None:
-            found = User(username=f"state-{role}", role=role, agency_code=agency)
-            session.add(found)
-            session.flush()
-        return found
+        return UserFactory.in_session(  # type: ignore[no-any-return]
+            session, username=f"state-{role}", role=role, agency_code=agency
+        )
 
     with runtime.session() as session:
         referral_id = None

@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from config.settings import Settings, SettingsError
 from tests.conftest import backend
+from tests.factories import OutboxMessageFactory
 from tests.scrapes import BEARER, TOKEN, scrape, value
 from workflows.db import transaction, utcnow
 from workflows.models import Case
-from workflows.outbox import OutboxMessage
 
 
 @pytest.fixture
@@ -68,10 +68,8 @@ def test_outbox_lag_is_the_age_of_the_oldest_unsent_message(scraper, db_session)
     empty = scrape(scraper)
     assert value(empty, "hotline_outbox_lag_seconds") == 0
     with transaction(db_session):
-        db_session.add(OutboxMessage(kind="notify", payload={},
-                                     created_at=utcnow() - timedelta(minutes=10)))
-        db_session.add(OutboxMessage(kind="notify", payload={}, done_at=utcnow(),
-                                     created_at=utcnow() - timedelta(hours=5)))
+        OutboxMessageFactory(created_at=utcnow() - timedelta(minutes=10))
+        OutboxMessageFactory(done_at=utcnow(), created_at=utcnow() - timedelta(hours=5))
     samples = scrape(scraper)
     assert 600 <= value(samples, "hotline_outbox_lag_seconds") < 3600
     assert value(samples, "hotline_outbox_unsent") == 1

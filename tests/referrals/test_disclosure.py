@@ -11,6 +11,7 @@ from sqlalchemy import Text, select, type_coerce
 
 from intake.models import Signal
 from referrals.relay import run_embedded_once
+from tests.factories import UserFactory
 from tests.flows import screened_case
 from tests.page_clients import PASSWORD, PageClient
 from tests.referrals.casework import screen_and_approve, submit_tip
@@ -32,12 +33,9 @@ def fbi_pages(app, make_actor) -> PageClient:  # type: ignore[no-untyped-def]
 
 
 def _as(session: Any, role: str) -> User:
-    user = session.scalar(select(User).where(User.role == role))
-    if user is None:
-        user = User(username=f"disclosure-{role}", role=role)
-        session.add(user)
-        session.flush()
-    return user
+    return session.scalar(select(User).where(User.role == role)) or UserFactory.in_session(
+        session, username=f"disclosure-{role}", role=role
+    )
 
 
 def withdrawn_before_queued(app: Any, how: str) -> tuple[int, int]:

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import select
 
-from workflows.cases import open_case
+from tests.factories import CaseFactory, ReferralFactory, UserFactory, bound_to
 from workflows.db import transaction
 from workflows.errors import Conflict, Forbidden
 from workflows.lifecycle import fire_case_event
@@ -102,20 +102,11 @@ def _events(session, case_id: int) -> list[str]:  # type: ignore[no-untyped-def]
 
 def test_loading_a_row_in_every_state_keeps_its_state_and_the_session_clean(app) -> None:
     runtime = app.extensions["runtime"]
-    with runtime.session() as session:
-        ids = {}
-        for state in CASE_STATES:
-            case = open_case(session, actor="t", channel="web")
-            case.state = state
-            ids[state] = case.id
-        first = ids[CASE_STATES[0]]
-        refs = {}
-        for i, state in enumerate(REFERRAL_STATES):
-            referral = Referral(case_id=first, agency_code="FBI", state=state, rule="r",
-                                reason="r", idempotency_key=f"k{i}")
-            session.add(referral)
-            session.flush()
-            refs[state] = referral.id
+    with runtime.session() as session, bound_to(session):
+        cases = {state: CaseFactory(state=state) for state in CASE_STATES}
+        first = cases[CASE_STATES[0]]
+        refs = {state: ReferralFactory(case=first, state=state).id for state in REFERRAL_STATES}
+        ids = {state: case.id for state, case in cases.items()}
         session.commit()
     with runtime.session() as session:
         for state, case_id in ids.items():
@@ -135,10 +126,9 @@ def test_loading_a_row_in_every_state_keeps_its_state_and_the_session_clean(app)
 def test_a_refused_guard_is_raised_and_changes_nothing(app) -> None:
     runtime = app.extensions["runtime"]
     with runtime.session() as session:
-        case = open_case(session, actor="t", channel="web")
-        case.state = "pending_approval"
+        case = CaseFactory.in_session(session, state="pending_approval")
         session.commit()
-        operator = User(username="op-x", role="operator")
+        operator = UserFactory.build(role="operator")  # never saved: the guard needs no row
         with pytest.raises(Forbidden):
             fire(case_machine, case, "approve", Context(operator))
         assert case.state == "pending_approval"
@@ -154,8 +144,7 @@ def test_an_exception_after_the_state_changed_rolls_it_back(app, pending_case, m
 
     monkeypatch.setattr(referral_events, "add_outbox_message", explode)
     with runtime.session() as session:
-        boss = User(username="boss-x", role="supervisor")
-        session.add(boss)
+        boss = UserFactory.in_session(session, role="supervisor")
         session.commit()
         with pytest.raises(RuntimeError), transaction(session):
             fire_case_event(session, pending_case, "approve", boss, version=None,

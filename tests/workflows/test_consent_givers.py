@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from intake.models import Signal
+from tests.factories import SignalFactory
 from workflows.db import transaction
+from workflows.models import Case
 
 ADULT_SEX_TRAFFICKING = {"victim_age": 28, "trafficking_type": "sex",
                          "force_fraud_coercion": True}
@@ -20,9 +21,9 @@ def _case_with_victim_signal(cases: Any, operator: Any, db_session: Any) -> int:
     case_id = cases.call(operator, caller_type="community_member",
                          caller_name="Neighbour", caller_phone=CALLER_PHONE)["id"]
     with transaction(db_session):
-        db_session.add(Signal(case_id=case_id, channel="operator", caller_type="victim",
-                              caller_name="Maria V.", contact_phone=VICTIM_PHONE,
-                              narrative="I cannot leave the house."))
+        SignalFactory(case=db_session.get(Case, case_id), operator=True, caller_type="victim",
+                      caller_name="Maria V.", contact_phone=VICTIM_PHONE,
+                      narrative="I cannot leave the house.")
     return case_id
 
 

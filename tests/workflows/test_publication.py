@@ -15,8 +15,9 @@ import pytest
 from sqlalchemy import select
 
 from bench.seed import seed_command
+from tests.factories import CaseFactory
 from workflows.disclosure import suppress_line
-from workflows.models import Case, PublishedStatistics
+from workflows.models import PublishedStatistics
 from workflows.publication import TOTAL, protect_month, publish_due
 from workflows.research import Vocabulary
 
@@ -91,7 +92,7 @@ def test_a_published_period_never_changes(app, seeded) -> None:
             PublishedStatistics.period == month)).figures
         # A case back-dated into that month (an import, a late entry).
         start = datetime.fromisoformat(f"{month}-15T12:00:00+00:00")
-        session.add(Case(reference="HT-LATE-0001", created_at=start, state="received"))
+        CaseFactory.in_session(session, created_at=start)
         session.commit()
         assert publish_due(session, datetime.now(UTC), K,
                            Vocabulary.from_catalogs(rt.catalogs)) == []
@@ -125,8 +126,7 @@ def test_the_page_shows_only_published_periods_and_the_csv_matches(client, app, 
 
 def test_before_anything_is_published_the_page_says_so(client, app) -> None:
     with app.extensions["runtime"].session() as session:
-        session.add(Case(reference="HT-NOW-0001", state="received",
-                         created_at=datetime.now(UTC) - timedelta(minutes=1)))
+        CaseFactory.in_session(session, created_at=datetime.now(UTC) - timedelta(minutes=1))
         session.commit()
     page = client.get("/statistics").get_data(as_text=True)
     assert "Nothing is published yet" in page

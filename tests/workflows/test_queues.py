@@ -6,9 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from workflows.cases import open_case
+from tests.factories import CaseFactory, ReferralFactory, bound_to
 from workflows.db import utcnow
-from workflows.models import Referral
 
 
 @pytest.fixture
@@ -24,19 +23,18 @@ def spread(app) -> dict[str, int]:  # type: ignore[no-untyped-def]
         ("later", "awaiting_info", 48, "routine"),
         ("closed", "closed", None, "routine"),
     ]
-    ids = {}
-    with app.extensions["runtime"].session() as session:
+    cases = {}
+    with app.extensions["runtime"].session() as session, bound_to(session):
         for name, state, hours, priority in plan:
-            case = open_case(session, actor="seed", channel="web")
-            case.state = state
-            case.priority = priority
-            case.deadline = now + timedelta(hours=hours) if hours is not None else None
-            case.created_at = now - timedelta(minutes=len(ids))
-            ids[name] = case.id
-        session.add(Referral(case_id=ids["tie_b"], agency_code="HHS", state="sent", rule="r",
-                             reason="r", idempotency_key="q1"))
+            cases[name] = CaseFactory(
+                state=state,
+                priority=priority,
+                deadline=now + timedelta(hours=hours) if hours is not None else None,
+                created_at=now - timedelta(minutes=len(cases)),
+            )
+        ReferralFactory(case=cases["tie_b"], agency_code="HHS", state="sent")
         session.commit()
-    return ids
+        return {name: case.id for name, case in cases.items()}
 
 
 def _page(client, actor, **params):  # type: ignore[no-untyped-def]

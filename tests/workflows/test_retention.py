@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 from intake.models import Signal, SmsConversation, TipMessage
 from referrals.models import Notification
 from tests.conftest import backend
+from tests.factories import NotificationFactory, ReferralFactory, SmsConversationFactory
 from workflows.audit import verify_chain
 from workflows.catalog_files import CatalogError
 from workflows.db import utcnow
 from workflows.models import AuditEvent, Case, Referral
-from workflows.pii import lookup_hash
 from workflows.retention import RetentionPolicy, load_retention_policy, purge_expired
 
 POLICY = RetentionPolicy(
@@ -62,36 +62,20 @@ def _close(db_session, reference: str, days_ago: int, **fields: object) -> Case:
 
 
 def _add_related_rows(db_session, case: Case) -> None:  # type: ignore[no-untyped-def]
-    signal = case.signals[0]
-    db_session.add(
-        SmsConversation(
-            phone_hash=lookup_hash("+12025550143"), case_id=case.id, signal_id=signal.id
-        )
-    )
-    db_session.add(
-        Notification(
-            kind="tipster_reply",
-            channel="sms",
-            recipient="+12025550143",
-            body="reply text",
-            case_id=case.id,
-        )
-    )
-    db_session.add(
-        Referral(
-            case_id=case.id,
-            agency_code="ICE",
-            state="declined",
-            rule="r",
-            reason="ICE: documents confiscated",
-            idempotency_key=f"k{case.id}",
-            decline_reason="the victim's name is …",
-            outcome={"investigation_status": "opened", "charges": ["x v. Y"], "notes": "name",
-                     "outcomes": [{"kind": "restitution", "status": "paid", "amount": 500.0,
-                                   "date": "2026-01-05", "notes": "paid by Mr X",
-                                   "recorded_at": "2026-01-06T10:00:00+00:00"}]},
-            legal_basis={"rule": "r"},
-        )
+    SmsConversationFactory(signal=case.signals[0], phone="+12025550143")
+    NotificationFactory(recipient="+12025550143", body="reply text", case_id=case.id)
+    ReferralFactory(
+        case=case,
+        agency_code="ICE",
+        state="declined",
+        rule="r",
+        reason="ICE: documents confiscated",
+        decline_reason="the victim's name is …",
+        outcome={"investigation_status": "opened", "charges": ["x v. Y"], "notes": "name",
+                 "outcomes": [{"kind": "restitution", "status": "paid", "amount": 500.0,
+                               "date": "2026-01-05", "notes": "paid by Mr X",
+                               "recorded_at": "2026-01-06T10:00:00+00:00"}]},
+        legal_basis={"rule": "r"},
     )
     db_session.commit()
 
@@ -183,16 +167,7 @@ def test_a_purged_case_is_gone_from_the_api_and_the_follow_up(client, db_session
 
 def test_a_case_with_a_referral_still_in_flight_waits(client, db_session) -> None:
     case = _close(db_session, _tip(client)["reference"], 1000)
-    db_session.add(
-        Referral(
-            case_id=case.id,
-            agency_code="FBI",
-            state="queued",
-            rule="r",
-            reason="x",
-            idempotency_key="in-flight",
-        )
-    )
+    ReferralFactory(case=case, agency_code="FBI", state="queued")
     db_session.commit()
     assert purge_expired(db_session, utcnow(), POLICY) == 0
 

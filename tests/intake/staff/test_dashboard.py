@@ -6,18 +6,12 @@ import re
 from datetime import timedelta
 
 from intake import statistics
+from tests.factories import UserFactory
 from tests.flows import screened_case, sent_referral
 from workflows.db import transaction, utcnow
 from workflows.lifecycle import fire_referral_event
-from workflows.models import Case, User
+from workflows.models import Case
 from workflows.outcomes import OUTCOME_KINDS
-
-
-def _agency(session, code: str) -> User:
-    user = User(username=f"dash-{code.lower()}", role="agency", agency_code=code)
-    session.add(user)
-    session.flush()
-    return user
 
 
 def test_dashboard_draws_the_live_figures(app, logged_in, db_session, catalogs) -> None:
@@ -25,7 +19,7 @@ def test_dashboard_draws_the_live_figures(app, logged_in, db_session, catalogs) 
     declined = sent_referral(app)
     screened_case(app)
     with transaction(db_session):
-        fbi = _agency(db_session, "FBI")
+        fbi = UserFactory(role="agency", agency_code="FBI")
         fire_referral_event(db_session, accepted.id, "accept", fbi, catalogs=catalogs)
         fire_referral_event(
             db_session, accepted.id, "record_outcome", fbi,
