@@ -18,7 +18,7 @@ from workflows.accounts import create_token, create_user, revoke_token
 from workflows.audit import verify_chain, write_anchor
 from workflows.db import transaction
 from workflows.errors import DomainError
-from workflows.models import Role
+from workflows.vocabulary import EVERYONE, role_list
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -54,7 +54,7 @@ def db_upgrade(revision: str) -> None:
 @users_cli.command("create")
 @click.argument("username")
 @click.option(
-    "--role", required=True, type=click.Choice([role.value for role in Role])
+    "--role", required=True, type=click.Choice(role_list(EVERYONE))
 )
 @click.option("--agency", "agency", default=None, help="Agency code, for agency users.")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")

@@ -20,7 +20,7 @@ from workflows.access import record_pii_view
 from workflows.db import transaction, utcnow
 from workflows.errors import NotFound
 from workflows.lifecycle import fire_referral_event
-from workflows.models import Referral, Role, User
+from workflows.models import Referral, User
 from workflows.packets import disclosed_packet, latest_versions
 from workflows.threads import (
     mark_read_by_agency,
@@ -29,6 +29,7 @@ from workflows.threads import (
     thread,
     with_new_answers,
 )
+from workflows.vocabulary import AGENCY, role_list
 
 api = APIBlueprint("referrals_api", __name__, url_prefix="/api/v1", tag="agency")
 
@@ -117,7 +118,7 @@ def present(
 
 
 @api.get("/agency/referrals")
-@api.auth_required(token_auth, roles=[Role.AGENCY.value])
+@api.auth_required(token_auth, roles=role_list(AGENCY))
 @api.input(schemas.ListQuery, location="query", arg_name="query")
 @api.output(schemas.AgencyReferralPage)
 @api.doc(summary="The agency's referrals, newest first", responses=[200, 401, 403, 422])
@@ -150,7 +151,7 @@ def list_referrals(query: dict[str, Any]) -> Any:
 
 
 @api.get("/agency/referrals/<int:referral_id>")
-@api.auth_required(token_auth, roles=[Role.AGENCY.value])
+@api.auth_required(token_auth, roles=role_list(AGENCY))
 @api.output(schemas.AgencyReferralOut)
 @api.doc(summary="One of the agency's referrals, with its packet", responses=[200, 401, 403, 404])
 def show_referral(referral_id: int) -> Any:
@@ -165,7 +166,7 @@ def show_referral(referral_id: int) -> Any:
 
 
 @api.post("/agency/referrals/<int:referral_id>/events")
-@api.auth_required(token_auth, roles=[Role.AGENCY.value])
+@api.auth_required(token_auth, roles=role_list(AGENCY))
 @api.input(schemas.AgencyEventIn, arg_name="data")
 @api.output(schemas.AgencyReferralOut)
 @api.doc(
@@ -225,7 +226,7 @@ def _read_thread(session: Session, user: User, referral_id: int) -> dict[str, An
 
 
 @api.get("/agency/referrals/<int:referral_id>/thread")
-@api.auth_required(token_auth, roles=[Role.AGENCY.value])
+@api.auth_required(token_auth, roles=role_list(AGENCY))
 @api.output(schemas.ThreadOut)
 @api.doc(summary="The referral's thread: your questions and the hotline's answers",
          responses=[200, 401, 403, 404])
@@ -234,7 +235,7 @@ def show_thread(referral_id: int) -> Any:
 
 
 @api.post("/agency/referrals/<int:referral_id>/thread")
-@api.auth_required(token_auth, roles=[Role.AGENCY.value])
+@api.auth_required(token_auth, roles=role_list(AGENCY))
 @api.input(schemas.IdempotencyHeader, location="headers", arg_name="headers")
 @api.input(schemas.ThreadMessageIn, arg_name="data")
 @api.output(schemas.ThreadOut, status_code=201)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from workflows.db import utcnow
 from workflows.errors import Conflict, InvalidInput, NotFound
 from workflows.models import ApiToken, Role, User
+from workflows.vocabulary import EVERYONE
 
 # argon2-cffi's defaults are argon2id with RFC 9106's low-memory profile.
 password_hasher = PasswordHasher()
@@ -64,7 +65,7 @@ def create_user(
     username = username.strip()
     if not username or len(username) > 64:
         raise InvalidInput("username must be 1 to 64 characters", field="username")
-    if role not in {r.value for r in Role}:
+    if role not in EVERYONE:
         raise InvalidInput(f"unknown role {role!r}", field="role")
     if role == Role.AGENCY:
         if not agency_code:

@@ -15,7 +15,7 @@ from workflows.audit import record_event
 from workflows.db import transaction
 from workflows.errors import Forbidden, NotFound
 from workflows.models import Case, Role
-from workflows.vocabulary import OVERSIGHT
+from workflows.vocabulary import ADMIN, EVERYONE, OVERSIGHT, role_list
 
 api = APIBlueprint("security_api", __name__, url_prefix="/api/v1", tag="security")
 
@@ -40,7 +40,7 @@ class RevokedOut(Schema):
 
 
 @api.get("/cases/<int:case_id>/access-log")
-@api.auth_required(token_auth, roles=[r.value for r in Role])
+@api.auth_required(token_auth, roles=role_list(EVERYONE))
 @api.output(AccessLogOut)
 @api.doc(summary="Who viewed this case's personal data, and when (supervisors, admins)",
          responses=[200, 401, 403, 404])
@@ -57,7 +57,7 @@ def case_access_log(case_id: int) -> Any:
 
 
 @api.delete("/tokens/<string:prefix>")
-@api.auth_required(token_auth, roles=[Role.ADMIN.value])
+@api.auth_required(token_auth, roles=role_list(ADMIN))
 @api.output(RevokedOut)
 @api.doc(
     summary="Revoke API tokens by their first 10 characters (admin)",
