@@ -40,5 +40,5 @@ def test_every_locked_package_carries_hashes() -> None:
 def test_test_tools_stay_out_of_production() -> None:
     locked = _locked()
     for tool in ("pytest", "pytest-xdist", "hypothesis", "schemathesis", "playwright", "ruff",
-                 "pip-audit", "pip-tools", "aiosmtpd"):
+                 "pip-audit", "pip-tools", "aiosmtpd", "factory-boy", "faker"):
         assert tool not in locked, tool

@@ -46,21 +46,13 @@ def test_a_blank_call_sid_is_absent_so_calls_never_conflict_forever(
 
 def test_a_blank_sid_never_reaches_the_unique_columns_from_any_path(db_session) -> None:
     """The model itself turns a blank SID into NULL (IVR, SMS, call log, future paths)."""
-    from intake.models import Signal, TipMessage
-    from workflows.cases import open_case
+    from tests.factories import CaseFactory, SignalFactory, TipMessageFactory
 
-    case = open_case(db_session, actor="test", channel="voice", anonymous=True)
-    signals = [
-        Signal(case_id=case.id, channel="voice", call_sid="", recording_sid=" ",
-               transcription_sid="")
-        for _ in range(2)
-    ]
-    db_session.add_all(signals)
-    messages = [
-        TipMessage(case_id=case.id, direction="in", author="t", body="b", message_sid="")
-        for _ in range(2)
-    ]
-    db_session.add_all(messages)
+    case = CaseFactory(anonymous=True)
+    signals = SignalFactory.create_batch(
+        2, case=case, voice=True, call_sid="", recording_sid=" ", transcription_sid=""
+    )
+    messages = TipMessageFactory.create_batch(2, case=case, message_sid="")
     db_session.commit()  # two of each: a stored "" would break the unique constraint
     assert {(s.call_sid, s.recording_sid, s.transcription_sid) for s in signals} == {
         (None, None, None)
