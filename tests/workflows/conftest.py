@@ -73,6 +73,8 @@ def with_dol(app, monkeypatch) -> Callable[[], None]:  # type: ignore[no-untyped
 
     catalogs = app.extensions["runtime"].catalogs
     agencies = dict(catalogs["agencies"])
-    agencies["DOL_WHD"] = dataclasses.replace(agencies["DOL_WHD"], email="whd@example.gov")
+    dol = agencies["DOL_WHD"]
+    agencies["DOL_WHD"] = dataclasses.replace(
+        dol, addresses={**dol.addresses, "email": "whd@example.gov"})
     monkeypatch.setitem(catalogs, "agencies", agencies)
     return lambda: None

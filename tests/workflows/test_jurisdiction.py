@@ -22,7 +22,9 @@ def with_texas(app, monkeypatch):  # type: ignore[no-untyped-def]
     """The optional Texas child-protection agency configured (an e-mail channel set)."""
     catalogs = app.extensions["runtime"].catalogs
     agencies = dict(catalogs["agencies"])
-    agencies["TX_DFPS"] = dataclasses.replace(agencies["TX_DFPS"], email="intake@example.gov")
+    tx = agencies["TX_DFPS"]
+    agencies["TX_DFPS"] = dataclasses.replace(
+        tx, addresses={**tx.addresses, "email": "intake@example.gov"})
     monkeypatch.setitem(catalogs, "agencies", agencies)
 
 
