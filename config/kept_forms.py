@@ -25,6 +25,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 from markupsafe import Markup, escape
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -75,7 +76,7 @@ def kept_form_fields(form_key: str) -> Markup:
 
 
 def _without_restore(path: str) -> str:
-    base, _, query = path.partition("?")
+    base, _sep, query = path.partition("?")
     kept = [p for p in query.split("&") if p and not p.startswith(("restore=", "draft="))]
     return base + ("?" + "&".join(kept) if kept else "")
 
@@ -115,10 +116,10 @@ def keep_failed_submit(reason: str) -> WerkzeugResponse | None:
     g.kept_form_redirect = True  # not a success: the after-request hook keeps it
     target = _with_flag(back, "restore=1")
     if me is None:
-        flash("Your session had ended. Everything you typed was kept: log in to go on.", "info")
+        flash(_("Your session had ended. Everything you typed was kept: log in to go on."), "info")
         answer = redirect(url_for("login.login", next=target), 303)
     else:
-        flash("The form had expired. Everything you typed is back: check it and save.", "info")
+        flash(_("The form had expired. Everything you typed is back: check it and save."), "info")
         answer = redirect(target, 303)
     answer.set_cookie(
         COOKIE,

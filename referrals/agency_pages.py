@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from config.auth import current_user, login_required
@@ -148,7 +149,8 @@ def answer(referral_id: int) -> Any:
                 catalogs=runtime().catalogs,
             )
     except FormErrors as exc:
-        flash("Not saved: " + "; ".join(f"{k}: {v}" for k, v in exc.errors.items()), "error")
+        fields = "; ".join(f"{k}: {v}" for k, v in exc.errors.items())
+        flash(_("Not saved:") + " " + fields, "error")
     except DomainError as exc:
         flash(exc.message, "error")
     else:
@@ -167,9 +169,10 @@ def ask(referral_id: int) -> Any:
         data = load(ThreadMessageIn(), {"body": request.form.get("body") or ""})
         ask_hotline(session, me, referral_id, data["body"], None)
     except FormErrors as exc:
-        flash("Not sent: " + "; ".join(f"{k}: {v}" for k, v in exc.errors.items()), "error")
+        fields = "; ".join(f"{k}: {v}" for k, v in exc.errors.items())
+        flash(_("Not sent:") + " " + fields, "error")
     except DomainError as exc:
         flash(exc.message, "error")
     else:
-        flash("Sent to the hotline: it will answer here.", "ok")
+        flash(_("Sent to the hotline: it will answer here."), "ok")
     return redirect(url_for("agency_pages.show", referral_id=referral_id) + "#thread", 303)

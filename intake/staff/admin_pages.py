@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from config.auth import current_user, login_required
@@ -101,7 +102,7 @@ def create_provider() -> Any:
             provider = add_provider(session, _admin_name(), values)
     except InvalidInput as exc:
         return _form(None, values, exc)
-    flash(f"Added {provider.name}.", "ok")
+    flash(_("Added %(name)s.", name=provider.name), "ok")
     return redirect(url_for("admin_pages.providers"), 303)
 
 
@@ -129,5 +130,5 @@ def update_provider(provider_id: int) -> Any:
             edit_provider(session, _admin_name(), provider_id, values)
     except InvalidInput as exc:
         return _form(provider, values, exc)
-    flash(f"Saved {provider.name}.", "ok")
+    flash(_("Saved %(name)s.", name=provider.name), "ok")
     return redirect(url_for("admin_pages.providers"), 303)

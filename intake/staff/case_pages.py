@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from config.auth import current_user, login_required
@@ -125,7 +126,7 @@ def show(case_id: int) -> Any:
     catalog = runtime().catalogs.get("indicators")
     questions = {
         item.code: item.question
-        for _, items in screening_form.checklist(catalog or {})
+        for _title, items in screening_form.checklist(catalog or {})
         for item in items
     }
     agencies = runtime().catalogs.get("agencies") or {}
@@ -219,7 +220,7 @@ def assign(case_id: int) -> Any:
             assign_case(session, case_id, _me(), assignee, version=_version())
     except DomainError as exc:
         return _refused(case_id, exc)
-    flash("Assignment saved.", "ok")
+    flash(_("Assignment saved."), "ok")
     return _back(case_id)
 
 
@@ -239,7 +240,7 @@ def immigration_relief(case_id: int) -> Any:
             session.flush()
     except DomainError as exc:
         return _refused(case_id, exc)
-    flash("Immigration-relief flag saved.", "ok")
+    flash(_("Immigration-relief flag saved."), "ok")
     return _back(case_id)
 
 
@@ -252,11 +253,11 @@ def reply(case_id: int) -> Any:
         with transaction(session):
             reply_to_tipster(session, case_id, _me(), data["body"])
     except FormErrors as exc:
-        flash(f"Reply not sent: {exc}", "error")
+        flash(_("Reply not sent: %(error)s", error=exc), "error")
         return _back(case_id)
     except DomainError as exc:
         return _refused(case_id, exc)
-    flash("Reply sent to the tipster.", "ok")
+    flash(_("Reply sent to the tipster."), "ok")
     return _back(case_id)
 
 
@@ -268,7 +269,7 @@ def referral_event(referral_id: int) -> Any:
     session = db_session()
     referral = session.get(Referral, referral_id)
     if referral is None:
-        flash("No such referral.", "error")
+        flash(_("No such referral."), "error")
         return redirect(url_for("supervisor_pages.queues"), 303)
     case_id = referral.case_id
     event = request.form.get("event", "")
@@ -300,7 +301,7 @@ def answer_agency(referral_id: int) -> Any:
     session = db_session()
     referral = session.get(Referral, referral_id)
     if referral is None:
-        flash("No such referral.", "error")
+        flash(_("No such referral."), "error")
         return redirect(url_for("supervisor_pages.queues"), 303)
     case_id, agency = referral.case_id, referral.agency_code
     try:
@@ -308,11 +309,11 @@ def answer_agency(referral_id: int) -> Any:
         with transaction(session):
             answer_question(session, referral, _me(), data["body"], catalogs=runtime().catalogs)
     except FormErrors as exc:
-        flash(f"Answer not sent: {exc}", "error")
+        flash(_("Answer not sent: %(error)s", error=exc), "error")
         return _back(case_id)
     except DomainError as exc:
         return _refused(case_id, exc)
-    flash(f"Answer sent to {agency}.", "ok")
+    flash(_("Answer sent to %(agency)s.", agency=agency), "ok")
     return _back(case_id)
 
 
@@ -330,8 +331,8 @@ def packet_update(case_id: int, referral_id: int) -> Any:
                           digest=request.form.get("digest", ""))
     except DomainError as exc:
         return _refused(case_id, exc)
-    flash("Update queued for the agency." if decision == "send"
-          else "Not sent; you will be asked again when more arrives.", "ok")
+    flash(_("Update queued for the agency.") if decision == "send"
+          else _("Not sent; you will be asked again when more arrives."), "ok")
     return _back(case_id)
 
 
@@ -349,5 +350,5 @@ def consent_withdraw(case_id: int) -> Any:
             )
     except DomainError as exc:
         return _refused(case_id, exc)
-    flash(f"Consent withdrawn; {len(told)} agency notice(s) queued.", "ok")
+    flash(_("Consent withdrawn; %(count)s agency notice(s) queued.", count=len(told)), "ok")
     return _back(case_id)

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, flash, redirect, request, url_for
+from flask_babel import gettext as _
 
 from config.auth import current_user, login_required
 from config.database import db_session
@@ -123,5 +124,5 @@ def merge(case_id: int) -> Any:
         return _refused(case_id, f"Not merged: {exc}")
     except DomainError as exc:
         return _refused(case_id, f"Not merged: {exc.message}")
-    flash(f"Merged into {target.reference}.", "ok")
+    flash(_("Merged into %(reference)s.", reference=target.reference), "ok")
     return redirect(url_for("case_pages.show", case_id=target.id), 303)
