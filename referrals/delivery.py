@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config.metrics import count_delivery
-from config.runtime import Runtime, current_runtime
+from config.runtime import Runtime
 from referrals import messaging
 from referrals.agencies import Agency
 from referrals.channels import Message, channel_for
@@ -139,7 +139,7 @@ def _try(
         return None, str(exc)
 
 
-def deliver_referral(session: Session, referral: Referral, runtime: Runtime | None = None) -> bool:
+def deliver_referral(session: Session, referral: Referral, runtime: Runtime) -> bool:
     """Send a queued referral to its agency; True when it is (now or already) delivered.
 
     Three steps, so no transaction or row lock is held while the agency is talked to
@@ -148,7 +148,6 @@ def deliver_referral(session: Session, referral: Referral, runtime: Runtime | No
     shorter than the outbox lease), then record the try and mark the referral sent.
     Raises DeliveryFailed after recording the try, so the caller schedules a retry.
     """
-    runtime = runtime or current_runtime()
     with transaction(session):
         current = _load_for_delivery(session, referral.id)
         if current is None or current.state != "queued":
@@ -228,7 +227,7 @@ def _prepare_version(
     )
 
 
-def deliver_packet(session: Session, packet_id: int, runtime: Runtime | None = None) -> bool:
+def deliver_packet(session: Session, packet_id: int, runtime: Runtime) -> bool:
     """Send one later packet version (an update, a consent withdrawal) to its agency.
 
     The same three steps as ``deliver_referral``. Nothing is sent when this version (or a
@@ -236,7 +235,6 @@ def deliver_packet(session: Session, packet_id: int, runtime: Runtime | None = N
     referral's first packet has not reached the agency, DeliveryFailed (retried later:
     the first delivery carries the newest version, which marks this one sent).
     """
-    runtime = runtime or current_runtime()
     with transaction(session):
         snapshot = session.get(ReferralPacket, packet_id)
         current = _load_for_delivery(session, snapshot.referral_id) if snapshot else None
