@@ -18,7 +18,7 @@ from typing import Any
 from apiflask import APIFlask
 from apiflask.exceptions import HTTPError
 from flask import Response, current_app, render_template, request
-from flask_babel import force_locale
+from flask_babel import force_locale, gettext, ngettext
 from flask_babel import lazy_gettext as _l
 from markupsafe import escape
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +38,19 @@ TITLES = {
     405: _l("Not allowed"), 409: _l("Changed meanwhile"), 413: _l("Too large"),
     422: _l("Check the form"), 429: _l("Too many requests"), 500: _l("Something went wrong"),
 }
+# What a page says in a language other than English, in place of the API's English
+# message (written for developers: "The requested URL was not found on the server").
+PAGE_MESSAGES = {
+    400: _l("The request could not be understood. Please go back and try again."),
+    403: _l("You are not allowed to do that."),
+    404: _l("We could not find that page."),
+    405: _l("That cannot be done on this page."),
+    409: _l("Something changed meanwhile. Please reload the page and try again."),
+    413: _l("What you sent is too large."),
+    422: _l("Please check what you entered."),
+    429: _l("Too many attempts."),
+    500: _l("Something went wrong on our side. Please try again later."),
+}
 PAGE_WORDS = {
     "default": _l("Error"),
     "status": _l("Error code"),
@@ -51,6 +64,19 @@ def page_language() -> str:
     if asked in LANGUAGES:
         return asked
     return request.accept_languages.best_match(list(LANGUAGES), default="en") or "en"
+
+
+def page_message(status: int, message: str, retry_after: int | None) -> str:
+    """The error in the page's locale: a plain sentence per status (the English one is
+    for developers), and when to come back, in the same words as ``Retry-After``."""
+    text = str(PAGE_MESSAGES[status]) if status in PAGE_MESSAGES else message
+    if retry_after is None:
+        return text
+    if retry_after >= 60 and retry_after % 60 == 0:
+        when = ngettext("%(num)d minute", "%(num)d minutes", retry_after // 60)
+    else:
+        when = ngettext("%(num)d second", "%(num)d seconds", retry_after)
+    return f"{text} " + gettext("Try again in %(when)s.", when=when)
 
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -106,6 +132,7 @@ def error_answer(
     for name, value in Headers(headers or {}).items():
         if name.lower() not in _BODY_HEADERS:
             kept.add(name, value)
+    english = message
     if retry_after is not None:
         kept["Retry-After"] = str(retry_after)
         message = f"{message}; try again in {retry_phrase(retry_after)}"
@@ -118,6 +145,8 @@ def error_answer(
     back = "/start" if request.cookies.get("hotline_session") else f"/?lang={lang}"
     with force_locale(lang):
         title = str(TITLES.get(status, PAGE_WORDS["default"]))
+        if lang != "en":
+            message = page_message(status, english, retry_after)
     try:
         with force_locale(lang):
             html = render_template(

@@ -13,6 +13,7 @@ from babel import support
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po
 
+from config.errors import error_answer
 from config.i18n import TRANSLATIONS, compile_catalogs, text_in
 from config.settings import ROOT
 from referrals.notifications import TIPSTER_WORDS
@@ -86,6 +87,7 @@ def test_error_pages_speak_the_tipsters_language(pages) -> None:
     page = chosen.get_data(as_text=True)
     assert "No encontrado" in page and "Volver a la página de inicio" in page
     assert "Código de error" in page and '<html lang="es">' in page
+    assert "No encontramos esa página." in page and "requested URL" not in page
     asked = pages.get("/no-such-page", headers={"Accept-Language": "es-MX,es;q=0.9"})
     assert "No encontrado" in asked.get_data(as_text=True)
     english = pages.get("/no-such-page").get_data(as_text=True)
@@ -155,3 +157,16 @@ def test_the_operator_desk_is_translated_when_asked_for_by_name(logged_in) -> No
     form = desk.get("/operator/calls/new?lang=es").get_data(as_text=True)
     assert "Durante la llamada" in form and "Guardar el registro de la llamada" in form
     assert ">Sí</option>" in form and "Desconocido" in form
+
+
+def test_a_spanish_too_many_requests_page_says_when_in_spanish(app) -> None:
+    """The page's wait is the header's number, in the tipster's words."""
+    with app.test_request_context("/follow-up?lang=es", headers={"Accept": "text/html"}):
+        answer = error_answer(429, "too many tries for this reference", retry_after=300)
+    page = answer.get_data(as_text=True)
+    assert answer.headers["Retry-After"] == "300"
+    assert "Demasiados intentos. Inténtelo de nuevo en 5 minutos." in page
+    with app.test_request_context("/follow-up", headers={"Accept": "text/html"}):
+        english = error_answer(429, "too many tries for this reference", retry_after=1)
+    assert "too many tries for this reference; try again in 1 second" in english.get_data(
+        as_text=True)
