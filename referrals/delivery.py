@@ -30,7 +30,7 @@ from workflows.db import is_postgres, transaction, utcnow
 from workflows.errors import DomainError
 from workflows.lifecycle import fire_referral_event
 from workflows.models import Referral, ReferralPacket
-from workflows.outbox import OutboxMessage, add_notification
+from workflows.outbox import add_notification, locked_message
 from workflows.packets import packet_key, take_snapshot
 
 log = logging.getLogger(__name__)
@@ -295,10 +295,7 @@ def after_failed_attempt(runtime: Runtime, outbox_id: int, dispatch: int, error:
     session = runtime.session()
     try:
         with transaction(session):
-            stmt = select(OutboxMessage).where(OutboxMessage.id == outbox_id)
-            if is_postgres(session):
-                stmt = stmt.with_for_update()
-            message = session.scalars(stmt).one_or_none()
+            message = locked_message(session, outbox_id)
             if message is None or message.done_at is not None or message.attempts != dispatch:
                 return "ignored"
             message.last_error = error[:500]

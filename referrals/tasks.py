@@ -12,8 +12,6 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from config.runtime import Runtime, current_runtime
 from referrals.delivery import (
     DeliveryFailed,
@@ -28,9 +26,9 @@ from referrals.notifications import (
     send_notifications,
 )
 from referrals.thread_delivery import notify_agency_of_answer
-from workflows.db import is_postgres, transaction, utcnow
+from workflows.db import transaction, utcnow
 from workflows.models import Referral
-from workflows.outbox import OutboxMessage
+from workflows.outbox import OutboxMessage, locked_message
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +74,7 @@ def _begin(runtime: Runtime, outbox_id: int, dispatch: int) -> OutboxMessage | N
     session = runtime.session()
     try:
         with transaction(session):
-            stmt = select(OutboxMessage).where(OutboxMessage.id == outbox_id)
-            if is_postgres(session):
-                stmt = stmt.with_for_update()
-            message = session.scalars(stmt).one_or_none()
+            message = locked_message(session, outbox_id)
             if message is None or message.done_at is not None:
                 return None
             if message.attempts != dispatch:

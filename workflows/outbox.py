@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from workflows.db import Base, utcnow
+from workflows.db import Base, is_postgres, utcnow
 
 
 class OutboxMessage(Base):
@@ -74,3 +74,12 @@ def add_notification(
     payload = {"kind": kind, "case_id": case_id, "referral_id": referral_id,
                "message_id": message_id, **extra}
     return add_outbox_message(session, "notify", payload=payload)
+
+
+def locked_message(session: Session, outbox_id: int) -> OutboxMessage | None:
+    """The outbox row, locked for this transaction on PostgreSQL, so a job and its
+    failure handler (or two relays) never act on one dispatch at once."""
+    stmt = select(OutboxMessage).where(OutboxMessage.id == outbox_id)
+    if is_postgres(session):
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).one_or_none()
