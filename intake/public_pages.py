@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from flask import Blueprint, render_template, request
+from flask_babel import gettext
 
 from config.database import db_session, runtime
 from config.i18n import pin_locale
@@ -22,6 +23,7 @@ from intake.forms import FormErrors, load, text_or_none
 from intake.public_text import (
     HOTLINE_PHONE,
     HOTLINE_TEXT,
+    STATISTICS_TABLES,
     STATUS_WORDS,
     TEXT,
     TIME_ZONES,
@@ -180,7 +182,9 @@ def statistics() -> Any:
     shown = publication.snapshot(session, period) if period in periods else None
     status = 404 if period and shown is None else 200
     page = render_template("public/statistics.html", periods=periods, period=period,
-                           shown=shown, tables=publication.TABLES, total=publication.TOTAL,
+                           shown=shown, total=publication.TOTAL, tables={
+                               name: STATISTICS_TABLES.get(name, title)
+                               for name, title in publication.TABLES.items()},
                            k=runtime().settings.statistics_k)
     return page, status, PUBLISHED_CACHE if status == 200 else {}
 
@@ -190,7 +194,7 @@ def statistics_csv(period: str) -> Any:
     """The same snapshot as CSV: period, table, category, count (empty where hidden)."""
     shown = publication.snapshot(db_session(), period) if PERIOD.fullmatch(period) else None
     if shown is None:
-        return "No statistics are published for that period.\n", 404, {
+        return gettext("No statistics are published for that period.") + "\n", 404, {
             "Content-Type": "text/plain; charset=utf-8"}
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

@@ -132,3 +132,14 @@ def tipster_errors(errors: Mapping[str, str]) -> dict[str, str]:
         else:
             shown[field] = str(FORM_ERRORS.get(message, message))
     return shown
+
+# The published tables' titles (workflows.publication.TABLES, whose English they repeat).
+STATISTICS_TABLES: dict[str, LazyString] = {
+    "signals_by_channel": _l("contacts (calls, texts, web tips, call logs) by channel"),
+    "cases_by_heard_from": _l("cases by how the first contact heard of the hotline"),
+    "cases_by_us_state": _l("cases by state of the incident"),
+    "cases_by_type": _l("cases by type of trafficking"),
+    "cases_by_venue": _l("cases by venue or industry"),
+    "referrals_by_agency": _l("referrals made, by agency"),
+    "investigations_by_agency": _l("referrals that led to an investigation, by agency"),
+}

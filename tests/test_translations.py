@@ -122,6 +122,9 @@ def test_a_missing_or_stale_catalog_is_compiled_from_its_po(tmp_path: Path) -> N
 def test_the_statistics_and_login_pages_speak_spanish_when_asked(pages) -> None:
     stats = pages.get("/statistics?lang=es").get_data(as_text=True)
     assert "Estadísticas de la línea directa" in stats and "Ir al contenido" in stats
+    csv = pages.get("/statistics/1999-01.csv?lang=es")
+    assert csv.status_code == 404
+    assert csv.get_data(as_text=True) == "No hay estadísticas publicadas para ese período.\n"
     login = pages.get("/login", headers={"Accept-Language": "es"}).get_data(as_text=True)
     assert "Acceso del personal" in login and "Contraseña" in login
 
