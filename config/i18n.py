@@ -22,7 +22,7 @@ from babel import support
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, g, has_request_context, request, session
-from flask_babel import Babel, refresh
+from flask_babel import Babel, get_locale, refresh
 
 from workflows.vocabulary import LANGUAGES
 
@@ -83,6 +83,13 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LOCALE)
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(TRANSLATIONS)
     Babel(app, locale_selector=select_locale)
+    app.jinja_env.globals["page_locale"] = page_locale  # <html lang> of desk pages
+
+
+def page_locale() -> str:
+    """The language this request's words are in (``<html lang>`` must say the same)."""
+    locale = get_locale()
+    return locale.language if locale is not None else DEFAULT_LOCALE
 
 
 def pin_locale(lang: str) -> None:

@@ -154,7 +154,8 @@ def test_the_operator_desk_is_translated_when_asked_for_by_name(logged_in) -> No
     desk = logged_in("operator")
     page = desk.get("/operator/?lang=es").get_data(as_text=True)
     assert "Agencias que esperan mi respuesta" in page and "Registrar una llamada" in page
-    assert "Nada aquí." in page and "Cerrar sesión" in page
+    assert "Nada aquí." in page and "Cerrar sesión" in page and '<html lang="es">' in page
+    assert '<html lang="en">' in desk.get("/operator/").get_data(as_text=True)
     chats = desk.get("/operator/chats/?lang=es")
     assert chats.status_code == 200 and "Nadie está esperando." in chats.get_data(as_text=True)
     form = desk.get("/operator/calls/new?lang=es").get_data(as_text=True)
