@@ -161,6 +161,7 @@ def test_the_operator_desk_is_translated_when_asked_for_by_name(logged_in) -> No
     form = desk.get("/operator/calls/new?lang=es").get_data(as_text=True)
     assert "Durante la llamada" in form and "Guardar el registro de la llamada" in form
     assert ">Sí</option>" in form and "Desconocido" in form
+    assert "Alguien está en peligro inminente" in form and "Es seguro llamar" in form
 
 
 def test_a_spanish_too_many_requests_page_says_when_in_spanish(app) -> None:

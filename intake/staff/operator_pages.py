@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from config.auth import current_user, login_required
@@ -37,15 +38,17 @@ from workflows.vocabulary import CALLER_TYPES, DESK, LANGUAGES
 bp = Blueprint("operator_pages", __name__, template_folder="templates")
 
 SAFE_FLAGS = (
-    ("safe_to_call", "Safe to call"),
-    ("safe_to_text", "Safe to text"),
-    ("safe_for_voicemail", "Safe to leave a voicemail"),
-    ("announce_only", "Texts only say “you have a message” (the reply is read with the reference)"),
+    ("safe_to_call", _l("Safe to call")),
+    ("safe_to_text", _l("Safe to text")),
+    ("safe_for_voicemail", _l("Safe to leave a voicemail")),
+    ("announce_only", _l(
+        "Texts only say “you have a message” (the reply is read with the reference)"
+    )),
 )
 SAFE_TEXTS = (
-    ("safe_hours", "Safe hours (notes)"),
-    ("safe_word", "Code word for “safe”"),
-    ("unsafe_word", "Code word for “not safe”"),
+    ("safe_hours", _l("Safe hours (notes)")),
+    ("safe_word", _l("Code word for “safe”")),
+    ("unsafe_word", _l("Code word for “not safe”")),
 )
 
 # Offered as suggestions; any IANA name is accepted. The hotline has no zone of its own

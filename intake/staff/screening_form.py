@@ -8,27 +8,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
+
 from intake.forms import FormErrors, tri_state
 
 YES_NO_FACTS = (
-    ("imminent_danger", "Someone is in imminent danger"),
-    ("victim_minor", "The victim is under 18"),
-    ("foreign_national", "The victim is a foreign national"),
-    ("commercial_sex", "Commercial sex is involved"),
-    ("force_fraud_coercion", "Force, fraud or coercion"),
-    ("documents_confiscated", "Documents confiscated"),
-    ("cross_border", "Moved across a border"),
-    ("wage_violations", "Wage violations"),
+    ("imminent_danger", _l("Someone is in imminent danger")),
+    ("victim_minor", _l("The victim is under 18")),
+    ("foreign_national", _l("The victim is a foreign national")),
+    ("commercial_sex", _l("Commercial sex is involved")),
+    ("force_fraud_coercion", _l("Force, fraud or coercion")),
+    ("documents_confiscated", _l("Documents confiscated")),
+    ("cross_border", _l("Moved across a border")),
+    ("wage_violations", _l("Wage violations")),
 )
 CONSENTS = (
-    ("law_enforcement", "The victim agrees to a referral to law enforcement"),
-    ("services", "The victim agrees to a referral to services"),
-    ("callback", "We may contact the caller back"),
+    ("law_enforcement", _l("The victim agrees to a referral to law enforcement")),
+    ("services", _l("The victim agrees to a referral to services")),
+    ("callback", _l("We may contact the caller back")),
 )
 TRAFFICKING_TYPES = ("sex", "labor", "both", "unknown")
 REQUEST_TYPES = ("crisis", "tip", "referral", "information", "high_risk")
-INDICATOR_GROUPS = (("general", "General"), ("labor", "Labor"), ("sex", "Sex"),
-                    ("minor", "Minors"))
+INDICATOR_GROUPS = (("general", _l("General")), ("labor", _l("Labor")), ("sex", _l("Sex")),
+                    ("minor", _l("Minors")))
 
 
 @dataclass(frozen=True)
