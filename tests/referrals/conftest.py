@@ -317,6 +317,10 @@ def delivery_env(settings: Settings, **extra: str) -> dict[str, str]:
         "SESSION_COOKIE_SECURE": "false",
         "RATE_LIMITS_ENABLED": "false",
         "LOG_LEVEL": "INFO",
+        # Never the real api.twilio.com: with no network its DNS look-up and retries held
+        # the only worker for minutes whenever a test happened to page someone (a closed
+        # local port fails at once). Tests that check texts give their own server.
+        "TWILIO_API_BASE_URL": "http://127.0.0.1:9",
     }
     env.update(extra)
     return env
