@@ -33,7 +33,7 @@ import pytest
 MAX_EXAMPLES = 4
 # Two runs per role, each with its own ceiling, so the stateful phase always gets its
 # turn (one shared --max-time would let a slow machine spend it all before).
-RUNS = {"examples,coverage,fuzzing": 40, "stateful": 20}
+RUNS = {"examples,coverage,fuzzing": 25, "stateful": 15}
 
 ROLES = {
     "tipster": None,  # no token: the public tip API, and 401 everywhere else
