@@ -26,7 +26,11 @@ WORDLISTS = {"en": "english", "es": "spanish"}
 
 @cache
 def _words(language: str = "en") -> list[str]:
-    return list(Mnemonic(WORDLISTS.get(language, "english")).wordlist)
+    # BIP-39 ships its lists decomposed (NFKD: "n" + a combining tilde). Composed (NFC)
+    # each accented letter is one Latin-1 character, so a Spanish passphrase can travel
+    # in the X-Tip-Passphrase header (HTTP header values are Latin-1) and reads the same.
+    return [unicodedata.normalize("NFC", w) for w in Mnemonic(
+        WORDLISTS.get(language, "english")).wordlist]
 
 
 def new_passphrase(words: int = 5, language: str = "en") -> str:
