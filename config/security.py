@@ -19,6 +19,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
 from config.settings import Settings
+from workflows.db import MAX_ID
 from workflows.models import Case
 
 log = logging.getLogger(__name__)
@@ -122,11 +123,9 @@ class DatabaseIntegerConverter(IntegerConverter):
     answers 405 to a DELETE or GET that is allowed.
     """
 
-    LARGEST = 2**31 - 1
-
     def to_python(self, value: str) -> int:
         number = int(super().to_python(value))
-        return number if number <= self.LARGEST else 0
+        return number if number <= MAX_ID else 0
 
 
 def init_app(app: Flask, settings: Settings) -> None:

@@ -22,6 +22,7 @@ from marshmallow import ValidationError, validates_schema
 
 from config.contract import OptionalId, StrictBoolean, StrictSchema, Text
 from workflows.campaigns import HEARD_FROM
+from workflows.db import MAX_ID
 from workflows.safe_hours import parse_hhmm, parse_zone
 from workflows.vocabulary import CALLER_TYPES, LANGUAGES
 
@@ -167,7 +168,7 @@ class CallIn(StrictSchema):
     safe_contact = Nested(SafeContactIn, allow_none=True)
     call_sid = OptionalId(64)
     heard_from = HeardFrom()
-    case_id = Integer(allow_none=True, strict=True, validate=Range(1, 2**31 - 1), metadata={
+    case_id = Integer(allow_none=True, strict=True, validate=Range(1, MAX_ID), metadata={
         "description": "attach this call to an open case instead of opening one"})
     victims = List(Nested("VictimIn"), validate=Length(max=20), load_default=list)
     subjects = List(Nested("SubjectIn"), validate=Length(max=50), load_default=list)

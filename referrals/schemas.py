@@ -10,7 +10,7 @@ from apiflask.validators import Length, OneOf, Range, Regexp
 from marshmallow import ValidationError, validates, validates_schema
 
 from config.contract import StrictSchema, Text
-from workflows.db import utcnow
+from workflows.db import MAX_ID, utcnow
 from workflows.outcomes import (
     MAX_AMOUNT,
     MAX_NOTES,
@@ -63,7 +63,7 @@ class AgencyEventIn(StrictSchema):
 
 class ListQuery(StrictSchema):
     state = String(load_default=None, validate=OneOf(VISIBLE_STATES))
-    after = Integer(load_default=None, validate=Range(min=0, max=2**31 - 1))  # a database id
+    after = Integer(load_default=None, validate=Range(min=0, max=MAX_ID))
     limit = Integer(load_default=50, validate=Range(min=1, max=200))
 
 

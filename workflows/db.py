@@ -44,6 +44,10 @@ def _utc_on_load(target: Base, _context: object, attrs: object = None) -> None:
 
 # The one clock every module reads through ``utcnow``; tests that must be at a given
 # hour (a tipster's safe hours) set it with ``set_clock`` instead of sleeping.
+# The largest id a row can have: ids are PostgreSQL ``integer`` (32 bits). A larger one
+# names nothing, and must be refused or treated as such before it reaches the database.
+MAX_ID = 2**31 - 1
+
 _clock: list[Callable[[], datetime] | None] = [None]
 
 

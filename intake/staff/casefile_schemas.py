@@ -16,6 +16,7 @@ from config.contract import (
     Text,
     reject_control_characters,
 )
+from workflows.db import MAX_ID
 from workflows.identifiers import SUBJECT_KINDS
 from workflows.jurisdiction import US_STATES
 
@@ -170,4 +171,4 @@ class SearchOut(Schema):
 
 
 class MergeIn(StrictSchema):
-    into = StrictInteger(required=True, validate=Range(1, 2**31 - 1))
+    into = StrictInteger(required=True, validate=Range(1, MAX_ID))

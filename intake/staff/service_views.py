@@ -16,7 +16,7 @@ from config.auth import current_user, token_auth
 from config.database import db_session
 from intake.schemas import StrictSchema, Text
 from workflows.casework import staff_case
-from workflows.db import transaction
+from workflows.db import MAX_ID, transaction
 from workflows.errors import InvalidInput
 from workflows.outbox import add_notification
 from workflows.providers import SERVICE_TYPES, ServiceReferral, refer_to_provider, search_providers
@@ -58,7 +58,7 @@ class ServiceList(Schema):
 
 
 class ServiceReferralIn(StrictSchema):
-    service_id = Integer(required=True, strict=True, validate=Range(1, 2**31 - 1))  # a database id
+    service_id = Integer(required=True, strict=True, validate=Range(1, MAX_ID))
     reason = Text(2000, required=True)
 
 
