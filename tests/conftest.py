@@ -163,6 +163,24 @@ def _truncate_all(session: Session) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _process_keys_restored(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test, this process encrypts and signs with the session's keys again.
+
+    A test that configures keys of its own (the spool's, a private cluster's) left them
+    in place: rows written afterwards were sealed with a key the worker processes of later
+    tests did not hold, so their deliveries and texts failed, and audit checks named the
+    wrong key, depending on which tests an xdist worker had run before.
+    """
+    from workflows.audit import audit_keys
+    from workflows.pii import keyring
+
+    settings = request.getfixturevalue("settings")
+    yield
+    keyring.configure(settings.pii_encryption_keys, settings.pii_lookup_key)
+    audit_keys.configure(settings.audit_keys)
+
+
+@pytest.fixture(autouse=True)
 def _clean_database(request: pytest.FixtureRequest) -> Iterator[None]:
     """Each test starts from empty tables (only when it used the database)."""
     uses_db = "settings" in request.fixturenames
