@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from bench import delivery, intake, memory, queues, research, workflow
+from bench import delivery, intake, memory, queues, research, scaleout, soak, workflow
 from bench.environment import BenchEnv
 from bench.load import have_wrk
 from bench.report import Report
@@ -28,6 +28,8 @@ PARTS: dict[str, Callable[[BenchEnv, Report, Sizes], None]] = {
     "queues": queues.run,
     "memory": memory.run,
     "research": research.run,
+    "scaleout": scaleout.run,
+    "soak": soak.run,
 }
 
 

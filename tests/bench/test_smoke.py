@@ -26,7 +26,7 @@ pytestmark = [
     ),
 ]
 
-PARTS = ("intake", "workflow", "delivery", "queues", "memory", "research")
+PARTS = ("intake", "workflow", "delivery", "queues", "memory", "research", "scaleout", "soak")
 
 
 def test_smoke_run_prints_a_table_with_numbers(tmp_path: Path) -> None:
