@@ -147,9 +147,6 @@ def run(env: BenchEnv, report: Report, sizes: Sizes) -> None:
     best_bare = max(r.rate for r in bare.values())
     bare_per = statistics.median(bare_cpu)
     variants = [("POST /api/v1/tips", "wsgi:app", tip)]
-    if not report.smoke:
-        variants.append(("tips, passphrase HMAC (what-if)", "bench.variants:fast_passphrase_app",
-                         tip))
     with env.gunicorn() as base:
         if has_route(base, "/twilio/sms"):
             variants.append(("POST /twilio/sms (signed)", "wsgi:app",

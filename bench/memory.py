@@ -21,9 +21,9 @@ def _worker_rss(master_pid: int) -> int:
 
 
 def web(env: BenchEnv, report: Report, sizes: Sizes) -> None:
-    """Tips through the real request path (passphrase hash made cheap so 100 k fit)."""
+    """Tips through the real request path."""
     target = sizes.memory_requests
-    with env.gunicorn("bench.variants:fast_passphrase_app", workers=2) as base:
+    with env.gunicorn(workers=2) as base:
         master = env.processes[-1].pid
         done, warm_rss = 0, 0
         started = time.monotonic()

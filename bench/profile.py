@@ -23,7 +23,6 @@ from bench.load import run_closed
 RESULTS = ROOT / "bench" / "results"
 TARGETS = {
     "tips": ("wsgi:app", lambda: [tip_request()]),
-    "tips-hmac": ("bench.variants:fast_passphrase_app", lambda: [tip_request()]),
     "sms": ("wsgi:app", lambda: sms_requests(5000)),
     "bare": ("bench.bare_app:app", lambda: [tip_request()]),
 }
