@@ -76,7 +76,7 @@ def submit_tip(
             heard_from=data.get("heard_from"),
         )
     )
-    session.flush()
+    # No flush here: the commit's one flush writes the signal (with the audit event).
     return NewTip(case, passphrase or "")
 
 

@@ -240,12 +240,12 @@ def _start(
         ivr_path={"answers": {}},
     )
     session.add(signal)
-    session.flush()
+    session.flush()  # the signal's id, for the conversation and the message
     conversation = SmsConversation(
-        phone_hash=phone_hash, case_id=case.id, signal_id=signal.id, step=0, language=language
+        phone_hash=phone_hash, case_id=case.id, signal_id=signal.id, step=0, language=language,
+        updated_at=utcnow(),
     )
-    session.add(conversation)
-    session.flush()
+    session.add(conversation)  # flushed with the first message (_store)
     welcome = catalog.message(
         "welcome", language, reference=case.reference or "", passphrase=passphrase
     )
@@ -293,11 +293,19 @@ def _continue(
 def receive_sms(session: Session, catalog: IntakeCatalog, sms: SmsIn) -> str | None:
     """Handle one inbound text; the reply to send, or None to send nothing at all."""
     phone_hash = lookup_hash(phone_key(sms.sender))
-    if session.scalar(select(TipMessage.id).where(TipMessage.message_sid == sms.message_sid)):
+    # One round trip asks both: do we hold this text already, has its sender opted out?
+    held, opted_out = session.execute(
+        select(
+            select(TipMessage.id)
+            .where(TipMessage.message_sid == sms.message_sid)
+            .scalar_subquery(),
+            select(OptOut.opted_out).where(OptOut.phone_hash == phone_hash).scalar_subquery(),
+        )
+    ).one()
+    if held:
         return None  # Twilio retried a text we already hold
     keyword = _keyword(sms.body)
-    opted_out = session.get(OptOut, phone_hash)
-    suppressed = bool(opted_out and opted_out.opted_out)
+    suppressed = bool(opted_out)
     if keyword in STOP_WORDS:
         set_opt_out(session, phone_hash, True)
         return None  # the carrier has already confirmed the opt-out
@@ -310,12 +318,13 @@ def receive_sms(session: Session, catalog: IntakeCatalog, sms: SmsIn) -> str | N
         language = conversation.language if conversation else "en"
         return None if suppressed else catalog.message("help", language)
     if conversation is None:
+        # A new conversation is written with updated_at = now: no UPDATE of it follows.
         conversation, reply = _start(session, catalog, sms, phone_hash)
         _store(session, conversation, sms)
     else:
         _store(session, conversation, sms)
         reply = _continue(session, catalog, conversation, sms)
-    conversation.updated_at = utcnow()
+        conversation.updated_at = utcnow()
     # An opted-out texter's words are kept (they may matter), but nothing is sent back.
     return None if suppressed else reply
 
@@ -424,5 +433,5 @@ def replay_sms(session: Session, catalog: IntakeCatalog, payload: dict[str, Any]
         assert conversation is not None
         _store(session, conversation, sms)
         _continue(session, catalog, conversation, sms)
-    conversation.updated_at = utcnow()
+        conversation.updated_at = utcnow()
     return conversation.case_id

@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 import secrets
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from workflows import links  # noqa: F401  (registers the identifier index)
-from workflows.audit import record_event
-from workflows.db import savepoint, utcnow
+from workflows.audit import new_chain, record_event
+from workflows.db import dialect_insert, utcnow
 from workflows.deadlines import DEFAULT_CASE_DEADLINES
 from workflows.errors import NotFound
 from workflows.models import PRIORITY_RANK, Case, Priority
@@ -23,6 +22,10 @@ _READ_AS = str.maketrans({"O": "0", "I": "1", "L": "1"})
 _NEW = re.compile(r"HT[0-9A-Z]{8}")
 _OLD = re.compile(r"HT[0-9]{10}")  # HT-2026-000123: references issued before, still valid
 REFERENCE_ATTEMPTS = 5
+
+
+class ReferenceCollision(RuntimeError):
+    """Every reference drawn for a new case was taken (at 2^40, a broken generator)."""
 
 
 def new_reference() -> str:
@@ -68,28 +71,37 @@ def open_case(
     ``reference`` is one the tipster was already given (a spooled tip, replayed).
     """
     # Every open case has a deadline from birth, so queues sort and "late" is one range scan.
-    # The reference is part of the INSERT (no UPDATE after it); a collision (one in 2^40
-    # per existing case) is retried inside a savepoint with a new one.
-    # A given reference (one a tipster already holds) is never swapped for another.
-    attempts = 1 if reference else REFERENCE_ATTEMPTS
-    for attempt in range(attempts):
-        case = Case(
-            reference=reference or new_reference(),
-            deadline=utcnow() + DEFAULT_CASE_DEADLINES[priority.value],
-            state="received",
-            priority=priority.value,
-            priority_rank=PRIORITY_RANK[priority],
-            anonymous=anonymous,
-            passphrase_hash=passphrase_hash,
+    # The reference is part of the INSERT (no UPDATE after it). One statement: a drawn
+    # reference that collides (one in 2^40 per existing case) inserts nothing
+    # (ON CONFLICT DO NOTHING, no savepoint) and is drawn again. A given reference (one a
+    # tipster already holds) is never swapped for another: its collision is an error.
+    values = {
+        "deadline": utcnow() + DEFAULT_CASE_DEADLINES[priority.value],
+        "state": "received",
+        "priority": priority.value,
+        "priority_rank": PRIORITY_RANK[priority],
+        "anonymous": anonymous,
+        "passphrase_hash": passphrase_hash,
+        "version": 1,  # the version_id_col the unit of work would have started
+    }
+    case: Case | None = None
+    if reference is not None:
+        case = session.scalars(
+            insert(Case).returning(Case), [{**values, "reference": reference}]
+        ).one()
+    else:
+        stmt = (
+            dialect_insert(session)(Case)
+            .on_conflict_do_nothing(index_elements=["reference"])
+            .returning(Case)
         )
-        try:
-            with savepoint(session):
-                session.add(case)
-        except IntegrityError:
-            if attempt == attempts - 1:
-                raise
-            continue
-        break
+        for _attempt in range(REFERENCE_ATTEMPTS):
+            case = session.scalars(stmt, [{**values, "reference": new_reference()}]).first()
+            if case is not None:
+                break
+        if case is None:
+            raise ReferenceCollision(f"no free reference in {REFERENCE_ATTEMPTS} draws")
+    new_chain(session, case.id)
     record_event(
         session,
         actor=actor,

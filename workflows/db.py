@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import DateTime, MetaData, create_engine, event, inspect
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -123,3 +126,8 @@ def transaction(session: Session) -> Iterator[Session]:
 def is_postgres(session: Session) -> bool:
     """True when the session talks to PostgreSQL (row locks, SKIP LOCKED)."""
     return session.get_bind().dialect.name == "postgresql"
+
+
+def dialect_insert(session: Session) -> Any:
+    """The ``insert`` of the session's database, which has ``on_conflict_do_*``."""
+    return pg_insert if is_postgres(session) else sqlite_insert

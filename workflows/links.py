@@ -16,7 +16,7 @@ from sqlalchemy import Table, and_, delete, insert, inspect, select
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, aliased
 
-from workflows.db import utcnow
+from workflows.db import is_postgres, utcnow
 from workflows.identifiers import identifier_hash, normalise
 from workflows.models import Case, CaseIdentifier, Referral
 
@@ -46,6 +46,10 @@ def _index_identifiers(session: Session, _flush_context: Any) -> None:
     table = _index_table()
     stale: list[tuple[str, int]] = []
     fresh: list[dict[str, Any]] = []
+    # A row inserted by this flush has no index rows yet where ids are never reused
+    # (PostgreSQL sequences): a DELETE for it would be a round trip that finds nothing.
+    # SQLite may hand a deleted row's id out again, so there it is cleared all the same.
+    reused_ids = not is_postgres(session)
     for obj in session.deleted:
         if _indexed(obj):
             stale.append((type(obj).identifier_source, obj.id))
@@ -53,7 +57,8 @@ def _index_identifiers(session: Session, _flush_context: Any) -> None:
         if not _indexed(obj) or (obj not in session.new and not _changed(obj)):
             continue
         source = type(obj).identifier_source
-        stale.append((source, obj.id))
+        if reused_ids or obj not in session.new:
+            stale.append((source, obj.id))
         now = utcnow()
         for kind, normal in dict.fromkeys(obj.identifiers()):
             fresh.append(
@@ -66,7 +71,7 @@ def _index_identifiers(session: Session, _flush_context: Any) -> None:
                     "created_at": now,
                 }
             )
-    if not stale:
+    if not stale and not fresh:
         return
     connection = session.connection()
     for source, source_id in stale:

@@ -25,7 +25,10 @@ def _count(session, model) -> int:
 
 
 def _other_delivery_wins_first(app, work, caplog) -> None:
-    """Before this request's first flush, another session commits ``work`` in full."""
+    """Before this request's first write, another session commits ``work`` in full.
+
+    The first write is an INSERT statement (``open_case``) or a flush, whichever comes
+    first."""
     runtime = app.extensions["runtime"]
     with (
         caplog.at_level(logging.INFO, logger="intake.twilio"),
@@ -35,11 +38,21 @@ def _other_delivery_wins_first(app, work, caplog) -> None:
 
         session = db_session()
 
+        raced: list[bool] = []
+
         def race(*_args) -> None:
+            if raced:
+                return
+            raced.append(True)
             with runtime.session() as other, transaction(other):
                 work(other)
 
-        event.listen(session, "before_flush", race, once=True)
+        def before_insert(state) -> None:  # type: ignore[no-untyped-def]
+            if state.is_insert:
+                race()
+
+        event.listen(session, "before_flush", race)
+        event.listen(session, "do_orm_execute", before_insert)
         in_transaction(work)
     assert "retried a unit of work" in caplog.text  # the race did happen, and was survived
 
