@@ -1,15 +1,36 @@
 """The outbox relay: moves due outbox rows to RQ, or runs them in-process when embedded.
 
-A row is *claimed* by raising its dispatch count and giving it a lease; the RQ job id
-is derived from (namespace, row, dispatch), so it is deterministic and a repeat enqueue
-of one dispatch is the same job. On PostgreSQL the claim reads with ``FOR UPDATE SKIP
-LOCKED`` and every claim is a compare-and-set on the dispatch count, so any number of
-relays on any number of machines never dispatch a row twice. A row dispatched but not
-done when its lease runs out (a worker was SIGKILLed, Redis lost the job) is claimed
-again: the job is redone within ``delivery_lease_seconds`` rather than after RQ's
-ten-minute maintenance pass.
-"""
+A row is *claimed* by raising its dispatch count and giving it a lease. On PostgreSQL
+the claim reads with ``FOR UPDATE SKIP LOCKED`` and every claim is a compare-and-set on
+the dispatch count, so any number of relays on any number of machines never dispatch a
+row twice. A row dispatched but not done when its lease runs out (a worker was
+SIGKILLed, Redis lost the job) is claimed again: the job is redone within
+``delivery_lease_seconds`` rather than after RQ's ten-minute maintenance pass.
 
+Batches: the rows one pass claims for one queue go to RQ up to ``JOB_ROWS`` per job
+(``referrals.tasks.run_outbox_batch``), so RQ's cost per job (registries, heartbeat,
+result, a dozen Redis round trips) is paid once per batch. Each row of a batch keeps
+its own semantics: it runs only while it is not done and its dispatch is current, a
+row that fails gets its own retry, the rest of the batch still runs, and a batch
+killed half-way has its unfinished rows redone by their leases (finished ones are done).
+
+Batch job ids: every row of a batch is claimed with the same ``dispatched_at``, one no
+other batch of this pass has (the pass's time plus the batch's index in microseconds),
+and the job id is derived from it (``outbox-at-<microseconds>``). So the relay finds a
+leased row's job from the row alone (``job_waits_in_queue``), with nothing stored
+beside it, and a repeat enqueue of the same batch is the same job. Two relays would
+have to claim in the same microsecond to name two batches alike; then the later enqueue
+replaces the earlier job and its rows wait for their lease: late, never twice.
+Jobs queued by an older release (``run_outbox_message``, one row, id
+``outbox-<row>-<dispatch>``) still run; if their lease runs out first, the row is
+dispatched again and the old job then skips it as superseded.
+
+Waking: on PostgreSQL the relay LISTENs on ``workflows.outbox.OUTBOX_CHANNEL``
+(``OutboxListener``) and runs a pass as soon as a transaction that wrote outbox rows
+commits; it still looks every ``RELAY_POLL_MS`` for rows that became due by time
+(retries, safe-hours holds, leases run out) or a notice lost with its connection. The
+embedded default (SQLite) only polls.
+"""
 from __future__ import annotations
 
 import logging
@@ -18,7 +39,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -26,7 +48,7 @@ from sqlalchemy.orm import Session
 
 from config.runtime import Runtime
 from workflows.db import is_postgres, transaction, utcnow
-from workflows.outbox import OutboxMessage
+from workflows.outbox import OUTBOX_CHANNEL, OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +57,8 @@ QUEUE_FOR_KIND = {
     "notify": "notifications",
 }
 PURPOSES = ("referrals", "notifications", "default")
-BATCH = 100
+BATCH = 100  # rows claimed per pass
+JOB_ROWS = 20  # rows per RQ job: RQ's per-job cost is paid once for these
 RESULT_TTL = 3600  # ids only in payloads, but no reason to keep results for long
 FAILURE_TTL = 7 * 24 * 3600  # RQ keeps failed jobs for a year by default
 
@@ -45,6 +68,14 @@ class Claim:
     outbox_id: int
     dispatch: int
     kind: str
+    # The dispatch's time, shared by the rows of one batch and by no other batch: it
+    # names the batch's job (batch_job_id). None for a claim rebuilt inside a job.
+    dispatched_at: datetime | None = None
+
+
+def purpose_of(kind: str) -> str:
+    """The queue (by purpose) an outbox kind goes to."""
+    return QUEUE_FOR_KIND.get(kind, "default")
 
 
 def queue_name(runtime: Runtime, purpose: str) -> str:
@@ -52,10 +83,36 @@ def queue_name(runtime: Runtime, purpose: str) -> str:
     return f"{runtime.settings.redis_namespace}{purpose}"
 
 
+def _prefix(runtime: Runtime) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", runtime.settings.redis_namespace)
+
+
 def job_id(runtime: Runtime, claim: Claim) -> str:
-    """Deterministic RQ job id (letters, digits, ``_`` and ``-`` only)."""
-    prefix = re.sub(r"[^A-Za-z0-9_-]", "_", runtime.settings.redis_namespace)
-    return f"{prefix}outbox-{claim.outbox_id}-{claim.dispatch}"
+    """One row's dispatch, named (letters, digits, ``_`` and ``-`` only): the id of an
+    older release's one-row job, and what the log stamps while a batch runs the row."""
+    return f"{_prefix(runtime)}outbox-{claim.outbox_id}-{claim.dispatch}"
+
+
+def _micros(moment: datetime) -> int:
+    # Naive (SQLite) and aware (PostgreSQL) read-backs of one instant give one number.
+    if moment.tzinfo is not None:
+        moment = moment.replace(tzinfo=None) - (moment.utcoffset() or timedelta(0))
+    return (moment - datetime(1970, 1, 1)) // timedelta(microseconds=1)
+
+
+def batch_job_id(runtime: Runtime, claim: Claim) -> str:
+    """The RQ job id of the batch a claim went out in: derived from its dispatched_at."""
+    assert claim.dispatched_at is not None
+    return f"{_prefix(runtime)}outbox-at-{_micros(claim.dispatched_at)}"
+
+
+def batches(claims: list[Claim]) -> list[list[Claim]]:
+    """The claims of one pass as batches: one queue each, at most JOB_ROWS rows, all
+    with the dispatched_at claim_due gave them."""
+    def key(claim: Claim) -> tuple[datetime | None, str]:
+        return claim.dispatched_at, purpose_of(claim.kind)
+
+    return [list(group) for _, group in groupby(claims, key=key)]
 
 
 def claim_due(
@@ -63,12 +120,16 @@ def claim_due(
     runtime: Runtime,
     limit: int = BATCH,
     still_waiting: Callable[[Claim], bool] | None = None,
+    job_rows: int = JOB_ROWS,
 ) -> list[Claim]:
     """Claim due rows (not done, available, lease free or run out) for this relay.
 
     A row whose lease ran out while its job still waits in the queue (a backlog longer
     than the lease) only gets a longer lease: re-dispatching it would put a second job
     behind the first and, under load, supersede every job before it runs.
+
+    The claims come back in batches (``batches``): rows of one queue, at most
+    ``job_rows`` each, sharing a ``dispatched_at`` no other batch of the pass has.
     """
     now = utcnow()
     lease = now + timedelta(seconds=runtime.settings.delivery_lease_seconds)
@@ -80,6 +141,7 @@ def claim_due(
                 OutboxMessage.attempts,
                 OutboxMessage.kind,
                 OutboxMessage.lease_until,
+                OutboxMessage.dispatched_at,
             )
             .where(
                 OutboxMessage.done_at.is_(None),
@@ -91,9 +153,10 @@ def claim_due(
         )
         if is_postgres(session):
             stmt = stmt.with_for_update(skip_locked=True)
-        for outbox_id, attempts, kind, leased in session.execute(stmt).all():
+        due: dict[str, list[tuple[int, int, str]]] = {}
+        for outbox_id, attempts, kind, leased, dispatched in session.execute(stmt).all():
             if leased is not None and still_waiting and still_waiting(
-                Claim(outbox_id, attempts, kind)
+                Claim(outbox_id, attempts, kind, dispatched)
             ):
                 session.execute(
                     update(OutboxMessage)
@@ -101,13 +164,22 @@ def claim_due(
                     .values(lease_until=lease)
                 )
                 continue
-            done = session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == outbox_id, OutboxMessage.attempts == attempts)
-                .values(attempts=attempts + 1, lease_until=lease, dispatched_at=now)
-            )
-            if done.rowcount == 1:  # type: ignore[attr-defined]
-                claims.append(Claim(outbox_id, attempts + 1, kind))
+            due.setdefault(purpose_of(kind), []).append((outbox_id, attempts, kind))
+        index = 0
+        for rows in due.values():
+            for start in range(0, len(rows), job_rows):
+                # One microsecond apart: each batch's own dispatched_at, hence job id.
+                at = now + timedelta(microseconds=index)
+                index += 1
+                for outbox_id, attempts, kind in rows[start:start + job_rows]:
+                    done = session.execute(
+                        update(OutboxMessage)
+                        .where(OutboxMessage.id == outbox_id,
+                               OutboxMessage.attempts == attempts)
+                        .values(attempts=attempts + 1, lease_until=lease, dispatched_at=at)
+                    )
+                    if done.rowcount == 1:  # type: ignore[attr-defined]
+                        claims.append(Claim(outbox_id, attempts + 1, kind, at))
     return claims
 
 
@@ -133,33 +205,51 @@ def _queues(runtime: Runtime, connection: Any) -> dict[str, Any]:
     }
 
 
-def enqueue_claim(runtime: Runtime, queues: dict[str, Any], claim: Claim) -> None:
-    """Put one claimed row on its queue; only ids travel, never personal data."""
+def enqueue_batch(runtime: Runtime, queues: dict[str, Any], batch: list[Claim]) -> None:
+    """Put one batch of claimed rows (one queue) on its queue as one job; only ids
+    travel, never personal data."""
     from rq import Callback
 
     settings = runtime.settings
-    queues[QUEUE_FOR_KIND.get(claim.kind, "default")].enqueue(
-        "referrals.tasks.run_outbox_message",
-        claim.outbox_id,
-        claim.dispatch,
-        job_id=job_id(runtime, claim),
-        job_timeout=settings.delivery_timeout_seconds * 6 + 30,
+    first = batch[0]
+    # The job's timeout covers every row at its worst; a row that outlives its share is
+    # not cut short (the webhook's own deadline bounds each try).
+    per_row = settings.delivery_timeout_seconds * 6 + 30
+    queues[purpose_of(first.kind)].enqueue(
+        "referrals.tasks.run_outbox_batch",
+        [[claim.outbox_id, claim.dispatch] for claim in batch],
+        job_id=batch_job_id(runtime, first),
+        job_timeout=per_row * len(batch),
         result_ttl=RESULT_TTL,
         failure_ttl=FAILURE_TTL,
-        on_failure=Callback("referrals.tasks.on_job_failure", timeout=60),
-        description=f"outbox {claim.kind} {claim.outbox_id}",
+        on_failure=Callback("referrals.tasks.on_batch_failure", timeout=60 + 5 * len(batch)),
+        description=f"outbox {len(batch)} row(s) from {first.kind} {first.outbox_id}",
     )
 
 
+def enqueue_claim(runtime: Runtime, queues: dict[str, Any], claim: Claim) -> None:
+    """Put one claimed row on its queue (a batch of one)."""
+    enqueue_batch(runtime, queues, [claim])
+
+
 def job_waits_in_queue(runtime: Runtime, connection: Any, claim: Claim) -> bool:
-    """Whether this dispatch's RQ job still waits to start (not lost, not dead)."""
+    """Whether the RQ job of this row's dispatch still waits to start (not lost, not
+    dead): the batch job named by its dispatched_at, else an older release's one-row
+    job."""
     from rq.exceptions import NoSuchJobError
     from rq.job import Job, JobStatus
     from rq.serializers import JSONSerializer
 
-    try:
-        job = Job.fetch(job_id(runtime, claim), connection=connection, serializer=JSONSerializer)
-    except NoSuchJobError:
+    names = [job_id(runtime, claim)]
+    if claim.dispatched_at is not None:
+        names.insert(0, batch_job_id(runtime, claim))
+    for name in names:
+        try:
+            job = Job.fetch(name, connection=connection, serializer=JSONSerializer)
+            break
+        except NoSuchJobError:
+            continue
+    else:
         return False  # Redis lost it (restarted without persistence): dispatch again
     # A started job renewed the lease when it began; still started after the lease ran out
     # means its worker died (SIGKILL, lost machine): dispatch again.
@@ -182,15 +272,17 @@ def relay_once(runtime: Runtime, connection: Any, queues: dict[str, Any] | None 
             session, runtime,
             still_waiting=lambda claim: job_waits_in_queue(runtime, connection, claim),
         )
-        for index, claim in enumerate(claims):
+        moved = 0
+        for batch in batches(claims):
             try:
-                enqueue_claim(runtime, queues, claim)
+                enqueue_batch(runtime, queues, batch)
             except RedisError as exc:
                 log.warning("queue unreachable (%s); %d row(s) wait", type(exc).__name__,
-                            len(claims) - index)
-                release(session, claims[index:])
-                return index
-        return len(claims)
+                            len(claims) - moved)
+                release(session, claims[moved:])
+                return moved
+            moved += len(batch)
+        return moved
     finally:
         session.close()
 
@@ -264,16 +356,121 @@ def tick_audit_anchor(runtime: Runtime, connection: Any, queues: dict[str, Any])
     )
 
 
+class OutboxListener:
+    """``LISTEN`` on the outbox channel over a connection of its own (autocommit).
+
+    ``wait`` returns as soon as a transaction that wrote outbox rows commits, or after
+    the timeout. A lost connection never stops the relay: it is opened again with
+    backoff (1 s doubling to 30 s), the relay polling meanwhile, and the first wait
+    after it is back answers True (a notice may have been missed while it was down).
+    """
+
+    SLICE = 1.0  # seconds: how long one blocking wait lasts before ``stop`` is looked at
+
+    def __init__(self, conninfo: str, channel: str = OUTBOX_CHANNEL) -> None:
+        self.conninfo = conninfo
+        self.channel = channel
+        self.connection: Any = None
+        self.retry_at = 0.0
+        self.backoff = 1.0
+        self.missed = True  # nothing heard yet: the first pass must look
+
+    @classmethod
+    def for_runtime(cls, runtime: Runtime) -> OutboxListener | None:
+        """A listener on the runtime's PostgreSQL database; None on any other."""
+        url = runtime.engine.url
+        if url.get_backend_name() != "postgresql":
+            return None
+        return cls(url.set(drivername="postgresql").render_as_string(hide_password=False))
+
+    def _connect(self) -> bool:
+        import psycopg
+        from psycopg import sql
+
+        if time.monotonic() < self.retry_at:
+            return False
+        try:
+            connection = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
+            connection.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+        except psycopg.Error as exc:
+            self._lost(exc)
+            return False
+        self.connection = connection
+        self.backoff = 1.0
+        return True
+
+    def _lost(self, exc: Exception) -> None:
+        log.warning("outbox LISTEN connection lost (%s); polling, again in %.0f s",
+                    type(exc).__name__, self.backoff)
+        if self.connection is not None:
+            try:
+                self.connection.close()
+            except Exception:  # noqa: BLE001, S110 - it is gone either way
+                pass
+        self.connection = None
+        self.missed = True
+        self.retry_at = time.monotonic() + self.backoff
+        self.backoff = min(self.backoff * 2, 30.0)
+
+    def wait(self, timeout: float, stop: threading.Event) -> bool:
+        """Block up to ``timeout`` s (or until ``stop``); True when woken by a notice."""
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if self.connection is None and not self._connect():
+                stop.wait(min(remaining, self.SLICE))
+                continue
+            if self.missed:
+                self.missed = False
+                return True
+            try:
+                woken = False
+                for _ in self.connection.notifies(
+                    timeout=min(remaining, self.SLICE), stop_after=1
+                ):
+                    woken = True
+                if woken:
+                    # One pass serves every notice so far: take them all off the wire.
+                    for _ in self.connection.notifies(timeout=0):
+                        pass
+                    return True
+            except psycopg.Error as exc:
+                self._lost(exc)
+        return False
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+
 def run_relay_loop(runtime: Runtime, stop: threading.Event | None = None) -> None:
     """Relay until stopped: the worker command runs this beside the RQ worker."""
     from redis import Redis
-    from redis.exceptions import RedisError
 
     stop = stop or threading.Event()
     assert runtime.settings.redis_url
     connection = Redis.from_url(runtime.settings.redis_url, socket_timeout=5)
     queues = _queues(runtime, connection)
     pause = runtime.settings.relay_poll_ms / 1000
+    listener = OutboxListener.for_runtime(runtime)
+    try:
+        _relay_passes(runtime, connection, queues, stop, pause, listener)
+    finally:
+        if listener is not None:
+            listener.close()
+
+
+def _relay_passes(
+    runtime: Runtime, connection: Any, queues: dict[str, Any], stop: threading.Event,
+    pause: float, listener: OutboxListener | None,
+) -> None:
+    from redis.exceptions import RedisError
+
     while not stop.is_set():
         try:
             # The ticks go first: with Redis down they fail at once, and the relay does
@@ -289,29 +486,42 @@ def run_relay_loop(runtime: Runtime, stop: threading.Event | None = None) -> Non
         except Exception:
             log.exception("relay pass failed; retrying")
             moved = 0
-        if moved < BATCH:
+        if moved >= BATCH:
+            continue  # more may be due at once
+        if listener is None:
             stop.wait(pause)
+        else:
+            listener.wait(pause, stop)
 
 
-def run_claims_in_process(runtime: Runtime, claims: list[Claim]) -> None:
-    """Run claimed rows here and now, with the same failure handling as RQ's on_failure."""
+def run_claims_in_process(runtime: Runtime, claims: list[Claim]) -> dict[str, int]:
+    """Run claimed rows here and now, one after the other, with the same failure
+    handling as RQ's on_failure for each: a row that fails is retried on its own and
+    the rest still run. Returns how many rows ended how (done, skipped, held, failed)."""
     from referrals.delivery import DeliveryFailed, after_failed_attempt
     from referrals.notifications import NotifyFailed
     from referrals.tasks import current_job_id, execute_outbox_message
 
+    outcomes: dict[str, int] = {}
     for claim in claims:
         token = current_job_id.set(job_id(runtime, claim))
         try:
-            execute_outbox_message(runtime, claim.outbox_id, claim.dispatch)
+            outcome = execute_outbox_message(runtime, claim.outbox_id, claim.dispatch)
         except (DeliveryFailed, NotifyFailed) as exc:
+            outcome = "failed"
             after_failed_attempt(runtime, claim.outbox_id, claim.dispatch, str(exc))
         except Exception as exc:
+            # Also RQ's JobTimeoutException, raised in whichever row was running when the
+            # batch's time ran out: that row's try failed; the others still run.
+            outcome = "failed"
             log.exception("outbox %s failed", claim.outbox_id)
             after_failed_attempt(
                 runtime, claim.outbox_id, claim.dispatch, f"job error: {type(exc).__name__}"
             )
         finally:
             current_job_id.reset(token)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
 
 
 def run_embedded_once(runtime: Runtime, check_deadlines: bool = True) -> int:

@@ -12,6 +12,8 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import tuple_, update
+
 from config.runtime import Runtime, current_runtime
 from referrals.delivery import (
     DeliveryFailed,
@@ -153,7 +155,8 @@ def execute_outbox_message(runtime: Runtime, outbox_id: int, dispatch: int) -> s
 
 
 def run_outbox_message(outbox_id: int, dispatch: int) -> str:
-    """RQ job: deliver or notify for one outbox row.
+    """RQ job: deliver or notify for one outbox row (what an older release queued; the
+    relay now queues ``run_outbox_batch``).
 
     Safe to run twice: it acts only while the row is not done and ``dispatch`` is the
     row's current one; a delivery already ``sent`` (a packet version with ``sent_at``) is
@@ -161,6 +164,58 @@ def run_outbox_message(outbox_id: int, dispatch: int) -> str:
     sent only for rows still unsent, and the agency dedupes on the Idempotency-Key.
     """
     return execute_outbox_message(job_runtime(), outbox_id, dispatch)
+
+
+def run_outbox_batch(rows: list[list[int]]) -> dict[str, int]:
+    """RQ job: a batch of outbox rows (``[outbox_id, dispatch]`` pairs) of one queue,
+    one after the other (``referrals.relay``: RQ's per-job cost paid once per batch).
+
+    Each row as ``run_outbox_message`` would run it: safe to run twice, a row that is
+    done or superseded is skipped, a row that fails gets its own retry and the rest
+    still run. Leases are renewed for the whole batch first, so rows waiting their
+    turn behind a slow one are not dispatched again meanwhile.
+    """
+    from referrals.relay import Claim, run_claims_in_process
+
+    runtime = job_runtime()
+    claims = [Claim(int(outbox_id), int(dispatch), "") for outbox_id, dispatch in rows]
+    _renew_leases(runtime, claims)
+    return run_claims_in_process(runtime, claims)
+
+
+def _renew_leases(runtime: Runtime, claims: list[Any]) -> None:
+    """One statement: a full lease for every row of the batch still on this dispatch."""
+    session = runtime.session()
+    try:
+        with transaction(session):
+            session.execute(
+                update(OutboxMessage)
+                .where(
+                    tuple_(OutboxMessage.id, OutboxMessage.attempts).in_(
+                        [(claim.outbox_id, claim.dispatch) for claim in claims]
+                    ),
+                    OutboxMessage.done_at.is_(None),
+                )
+                .values(lease_until=utcnow() + timedelta(
+                    seconds=runtime.settings.delivery_lease_seconds
+                ))
+            )
+    finally:
+        session.close()
+
+
+def on_batch_failure(job: Any, connection: Any, exc_type: Any, exc_value: Any,
+                     tb: Any) -> None:
+    """RQ on_failure of a batch: the job failed as a whole (its rows' own failures are
+    handled inside it), so each row not done on that dispatch counts a failed try.
+
+    Safe to run twice: ``after_failed_attempt`` ignores a row that is done or whose
+    dispatch is not current.
+    """
+    error = f"job error: {getattr(exc_type, '__name__', exc_type)}"
+    runtime = job_runtime()
+    for outbox_id, dispatch in job.args[0]:
+        after_failed_attempt(runtime, int(outbox_id), int(dispatch), error)
 
 
 def on_job_failure(job: Any, connection: Any, exc_type: Any, exc_value: Any, tb: Any) -> None:

@@ -5,6 +5,12 @@ rollback; enqueueing after commit loses the job if the process dies in between. 
 state change writes an ``OutboxMessage`` in the same transaction, and a relay
 (``referrals.relay``) moves due rows to RQ with a deterministic job id.
 Payloads hold ids only, never tip text or phone numbers.
+
+On PostgreSQL the transaction that writes a row also sends ``NOTIFY hotline_outbox``
+(once per transaction, whatever number of rows): PostgreSQL delivers it only when the
+transaction commits, so a relay listening on the channel claims the row at once
+instead of at its next poll, and never before the row is visible. NOTIFY is scoped to
+the database, so deployments on separate databases never wake each other.
 """
 
 from __future__ import annotations
@@ -12,8 +18,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, event, func, select
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 
 from workflows.db import Base, is_postgres, utcnow
 
@@ -55,7 +61,45 @@ def add_outbox_message(
         available_at=utcnow() + (delay or timedelta(0)),
     )
     session.add(message)
+    wake_relays(session)
     return message
+
+
+OUTBOX_CHANNEL = "hotline_outbox"  # LISTEN/NOTIFY channel of the relays (per database)
+_WAKE = "hotline_outbox_wake"  # session.info flag: this transaction wrote an outbox row
+
+
+def wake_relays(session: Session) -> None:
+    """Have this transaction's commit wake the relays (NOTIFY on PostgreSQL).
+
+    ``add_outbox_message`` calls it; so should any other writer of outbox rows (an
+    ``insert(OutboxMessage)`` run through the session is caught by itself, see below).
+    Without it the row still goes, at the relay's next poll.
+    """
+    session.info[_WAKE] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _insert_wakes_relays(state: ORMExecuteState) -> None:
+    """A bulk or Core-style ``insert(OutboxMessage)`` through the session wakes them too."""
+    if state.is_insert and state.bind_mapper is not None:
+        if state.bind_mapper.class_ is OutboxMessage:
+            state.session.info[_WAKE] = True
+
+
+@event.listens_for(Session, "before_commit")
+def _notify_relays(session: Session) -> None:
+    """One NOTIFY per committing transaction that wrote outbox rows (PostgreSQL folds
+    repeats anyway, but each would be a round trip)."""
+    if session.info.pop(_WAKE, False) and is_postgres(session):
+        session.execute(select(func.pg_notify(OUTBOX_CHANNEL, "")))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_wake(session: Session, _previous: object) -> None:
+    """A rolled-back row wakes nobody (a stale flag would only cost one empty pass)."""
+    if not session.in_transaction():
+        session.info.pop(_WAKE, None)
 
 
 def add_notification(

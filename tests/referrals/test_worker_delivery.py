@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from referrals.models import DeliveryAttempt, Notification
 from tests.referrals.casework import referral_state, screen_and_approve, submit_tip
@@ -36,6 +36,36 @@ def test_end_to_end_tip_to_agency_acceptance(
     [shown] = case["referrals"]
     assert shown["agency"] == "FBI" and shown["state"] == "accepted"
     assert "job=" in worker.log()
+
+
+def test_a_committed_approval_wakes_the_relay_without_waiting_for_its_poll(
+    app, client, operator, supervisor, agency, start_worker, db_session
+) -> None:
+    if db_session.get_bind().dialect.name != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    # The relay would look by itself only every 30 s: only a NOTIFY can bring it sooner.
+    worker = start_worker(RELAY_POLL_MS="30000", **agency_env(agency.url))
+    listening = text(
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+    )
+
+    def relay_listens() -> bool:
+        with app.extensions["runtime"].engine.connect() as connection:  # a fresh snapshot
+            return bool(connection.scalar(listening))
+
+    wait_until(relay_listens, 30, "the relay to LISTEN")
+    # The first approval may still meet the relay's first passes (start-up, LISTEN
+    # begun); the second comes after a delivery, so the relay has just looked.
+    for n in range(2):
+        case_id = submit_tip(client, narrative=f"Tip {n}: a 15-year-old is sold online.")
+        [referral_id] = screen_and_approve(app, case_id, operator, supervisor)
+        approved = time.monotonic()
+        wait_until(lambda r=referral_id: referral_state(app, r) == "sent", 30, "delivery")
+        # Well before the 30 s poll could have fired (a generous bound: a loaded machine).
+        assert time.monotonic() - approved < 15, worker.log()
+    assert len(agency.packets) == 2
+    assert "LISTEN connection lost" not in worker.log()
 
 
 def test_redis_down_while_tips_arrive_then_everything_is_delivered(
