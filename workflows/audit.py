@@ -226,6 +226,7 @@ def _chain_pending_events(session: Session) -> None:
     heads: dict[int, tuple[int, str]] = {}
     for chain in sorted(by_chain):  # one lock order everywhere: no deadlocks
         heads[chain] = (0, GENESIS) if chain in fresh else _lock_head(session, chain)
+    new_rows: list[dict[str, Any]] = []  # events of chains born in this transaction
     rows: list[dict[str, Any]] = []
     ordered: list[AuditEvent] = []
     for chain, events in by_chain.items():
@@ -235,24 +236,25 @@ def _chain_pending_events(session: Session) -> None:
             event.chain, event.seq, event.prev_hash, event.key_id = chain, seq, prev, key_id
             event.content_mac = content_mac(key_id, event.reason, event.detail)
             event.hash = event_mac(event)
-            rows.append({c: getattr(event, c) for c in _EVENT_COLUMNS})
-            ordered.append(event)
+            row = {c: getattr(event, c) for c in _EVENT_COLUMNS}
+            if chain in fresh:
+                new_rows.append(row)
+            else:
+                rows.append(row)
+                ordered.append(event)
             prev = event.hash
     # Core INSERTs: the events are written once and never read back through this session,
     # so the unit of work (a flush, identity map, attribute history) would add nothing.
     events_table = _table(AuditEvent)
-    stmt = insert(events_table).returning(events_table.c.id, sort_by_parameter_order=True)
-    ids = session.execute(stmt, rows if len(rows) > 1 else rows[0]).scalars().all()
-    for event, event_id in zip(ordered, ids, strict=True):
-        event.id = event_id
     table = _table(AuditChainHead)
-    born = [
-        {"chain": chain, "last_seq": events[-1].seq, "last_hash": events[-1].hash,
-         "last_event_id": events[-1].id}
-        for chain, events in sorted(by_chain.items()) if chain in fresh
-    ]
-    if born:
-        session.execute(insert(table), born if len(born) > 1 else born[0])
+    if new_rows:
+        last_hashes = [by_chain[chain][-1].hash for chain in sorted(by_chain) if chain in fresh]
+        _insert_new_chains(session, events_table, table, new_rows, last_hashes)
+    if rows:
+        stmt = insert(events_table).returning(events_table.c.id, sort_by_parameter_order=True)
+        ids = session.execute(stmt, rows if len(rows) > 1 else rows[0]).scalars().all()
+        for event, event_id in zip(ordered, ids, strict=True):
+            event.id = event_id
     for chain, events in by_chain.items():
         if chain in fresh:
             continue
@@ -262,6 +264,44 @@ def _chain_pending_events(session: Session) -> None:
             .where(table.c.chain == chain)
             .values(last_seq=last.seq, last_hash=last.hash, last_event_id=last.id)
         )
+
+
+def _insert_new_chains(
+    session: Session, events: Table, heads: Table, rows: list[dict[str, Any]],
+    last_hashes: list[str],
+) -> None:
+    """Write the events of new chains and their heads (each head: its chain's last event).
+
+    On PostgreSQL one statement: the events' INSERT is a CTE the heads' INSERT reads its
+    ids from. SQLite (no INSERT in a CTE) takes two.
+    """
+    if is_postgres(session):
+        written = (
+            insert(events).values(rows)
+            .returning(events.c.id, events.c.chain, events.c.seq, events.c.hash)
+            .cte("written")
+        )
+        session.execute(
+            insert(heads)
+            .from_select(
+                ["chain", "last_seq", "last_hash", "last_event_id"],
+                select(written.c.chain, written.c.seq, written.c.hash, written.c.id)
+                .where(written.c.hash.in_(last_hashes)),
+            )
+            .add_cte(written)
+        )
+        return
+    ids = session.execute(
+        insert(events).returning(events.c.id, events.c.hash, sort_by_parameter_order=True),
+        rows,
+    ).all()
+    last = set(last_hashes)
+    by_hash = {row["hash"]: row for row in rows}
+    session.execute(insert(heads), [
+        {"chain": by_hash[digest]["chain"], "last_seq": by_hash[digest]["seq"],
+         "last_hash": digest, "last_event_id": event_id}
+        for event_id, digest in ids if digest in last
+    ])
 
 
 _EVENT_COLUMNS = (

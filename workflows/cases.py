@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import secrets
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workflows import links  # noqa: F401  (registers the identifier index)
 from workflows.audit import new_chain, record_event
-from workflows.db import dialect_insert, utcnow
+from workflows.db import insert_object, utcnow
 from workflows.deadlines import DEFAULT_CASE_DEADLINES
 from workflows.errors import NotFound
 from workflows.models import PRIORITY_RANK, Case, Priority
@@ -86,21 +86,16 @@ def open_case(
     }
     case: Case | None = None
     if reference is not None:
-        case = session.scalars(
-            insert(Case).returning(Case), [{**values, "reference": reference}]
-        ).one()
+        case = insert_object(session, Case, {**values, "reference": reference})
     else:
-        stmt = (
-            dialect_insert(session)(Case)
-            .on_conflict_do_nothing(index_elements=["reference"])
-            .returning(Case)
-        )
         for _attempt in range(REFERENCE_ATTEMPTS):
-            case = session.scalars(stmt, [{**values, "reference": new_reference()}]).first()
+            case = insert_object(
+                session, Case, {**values, "reference": new_reference()}, unique_on="reference"
+            )
             if case is not None:
                 break
-        if case is None:
-            raise ReferenceCollision(f"no free reference in {REFERENCE_ATTEMPTS} draws")
+    if case is None:
+        raise ReferenceCollision(f"no free reference in {REFERENCE_ATTEMPTS} draws")
     new_chain(session, case.id)
     record_event(
         session,

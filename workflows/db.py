@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, MetaData, create_engine, event, inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -13,6 +13,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.session import make_transient_to_detached
+
+T = TypeVar("T")
 
 # Named constraints, so Alembic migrations are stable across databases (Warehouse).
 NAMING_CONVENTION = {
@@ -126,6 +129,48 @@ def transaction(session: Session) -> Iterator[Session]:
 def is_postgres(session: Session) -> bool:
     """True when the session talks to PostgreSQL (row locks, SKIP LOCKED)."""
     return session.get_bind().dialect.name == "postgresql"
+
+
+def insert_object(
+    session: Session, model: type[T], values: dict[str, Any], *, unique_on: str | None = None
+) -> T | None:
+    """INSERT one row in one statement and return it as a persistent object of ``model``.
+
+    The unit of work would spend a flush on it and RETURNING every column would decode
+    them all again; here every column's value is known before the INSERT (what is given,
+    else its Python default, else NULL) and only the id comes back. ``unique_on``: a
+    unique column whose conflict inserts nothing (``ON CONFLICT DO NOTHING``) and returns
+    None, so the caller may try another value without a savepoint. No ORM flush events
+    run for the row: use it for models without flush listeners (not identifier-indexed).
+    """
+    table = model.__table__  # type: ignore[attr-defined]
+    row: dict[str, Any] = {}
+    for column in table.columns:
+        if column.key in values:
+            row[column.key] = values[column.key]
+        elif column.primary_key:
+            continue
+        elif column.default is None:
+            if column.server_default is not None:
+                raise ValueError(f"{table.name}.{column.key}: give it (server default)")
+            row[column.key] = None
+        elif column.default.is_scalar:
+            row[column.key] = column.default.arg
+        elif column.default.is_callable:
+            row[column.key] = column.default.arg(None)  # wrapped: takes an (unused) context
+        else:
+            raise ValueError(f"{table.name}.{column.key}: give it (SQL default)")
+    pk = table.primary_key.columns[0]
+    stmt = dialect_insert(session)(table)
+    if unique_on is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=[unique_on])
+    new_id = session.execute(stmt.returning(pk), row).scalar()
+    if new_id is None:
+        return None
+    obj = model(**{key: value for key, value in row.items()}, **{pk.key: new_id})
+    make_transient_to_detached(obj)  # every attribute loaded, as if just read
+    session.add(obj)
+    return obj
 
 
 def dialect_insert(session: Session) -> Any:
