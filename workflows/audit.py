@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, insert, select, text, update
+from sqlalchemy import Table, insert, literal, select, text, union_all, update
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
@@ -276,19 +276,23 @@ def _insert_new_chains(
     ids from. SQLite (no INSERT in a CTE) takes two.
     """
     if is_postgres(session):
-        written = (
-            insert(events).values(rows)
-            .returning(events.c.id, events.c.chain, events.c.seq, events.c.hash)
-            .cte("written")
-        )
+        # One single-row INSERT CTE per event: a multi-row VALUES is not cacheable and
+        # would be compiled again for every tip.
+        written = [
+            insert(events).values(row).returning(events.c.id).cte(f"event_{n}")
+            for n, row in enumerate(rows)
+        ]
+        last = set(last_hashes)
+        heads_rows = [
+            select(literal(row["chain"]), literal(row["seq"]), literal(row["hash"]), cte.c.id)
+            for row, cte in zip(rows, written, strict=True)
+            if row["hash"] in last
+        ]
+        source = heads_rows[0] if len(heads_rows) == 1 else union_all(*heads_rows)
         session.execute(
             insert(heads)
-            .from_select(
-                ["chain", "last_seq", "last_hash", "last_event_id"],
-                select(written.c.chain, written.c.seq, written.c.hash, written.c.id)
-                .where(written.c.hash.in_(last_hashes)),
-            )
-            .add_cte(written)
+            .from_select(["chain", "last_seq", "last_hash", "last_event_id"], source)
+            .add_cte(*written)
         )
         return
     ids = session.execute(
