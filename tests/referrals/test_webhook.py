@@ -281,3 +281,59 @@ def test_https_checks_the_agency_certificate(tmp_path) -> None:
 def test_the_deadline_must_end_before_the_lease() -> None:
     with pytest.raises(SettingsError, match="DELIVERY_TIMEOUT_SECONDS must be shorter"):
         Settings.from_env({"DELIVERY_TIMEOUT_SECONDS": "60", "DELIVERY_LEASE_SECONDS": "60"})
+
+
+class KeepAlive(BaseHTTPRequestHandler):
+    """An HTTP/1.1 agency answering 200; notes each request's client port. With
+    ``hang_up`` it closes every connection after answering, without saying so (as a
+    server does with a connection left idle too long)."""
+
+    protocol_version = "HTTP/1.1"
+    ports: list[int]
+    hang_up = False
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).ports.append(self.client_address[1])
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+        self.close_connection = type(self).hang_up
+
+    def log_message(self, *_: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def keepalive() -> Iterator[tuple[str, type[KeepAlive]]]:
+    handler = type("Handler", (KeepAlive,), {"ports": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/in", handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_deliveries_to_one_agency_reuse_a_kept_alive_connection(keepalive) -> None:
+    url, handler = keepalive
+    for n in range(3):
+        answer = post_signed(url, b"{}", SECRET, f"k{n}", deadline_seconds=5,
+                             allow_loopback_http=True)
+        assert answer.status == 200
+    assert len(handler.ports) == 3 and len(set(handler.ports)) == 1  # one connection
+
+
+def test_a_kept_alive_connection_the_agency_closed_is_replaced_not_a_failure(
+    keepalive,
+) -> None:
+    url, handler = keepalive
+    handler.hang_up = True
+    for n in range(3):
+        answer = post_signed(url, b"{}", SECRET, f"k{n}", deadline_seconds=5,
+                             allow_loopback_http=True)
+        assert answer.status == 200
+    # Each POST arrived once (the stale connection failed before the agency read it),
+    # each on a fresh connection.
+    assert len(handler.ports) == 3 and len(set(handler.ports)) == 3
