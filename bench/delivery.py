@@ -116,9 +116,12 @@ def clear_outbox(env: BenchEnv) -> None:
 
 
 def queued_backlog(env: BenchEnv, count: int) -> list[int]:
-    """``count`` queued referrals with their outbox rows, as approval leaves them."""
+    """``count`` queued referrals with their outbox rows, as approval leaves them: with
+    the packet frozen at queue time (``take_snapshot``, as ``_on_queue`` does), so the
+    workers' CPU is delivery's, not approval's."""
     from workflows.db import transaction
     from workflows.outbox import add_outbox_message
+    from workflows.packets import take_snapshot
 
     app = _in_process_app(env)
     runtime = app.extensions["runtime"]
@@ -129,6 +132,7 @@ def queued_backlog(env: BenchEnv, count: int) -> list[int]:
             with transaction(session):
                 for _ in range(min(500, count - start)):
                     _case, referral = _make_case(session, "referred", "queued")
+                    take_snapshot(session, referral)
                     add_outbox_message(session, "deliver_referral", ref_id=referral.id)
                     ids.append(referral.id)
             session.expunge_all()

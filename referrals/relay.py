@@ -298,10 +298,18 @@ def _enqueue_once_per_period(
     key_ttl: int,
     description: str,
 ) -> bool:
-    """Enqueue ``task`` once per period across every relay: the first to SET NX wins."""
+    """Enqueue ``task`` once per period across every relay: the first to SET NX wins.
+
+    A relay asks Redis once per slot (it runs a pass at every NOTIFY, and a slot it has
+    tried, won or lost, has nothing more for it).
+    """
     slot = int(time.time() // period)
     ns = runtime.settings.redis_namespace
+    tried = (ns, name)
+    if _tried_slots.get(tried) == slot:
+        return False
     if not connection.set(f"{ns}hotline:{name}:{slot}", "1", nx=True, ex=key_ttl):
+        _tried_slots[tried] = slot
         return False
     prefix = re.sub(r"[^A-Za-z0-9_-]", "_", ns)
     queues["default"].enqueue(
@@ -311,7 +319,11 @@ def _enqueue_once_per_period(
         failure_ttl=FAILURE_TTL,
         description=description,
     )
+    _tried_slots[tried] = slot  # only once enqueued: a failed enqueue is tried again
     return True
+
+
+_tried_slots: dict[tuple[str, str], int] = {}  # (namespace, tick) -> the last slot tried
 
 
 def tick_deadline_check(runtime: Runtime, connection: Any, queues: dict[str, Any]) -> bool:

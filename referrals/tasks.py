@@ -30,7 +30,7 @@ from referrals.notifications import (
 from referrals.thread_delivery import notify_agency_of_answer
 from workflows.db import transaction, utcnow
 from workflows.models import Referral
-from workflows.outbox import OutboxMessage, locked_message
+from workflows.outbox import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -72,35 +72,46 @@ class JobIdFilter(logging.Filter):
 
 
 def _begin(runtime: Runtime, outbox_id: int, dispatch: int) -> OutboxMessage | None:
-    """Renew the lease if this job is the message's current dispatch; else None."""
+    """Renew the lease if this job is the message's current dispatch; else None.
+
+    One statement (a compare-and-set on the dispatch, returning what the job needs):
+    the row is locked for it, so a job and its failure handler, or two relays, never
+    act on one dispatch at once. The message comes back detached, never flushed.
+    """
     session = runtime.session()
     try:
         with transaction(session):
-            message = locked_message(session, outbox_id)
-            if message is None or message.done_at is not None:
-                return None
-            if message.attempts != dispatch:
-                log.info("outbox %s dispatch %s superseded by %s", outbox_id, dispatch,
-                         message.attempts)
-                return None
-            message.lease_until = utcnow() + timedelta(
-                seconds=runtime.settings.delivery_lease_seconds
-            )
-        session.expunge(message)
-        return message
+            row = session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == outbox_id, OutboxMessage.attempts == dispatch,
+                       OutboxMessage.done_at.is_(None))
+                .values(lease_until=utcnow() + timedelta(
+                    seconds=runtime.settings.delivery_lease_seconds
+                ))
+                .returning(OutboxMessage.kind, OutboxMessage.ref_id, OutboxMessage.payload,
+                           OutboxMessage.created_at)
+                .execution_options(synchronize_session=False)
+            ).one_or_none()
     finally:
         session.close()
+    if row is None:
+        log.info("outbox %s dispatch %s is done or superseded: skipped", outbox_id, dispatch)
+        return None
+    return OutboxMessage(id=outbox_id, kind=row.kind, ref_id=row.ref_id,
+                         payload=row.payload, created_at=row.created_at,
+                         attempts=dispatch)
 
 
 def _finish(runtime: Runtime, outbox_id: int) -> None:
     session = runtime.session()
     try:
         with transaction(session):
-            message = session.get(OutboxMessage, outbox_id)
-            if message is not None and message.done_at is None:
-                message.done_at = utcnow()
-                message.lease_until = None
-                message.last_error = None
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == outbox_id, OutboxMessage.done_at.is_(None))
+                .values(done_at=utcnow(), lease_until=None, last_error=None)
+                .execution_options(synchronize_session=False)
+            )
     finally:
         session.close()
 
