@@ -43,7 +43,7 @@ from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from config.runtime import Runtime
@@ -171,15 +171,21 @@ def claim_due(
                 # One microsecond apart: each batch's own dispatched_at, hence job id.
                 at = now + timedelta(microseconds=index)
                 index += 1
-                for outbox_id, attempts, kind in rows[start:start + job_rows]:
-                    done = session.execute(
-                        update(OutboxMessage)
-                        .where(OutboxMessage.id == outbox_id,
-                               OutboxMessage.attempts == attempts)
-                        .values(attempts=attempts + 1, lease_until=lease, dispatched_at=at)
-                    )
-                    if done.rowcount == 1:  # type: ignore[attr-defined]
-                        claims.append(Claim(outbox_id, attempts + 1, kind, at))
+                chunk = rows[start:start + job_rows]
+                # One statement per batch, still a compare-and-set on each row's dispatch.
+                claimed = session.execute(
+                    update(OutboxMessage)
+                    .where(tuple_(OutboxMessage.id, OutboxMessage.attempts).in_(
+                        [(outbox_id, attempts) for outbox_id, attempts, _ in chunk]
+                    ))
+                    .values(attempts=OutboxMessage.attempts + 1, lease_until=lease,
+                            dispatched_at=at)
+                    .returning(OutboxMessage.id)
+                    .execution_options(synchronize_session=False)
+                ).scalars().all()
+                won = set(claimed)
+                claims += [Claim(outbox_id, attempts + 1, kind, at)
+                           for outbox_id, attempts, kind in chunk if outbox_id in won]
     return claims
 
 
