@@ -238,33 +238,34 @@ def enqueue_claim(runtime: Runtime, queues: dict[str, Any], claim: Claim) -> Non
     enqueue_batch(runtime, queues, [claim])
 
 
-def job_waits_in_queue(runtime: Runtime, connection: Any, claim: Claim) -> bool:
+def job_waits_in_queue(
+    runtime: Runtime, connection: Any, claim: Claim, seen: dict[str, str | None] | None = None
+) -> bool:
     """Whether the RQ job of this row's dispatch still waits to start (not lost, not
     dead): the batch job named by its dispatched_at, else an older release's one-row
-    job."""
-    from rq.exceptions import NoSuchJobError
+    job. ``seen`` keeps the answers of one pass (a batch's rows share their job)."""
     from rq.job import Job, JobStatus
-    from rq.serializers import JSONSerializer
 
-    names = [job_id(runtime, claim)]
-    if claim.dispatched_at is not None:
-        names.insert(0, batch_job_id(runtime, claim))
-    for name in names:
-        try:
-            job = Job.fetch(name, connection=connection, serializer=JSONSerializer)
-            break
-        except NoSuchJobError:
-            continue
-    else:
-        return False  # Redis lost it (restarted without persistence): dispatch again
     # A started job renewed the lease when it began; still started after the lease ran out
     # means its worker died (SIGKILL, lost machine): dispatch again.
     # RQ 3 added two more waiting states: READY_TO_ENQUEUE (a dependent job whose
     # dependencies are done) and RATE_LIMITED (held back by a queue's concurrency limit).
-    return job.get_status(refresh=False) in {
+    waiting = {status.value for status in (
         JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED,
         JobStatus.READY_TO_ENQUEUE, JobStatus.RATE_LIMITED,
-    }
+    )}
+    names = [job_id(runtime, claim)]
+    if claim.dispatched_at is not None:
+        names.insert(0, batch_job_id(runtime, claim))
+    seen = {} if seen is None else seen
+    for name in names:
+        if name not in seen:
+            # Only the status field: the job's data is not needed to know it waits.
+            status = connection.hget(Job.key_for(name), "status")
+            seen[name] = None if status is None else status.decode()
+        if seen[name] is not None:
+            return seen[name] in waiting
+    return False  # no such job (Redis lost it): dispatch again
 
 
 def relay_once(runtime: Runtime, connection: Any, queues: dict[str, Any] | None = None) -> int:
@@ -274,9 +275,10 @@ def relay_once(runtime: Runtime, connection: Any, queues: dict[str, Any] | None 
     queues = queues or _queues(runtime, connection)
     session = runtime.session()
     try:
+        seen: dict[str, str | None] = {}
         claims = claim_due(
             session, runtime,
-            still_waiting=lambda claim: job_waits_in_queue(runtime, connection, claim),
+            still_waiting=lambda claim: job_waits_in_queue(runtime, connection, claim, seen),
         )
         moved = 0
         for batch in batches(claims):
