@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -139,7 +140,10 @@ def _try(
         return None, str(exc)
 
 
-def deliver_referral(session: Session, referral: Referral, runtime: Runtime) -> bool:
+def deliver_referral(
+    session: Session, referral: Referral, runtime: Runtime,
+    on_sent: Callable[[Session], None] | None = None,
+) -> bool:
     """Send a queued referral to its agency; True when it is (now or already) delivered.
 
     Three steps, so no transaction or row lock is held while the agency is talked to
@@ -147,6 +151,8 @@ def deliver_referral(session: Session, referral: Referral, runtime: Runtime) -> 
     read and build the packet, send it (bounded by the delivery deadline, which is
     shorter than the outbox lease), then record the try and mark the referral sent.
     Raises DeliveryFailed after recording the try, so the caller schedules a retry.
+    ``on_sent`` runs inside the transaction that marks it sent (the worker marks its
+    outbox row done there: one commit, not two).
     """
     with transaction(session):
         current = _load_for_delivery(session, referral.id)
@@ -186,6 +192,8 @@ def deliver_referral(session: Session, referral: Referral, runtime: Runtime) -> 
             )
         if error is None and outgoing is not None:
             _mark_versions_sent(session, current.id, outgoing.version)
+        if error is None and on_sent is not None:
+            on_sent(session)
     # Counted once the try is recorded (its transaction committed), never before.
     count_delivery(referral.agency_code, "failed" if error is not None else "delivered")
     if error is not None:

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import tuple_, update
+from sqlalchemy.orm import Session
 
 from config.runtime import Runtime, current_runtime
 from referrals.delivery import (
@@ -102,16 +103,21 @@ def _begin(runtime: Runtime, outbox_id: int, dispatch: int) -> OutboxMessage | N
                          attempts=dispatch)
 
 
+def _mark_done(session: Session, outbox_id: int) -> None:
+    """The message is done: in the caller's transaction."""
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == outbox_id, OutboxMessage.done_at.is_(None))
+        .values(done_at=utcnow(), lease_until=None, last_error=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
 def _finish(runtime: Runtime, outbox_id: int) -> None:
     session = runtime.session()
     try:
         with transaction(session):
-            session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == outbox_id, OutboxMessage.done_at.is_(None))
-                .values(done_at=utcnow(), lease_until=None, last_error=None)
-                .execution_options(synchronize_session=False)
-            )
+            _mark_done(session, outbox_id)
     finally:
         session.close()
 
@@ -143,11 +149,18 @@ def execute_outbox_message(runtime: Runtime, outbox_id: int, dispatch: int) -> s
     if message is None:
         return "skipped"
     session = runtime.session()
+    finished: list[bool] = []
+
+    def done_with_delivery(delivering: Session) -> None:
+        # In the transaction that records the referral sent: one commit for both.
+        _mark_done(delivering, outbox_id)
+        finished.append(True)
+
     try:
         if message.kind == "deliver_referral":
             referral = session.get(Referral, message.ref_id)
             if referral is not None:
-                deliver_referral(session, referral, runtime)
+                deliver_referral(session, referral, runtime, on_sent=done_with_delivery)
         elif message.kind == "deliver_packet" and message.ref_id is not None:
             deliver_packet(session, message.ref_id, runtime)
         elif message.kind == "notify":
@@ -161,7 +174,8 @@ def execute_outbox_message(runtime: Runtime, outbox_id: int, dispatch: int) -> s
         return "held"
     finally:
         session.close()
-    _finish(runtime, outbox_id)
+    if not finished:
+        _finish(runtime, outbox_id)
     return "done"
 
 
