@@ -81,11 +81,12 @@ def start_workers(env: BenchEnv, count: int, base: str) -> list[Any]:
     ]
 
 
-def _make_case(session: Any, state: str, referral_state: str) -> Any:
+def _make_case(session: Any, state: str, referral_state: str, priority: str = "urgent") -> Any:
     from intake.models import Signal
-    from workflows.models import Case, Referral
+    from workflows.models import PRIORITY_RANK, Case, Priority, Referral
 
-    case = Case(state=state, priority="urgent", priority_rank=1, level="high", score=12,
+    case = Case(state=state, priority=priority, priority_rank=PRIORITY_RANK[Priority(priority)],
+                level="high", score=12,
                 case_type="labor", screening={"facts": {"trafficking_type": "labor"},
                                               "indicators": [], "consent": {}})
     session.add(case)
@@ -131,7 +132,7 @@ def queued_backlog(env: BenchEnv, count: int) -> list[int]:
         for start in range(0, count, 500):
             with transaction(session):
                 for _ in range(min(500, count - start)):
-                    _case, referral = _make_case(session, "referred", "queued")
+                    _case, referral = _make_case(session, "referred", "queued", "routine")
                     take_snapshot(session, referral)
                     add_outbox_message(session, "deliver_referral", ref_id=referral.id)
                     ids.append(referral.id)
@@ -192,7 +193,7 @@ def _tree_cpu(pid: int) -> float:
 
 
 def approval_latency(env: BenchEnv, count: int, backlog: int = 0,
-                     workers: int = 1) -> list[float]:
+                     workers: int = 1, priority: str = "urgent") -> list[float]:
     """Seconds from an approval's commit to the agency's receipt.
 
     Approvals go one at a time, the next only after the previous arrived. With
@@ -220,7 +221,7 @@ def approval_latency(env: BenchEnv, count: int, backlog: int = 0,
             cases = []
             with transaction(session):
                 for _ in range(count + 1):
-                    cases.append(_make_case(session, "pending_approval", "pending"))
+                    cases.append(_make_case(session, "pending_approval", "pending", priority))
             # The first approval only proves the worker is up; the rest find it idle.
             warm_case, warm_referral = cases.pop(0)
             with transaction(session):
@@ -261,13 +262,19 @@ def run(env: BenchEnv, report: Report, sizes: Sizes) -> None:
                    statistics.median(latencies) * 1000, percentile(latencies, 99) * 1000,
                    target="p99 < 250 ms", ok=percentile(latencies, 99) < 0.25,
                    note="relay woken by the outbox's NOTIFY (poll RELAY_POLL_MS as fallback)"))
-    queued = approval_latency(env, sizes.backlog_approvals, backlog=sizes.backlog, workers=4)
-    report.add(Row("delivery",
-                   f"approve -> receipt, {sizes.backlog:,} queued, 4 workers (n={len(queued)})",
-                   statistics.median(queued) * 1000, "ms p50",
-                   statistics.median(queued) * 1000, percentile(queued, 99) * 1000,
-                   target="p99 < 1 s", ok=percentile(queued, 99) < 1.0,
-                   note="approvals one at a time while the backlog drains"))
+    for priority in ("emergency", "routine"):
+        queued = approval_latency(env, sizes.backlog_approvals, backlog=sizes.backlog,
+                                  workers=4, priority=priority)
+        first = priority == "emergency"
+        report.add(Row(
+            "delivery", f"approve {priority} -> receipt, {sizes.backlog:,} routine queued, "
+                        f"4 workers (n={len(queued)})",
+            statistics.median(queued) * 1000, "ms p50",
+            statistics.median(queued) * 1000, percentile(queued, 99) * 1000,
+            target="p99 < 1 s" if first else "", ok=percentile(queued, 99) < 1.0 if first else None,
+            note="the emergency lane: claimed first, a queue every worker takes first" if first
+            else "first in, first out behind the backlog, by design (fair to older work)",
+        ))
     rates = {}
     for workers in sizes.delivery_workers:
         rate, done, drain, cpu_ms, twice = throughput(

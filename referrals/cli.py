@@ -15,6 +15,7 @@ import os
 import signal
 import threading
 import time
+from typing import Any
 
 import click
 from flask.cli import AppGroup, with_appcontext
@@ -57,10 +58,19 @@ def _relay_main(runtime: Runtime, parent_pid: int) -> None:
     run_relay_loop(runtime, stop)
 
 
+def worker_queues(runtime: Runtime, connection: Any) -> list[Any]:
+    """The worker's queues in the order it takes jobs: ``emergency`` first (PURPOSES)."""
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    return [Queue(queue_name(runtime, p), connection=connection, serializer=JSONSerializer)
+            for p in PURPOSES]
+
+
 def run_rq_worker(runtime: Runtime, burst: bool = False) -> None:
     """Relay child + RQ worker with scheduler, until SIGTERM/SIGINT."""
     from redis import Redis
-    from rq import Queue, SimpleWorker
+    from rq import SimpleWorker
     from rq.serializers import JSONSerializer
 
     settings = runtime.settings
@@ -70,10 +80,7 @@ def run_rq_worker(runtime: Runtime, burst: bool = False) -> None:
     configure_mappers()
     runtime.engine.dispose()
     connection = Redis.from_url(settings.redis_url)
-    queues = [
-        Queue(queue_name(runtime, p), connection=connection, serializer=JSONSerializer)
-        for p in PURPOSES
-    ]
+    queues = worker_queues(runtime, connection)
     relay = multiprocessing.get_context("fork").Process(
         target=_relay_main, args=(runtime, os.getpid()), name="outbox-relay", daemon=True
     )

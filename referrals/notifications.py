@@ -39,7 +39,7 @@ from workflows.db import transaction, utcnow
 from workflows.deadlines import aware, open_case_late, question_late, referral_late
 from workflows.emergency import REPAGES, due_repages
 from workflows.models import Case, Referral, Role, User
-from workflows.outbox import OutboxMessage, add_notification
+from workflows.outbox import EMERGENCY_RANK, OutboxMessage, add_notification
 from workflows.packets import consent_given
 from workflows.pii import lookup_hash
 from workflows.safe_hours import TipsterSafety, tipster_safety
@@ -435,7 +435,8 @@ def _repage_emergencies(session: Session, now: datetime, found: dict[str, int]) 
         for level, _due in due_repages(aware(emergency_at), now):  # type: ignore[arg-type]
             # The unique key needs a time: the case's creation, which never moves.
             if _record_breach(session, f"emergency_{level}", case_id, case_id, created_at):
-                add_notification(session, "emergency_repage", case_id=case_id, level=level)
+                add_notification(session, "emergency_repage", case_id=case_id, level=level,
+                                 priority_rank=EMERGENCY_RANK)
                 found[f"emergency_{level}"] = found.get(f"emergency_{level}", 0) + 1
 
 

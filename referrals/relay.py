@@ -48,7 +48,7 @@ from sqlalchemy.orm import Session
 
 from config.runtime import Runtime
 from workflows.db import is_postgres, transaction, utcnow
-from workflows.outbox import OUTBOX_CHANNEL, OutboxMessage
+from workflows.outbox import EMERGENCY_RANK, OUTBOX_CHANNEL, ROUTINE_RANK, OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,9 @@ QUEUE_FOR_KIND = {
     "deliver_referral": "referrals", "deliver_packet": "referrals", "notify_agency": "referrals",
     "notify": "notifications",
 }
-PURPOSES = ("referrals", "notifications", "default")
+# In the order every worker takes them: an emergency's delivery or page goes first, so a
+# backlog of routine deliveries never holds it (SPEC: emergencies lead every queue).
+PURPOSES = ("emergency", "referrals", "notifications", "default")
 BATCH = 100  # rows claimed per pass
 JOB_ROWS = 20  # rows per RQ job: RQ's per-job cost is paid once for these
 RESULT_TTL = 3600  # ids only in payloads, but no reason to keep results for long
@@ -71,10 +73,18 @@ class Claim:
     # The dispatch's time, shared by the rows of one batch and by no other batch: it
     # names the batch's job (batch_job_id). None for a claim rebuilt inside a job.
     dispatched_at: datetime | None = None
+    priority_rank: int = ROUTINE_RANK
+
+    @property
+    def purpose(self) -> str:
+        """The queue this row goes to (``purpose_of``)."""
+        return purpose_of(self.kind, self.priority_rank)
 
 
-def purpose_of(kind: str) -> str:
-    """The queue (by purpose) an outbox kind goes to."""
+def purpose_of(kind: str, priority_rank: int = ROUTINE_RANK) -> str:
+    """The queue (by purpose) an outbox row goes to: an emergency's to ``emergency``."""
+    if priority_rank <= EMERGENCY_RANK:
+        return "emergency"
     return QUEUE_FOR_KIND.get(kind, "default")
 
 
@@ -110,7 +120,7 @@ def batches(claims: list[Claim]) -> list[list[Claim]]:
     """The claims of one pass as batches: one queue each, at most JOB_ROWS rows, all
     with the dispatched_at claim_due gave them."""
     def key(claim: Claim) -> tuple[datetime | None, str]:
-        return claim.dispatched_at, purpose_of(claim.kind)
+        return claim.dispatched_at, claim.purpose
 
     return [list(group) for _, group in groupby(claims, key=key)]
 
@@ -142,21 +152,22 @@ def claim_due(
                 OutboxMessage.kind,
                 OutboxMessage.lease_until,
                 OutboxMessage.dispatched_at,
+                OutboxMessage.priority_rank,
             )
             .where(
                 OutboxMessage.done_at.is_(None),
                 OutboxMessage.available_at <= now,
                 or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
             )
-            .order_by(OutboxMessage.available_at, OutboxMessage.id)
+            .order_by(OutboxMessage.priority_rank, OutboxMessage.available_at, OutboxMessage.id)
             .limit(limit)
         )
         if is_postgres(session):
             stmt = stmt.with_for_update(skip_locked=True)
-        due: dict[str, list[tuple[int, int, str]]] = {}
-        for outbox_id, attempts, kind, leased, dispatched in session.execute(stmt).all():
+        due: dict[str, list[tuple[int, int, str, int]]] = {}
+        for outbox_id, attempts, kind, leased, dispatched, rank in session.execute(stmt).all():
             if leased is not None and still_waiting and still_waiting(
-                Claim(outbox_id, attempts, kind, dispatched)
+                Claim(outbox_id, attempts, kind, dispatched, rank)
             ):
                 session.execute(
                     update(OutboxMessage)
@@ -164,7 +175,7 @@ def claim_due(
                     .values(lease_until=lease)
                 )
                 continue
-            due.setdefault(purpose_of(kind), []).append((outbox_id, attempts, kind))
+            due.setdefault(purpose_of(kind, rank), []).append((outbox_id, attempts, kind, rank))
         index = 0
         for rows in due.values():
             for start in range(0, len(rows), job_rows):
@@ -176,7 +187,7 @@ def claim_due(
                 claimed = session.execute(
                     update(OutboxMessage)
                     .where(tuple_(OutboxMessage.id, OutboxMessage.attempts).in_(
-                        [(outbox_id, attempts) for outbox_id, attempts, _ in chunk]
+                        [(outbox_id, attempts) for outbox_id, attempts, _, _ in chunk]
                     ))
                     .values(attempts=OutboxMessage.attempts + 1, lease_until=lease,
                             dispatched_at=at)
@@ -184,8 +195,8 @@ def claim_due(
                     .execution_options(synchronize_session=False)
                 ).scalars().all()
                 won = set(claimed)
-                claims += [Claim(outbox_id, attempts + 1, kind, at)
-                           for outbox_id, attempts, kind in chunk if outbox_id in won]
+                claims += [Claim(outbox_id, attempts + 1, kind, at, rank)
+                           for outbox_id, attempts, kind, rank in chunk if outbox_id in won]
     return claims
 
 
@@ -221,7 +232,7 @@ def enqueue_batch(runtime: Runtime, queues: dict[str, Any], batch: list[Claim]) 
     # The job's timeout covers every row at its worst; a row that outlives its share is
     # not cut short (the webhook's own deadline bounds each try).
     per_row = settings.delivery_timeout_seconds * 6 + 30
-    queues[purpose_of(first.kind)].enqueue(
+    queues[first.purpose].enqueue(
         "referrals.tasks.run_outbox_batch",
         [[claim.outbox_id, claim.dispatch] for claim in batch],
         job_id=batch_job_id(runtime, first),

@@ -29,7 +29,8 @@ EMERGENCY_RULE = "imminent_danger"
 
 def page(session: Session, case: Case, kind: str = "emergency_page", level: int = 0) -> None:
     """Queue one page about this case to supervisors (the notify worker sends it)."""
-    add_notification(session, kind, case_id=case.id, **({"level": level} if level else {}))
+    add_notification(session, kind, case_id=case.id, priority_rank=case.priority_rank,
+                     **({"level": level} if level else {}))
 
 
 def start_emergency(

@@ -22,6 +22,10 @@ from sqlalchemy import JSON, DateTime, Index, Integer, String, Text, event, func
 from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 
 from workflows.db import Base, is_postgres, utcnow
+from workflows.models import PRIORITY_RANK, Priority
+
+EMERGENCY_RANK = PRIORITY_RANK[Priority.EMERGENCY]
+ROUTINE_RANK = PRIORITY_RANK[Priority.ROUTINE]
 
 
 class OutboxMessage(Base):
@@ -38,6 +42,11 @@ class OutboxMessage(Base):
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The case's priority rank when the row was written (0 emergency, 1 urgent,
+    # 2 routine): the relay claims by it first, and emergencies go to their own queue,
+    # which every worker takes before the others ("emergencies lead every queue").
+    priority_rank: Mapped[int] = mapped_column(Integer, default=ROUTINE_RANK,
+                                               server_default=str(ROUTINE_RANK))
     last_error: Mapped[str | None] = mapped_column(Text)
 
     @property
@@ -52,13 +61,16 @@ def add_outbox_message(
     ref_id: int | None = None,
     payload: dict[str, Any] | None = None,
     delay: timedelta | None = None,
+    priority_rank: int = ROUTINE_RANK,
 ) -> OutboxMessage:
-    """Queue work for a worker, inside the caller's transaction."""
+    """Queue work for a worker, inside the caller's transaction; ``priority_rank`` is the
+    case's (``Case.priority_rank``), so an emergency's work goes before a backlog."""
     message = OutboxMessage(
         kind=kind,
         ref_id=ref_id,
         payload=payload or {},
         available_at=utcnow() + (delay or timedelta(0)),
+        priority_rank=priority_rank,
     )
     session.add(message)
     wake_relays(session)
@@ -109,6 +121,7 @@ def add_notification(
     case_id: int | None = None,
     referral_id: int | None = None,
     message_id: int | None = None,
+    priority_rank: int = ROUTINE_RANK,
     **extra: Any,
 ) -> OutboxMessage:
     """Queue one ``notify`` message (referrals.notifications sends it), in the caller's
@@ -117,7 +130,7 @@ def add_notification(
     never text or a phone number."""
     payload = {"kind": kind, "case_id": case_id, "referral_id": referral_id,
                "message_id": message_id, **extra}
-    return add_outbox_message(session, "notify", payload=payload)
+    return add_outbox_message(session, "notify", payload=payload, priority_rank=priority_rank)
 
 
 def locked_message(session: Session, outbox_id: int) -> OutboxMessage | None:

@@ -156,7 +156,8 @@ def queue_packet(
         raise Conflict(
             f"another version for {referral.agency_code} was made meanwhile; reload it"
         ) from None
-    add_outbox_message(session, DELIVER_PACKET, ref_id=snapshot.id)
+    add_outbox_message(session, DELIVER_PACKET, ref_id=snapshot.id,
+                       priority_rank=referral.case.priority_rank)
     return snapshot
 
 

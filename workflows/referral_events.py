@@ -138,7 +138,8 @@ def _on_queue(session: Session, referral: Referral, ctx: Context) -> None:
     # The disclosure is decided here: freeze the packet now, so what the agency receives
     # and reads is what was approved, not the case as it is later (issue 11, item 1).
     take_snapshot(session, referral)
-    add_outbox_message(session, "deliver_referral", ref_id=referral.id)
+    add_outbox_message(session, "deliver_referral", ref_id=referral.id,
+                       priority_rank=referral.case.priority_rank)
 
 
 def _on_sent(_session: Session, referral: Referral, ctx: Context) -> None:

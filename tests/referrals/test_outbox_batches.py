@@ -9,11 +9,12 @@ from datetime import timedelta
 from sqlalchemy import update
 
 from referrals import tasks
+from referrals.cli import worker_queues
 from referrals.relay import batch_job_id, batches, claim_due, relay_once
 from tests.referrals.casework import referral_state, screen_and_approve, submit_tip
 from tests.referrals.conftest import agency_env
 from workflows.db import transaction, utcnow
-from workflows.outbox import OutboxMessage
+from workflows.outbox import EMERGENCY_RANK, OutboxMessage, add_outbox_message
 
 
 def _approved(app, client, operator, supervisor, count: int) -> list[int]:
@@ -87,6 +88,50 @@ def test_a_leased_row_whose_batch_still_waits_is_not_dispatched_again(
                 if m.kind == "deliver_referral"]
         assert len(rows) == 3 and {m.attempts for m in rows} == {1}
         assert all(m.lease_until > utcnow() for m in rows)  # a longer lease instead
+    finally:
+        for key in redis.scan_iter(f"*{namespace}*"):
+            redis.delete(key)
+        redis.close()
+
+
+def test_an_emergency_is_claimed_and_taken_before_an_older_routine_backlog(
+    app, client, operator, supervisor, delivery_runtime, db_session, worker_redis_url
+) -> None:
+    from redis import Redis
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    namespace = f"lane-{uuid.uuid4().hex[:8]}-"
+    runtime = delivery_runtime(redis_namespace=namespace, redis_url=worker_redis_url)
+    routine = _approved(app, client, operator, supervisor, 3)
+    redis = Redis.from_url(worker_redis_url)
+    try:
+        assert relay_once(runtime, redis) >= 3  # the backlog waits in RQ: no worker runs
+        with transaction(db_session):  # then an emergency: a page and a delivery
+            page = add_outbox_message(db_session, "notify", payload={"kind": "emergency_page"},
+                                      priority_rank=EMERGENCY_RANK)
+            late = add_outbox_message(db_session, "deliver_referral", ref_id=routine[0])
+            urgent = add_outbox_message(db_session, "deliver_referral", ref_id=routine[1],
+                                        priority_rank=EMERGENCY_RANK)
+        # Claimed by rank before age: a pass with room for two takes both emergency rows
+        # (the routine one is older than the second), and they share the emergency lane.
+        claims = claim_due(db_session, runtime, limit=2)
+        claims += claim_due(db_session, runtime)
+        assert [c.outbox_id for c in claims] == [page.id, urgent.id, late.id]
+        assert [c.outbox_id for c in batches(claims)[0]] == [page.id, urgent.id]
+        assert {c.purpose for c in claims} == {"emergency", "referrals"}
+
+        with transaction(db_session):  # give them back; the relay enqueues them itself
+            db_session.execute(update(OutboxMessage).where(
+                OutboxMessage.id.in_([page.id, urgent.id, late.id])
+            ).values(lease_until=None))
+        assert relay_once(runtime, redis) == 3
+        # What a worker takes next, with its own queue order: the emergency batch,
+        # though three routine batches were queued before it.
+        job, queue = Queue.dequeue_any(worker_queues(runtime, redis), None,
+                                       connection=redis, serializer=JSONSerializer)
+        assert queue.name == f"{namespace}emergency"
+        assert job.args[0] == [[page.id, 2], [urgent.id, 2]]
     finally:
         for key in redis.scan_iter(f"*{namespace}*"):
             redis.delete(key)

@@ -95,6 +95,11 @@ def test_screened_imminent_danger_starts_the_clock_once_and_pages_once(
     [fbi] = escalated["referrals"]
     assert fbi["agency"] == "FBI" and fbi["state"] == "queued"
     assert fbi["send_by"] is not None
+    # Its page and its delivery go in the emergency lane, ahead of any backlog.
+    work = db_session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    page = [m for m in work if m.kind == "notify" and m.payload["case_id"] == case_id]
+    delivery = [m for m in work if m.kind == "deliver_referral" and m.ref_id == fbi["id"]]
+    assert [m.priority_rank for m in page + delivery] == [0, 0]
 
 
 def test_only_a_supervisor_acknowledges_once_and_it_is_audited(
