@@ -11,7 +11,7 @@ from sqlalchemy import DateTime, MetaData, create_engine, event, inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.session import make_transient_to_detached
 
@@ -93,22 +93,6 @@ def make_engine(url: str) -> Engine:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded objects usable after commit (views serialise them)."""
     return sessionmaker(bind=engine, expire_on_commit=False)
-
-
-def savepoint(session: Session) -> SessionTransaction:
-    """``session.begin_nested()`` that is nested on SQLite too.
-
-    pysqlite opens a transaction only before an INSERT/UPDATE/DELETE, so a SAVEPOINT that
-    is the unit of work's first statement becomes the outermost transaction and its
-    RELEASE commits everything so far: a later refusal could no longer roll it back.
-    Begin the real transaction first there.
-    """
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        raw = connection.connection.dbapi_connection
-        if raw is not None and not raw.in_transaction:
-            connection.exec_driver_sql("BEGIN")
-    return session.begin_nested()
 
 
 @contextmanager
