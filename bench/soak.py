@@ -42,7 +42,8 @@ def _feed(env: BenchEnv, per_second: float, stop: threading.Event, ids: list[int
 def _processes(web_master: int, worker: int) -> dict[str, int]:
     named = {f"web worker {i + 1}": pid for i, pid in enumerate(sorted(children(web_master)))}
     named["RQ worker"] = worker
-    named.update({f"relay {i + 1}": pid for i, pid in enumerate(children(worker))})
+    # Its children: the outbox relay, RQ's scheduler and the maintenance worker.
+    named.update({f"worker child {i + 1}": pid for i, pid in enumerate(children(worker))})
     return named
 
 

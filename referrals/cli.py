@@ -58,55 +58,92 @@ def _relay_main(runtime: Runtime, parent_pid: int) -> None:
     run_relay_loop(runtime, stop)
 
 
-def worker_queues(runtime: Runtime, connection: Any) -> list[Any]:
-    """The worker's queues in the order it takes jobs: ``emergency`` first (PURPOSES)."""
+# Deliveries and pages never wait behind maintenance (the deadline watch, the retention
+# purge, the audit anchor, the statistics publication: seconds each on a large database):
+# the worker's main process takes these queues, a maintenance child takes the rest.
+DELIVERY_PURPOSES = tuple(p for p in PURPOSES if p != "default")
+MAINTENANCE_PURPOSES = ("default",)
+
+
+def worker_queues(runtime: Runtime, connection: Any,
+                  purposes: tuple[str, ...] = DELIVERY_PURPOSES) -> list[Any]:
+    """Queues in the order a worker takes jobs: ``emergency`` first (PURPOSES)."""
     from rq import Queue
     from rq.serializers import JSONSerializer
 
     return [Queue(queue_name(runtime, p), connection=connection, serializer=JSONSerializer)
-            for p in PURPOSES]
+            for p in purposes]
 
 
-def run_rq_worker(runtime: Runtime, burst: bool = False) -> None:
-    """Relay child + RQ worker with scheduler, until SIGTERM/SIGINT."""
+def _work(runtime: Runtime, purposes: tuple[str, ...], *, burst: bool, scheduler: bool) -> None:
+    """An RQ SimpleWorker on ``purposes`` until stopped (or, with ``burst``, idle)."""
     from redis import Redis
     from rq import SimpleWorker
     from rq.serializers import JSONSerializer
 
     settings = runtime.settings
     assert settings.redis_url
-    # Map every model once here, not in each forked work-horse (Redash does the same),
+    connection = Redis.from_url(settings.redis_url)
+    wait = 1.0
+    while True:
+        try:
+            # SimpleWorker: jobs run in this process, warm (pool, compiled statements),
+            # not in a work-horse forked per job at ~0.25 s CPU each (BENCHMARKS.md).
+            # A job that dies with the process is redone by the relay's lease.
+            worker = SimpleWorker(worker_queues(runtime, connection, purposes),
+                                  connection=connection, serializer=JSONSerializer)
+            worker.work(with_scheduler=scheduler, burst=burst,
+                        logging_level=settings.log_level)
+            return  # stopped by a signal, or the burst is done
+        except RedisConnectionError as exc:
+            # RQ retries a lost connection while it waits for jobs, but not while it
+            # starts: a worker started while Redis is down would exit. Keep trying; the
+            # outbox holds the work meanwhile, so nothing is lost.
+            log.warning(
+                "queue unreachable at start (%s); retrying in %.0f s", type(exc).__name__, wait
+            )
+            time.sleep(wait)
+            wait = min(wait * 2, 10.0)
+
+
+def _maintenance_main(runtime: Runtime, parent_pid: int) -> None:
+    """The maintenance child: RQ's own SIGTERM handling stops it; it also leaves when the
+    worker dies (it must not outlive it)."""
+    runtime.engine.dispose(close=False)  # never share the parent's pooled connections
+
+    def watch_parent() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch_parent, daemon=True).start()
+    _work(runtime, MAINTENANCE_PURPOSES, burst=False, scheduler=False)
+
+
+def run_rq_worker(runtime: Runtime, burst: bool = False) -> None:
+    """Relay child + maintenance child + RQ worker with scheduler, until SIGTERM/SIGINT.
+
+    With ``burst`` one worker takes every queue until they are empty (tests, scripts).
+    """
+    # Map every model once here, not in each forked child (Redash does the same),
     # and fork with no open database connections.
     configure_mappers()
     runtime.engine.dispose()
-    connection = Redis.from_url(settings.redis_url)
-    queues = worker_queues(runtime, connection)
-    relay = multiprocessing.get_context("fork").Process(
-        target=_relay_main, args=(runtime, os.getpid()), name="outbox-relay", daemon=True
-    )
-    relay.start()
+    fork = multiprocessing.get_context("fork")
+    children = [fork.Process(target=_relay_main, args=(runtime, os.getpid()),
+                             name="outbox-relay", daemon=True)]
+    if not burst:
+        children.append(fork.Process(target=_maintenance_main, args=(runtime, os.getpid()),
+                                     name="maintenance-worker", daemon=True))
+    for child in children:
+        child.start()
     try:
-        wait = 1.0
-        while True:
-            try:
-                # SimpleWorker: jobs run in this process, warm (pool, compiled statements),
-                # not in a work-horse forked per job at ~0.25 s CPU each (BENCHMARKS.md).
-                # A job that dies with the process is redone by the relay's lease.
-                worker = SimpleWorker(queues, connection=connection, serializer=JSONSerializer)
-                worker.work(with_scheduler=True, burst=burst, logging_level=settings.log_level)
-                break  # stopped by a signal, or the burst is done
-            except RedisConnectionError as exc:
-                # RQ retries a lost connection while it waits for jobs, but not while it
-                # starts: a worker started while Redis is down would exit. Keep trying; the
-                # outbox holds the work meanwhile, so nothing is lost.
-                log.warning(
-                    "queue unreachable at start (%s); retrying in %.0f s", type(exc).__name__, wait
-                )
-                time.sleep(wait)
-                wait = min(wait * 2, 10.0)
+        _work(runtime, PURPOSES if burst else DELIVERY_PURPOSES, burst=burst, scheduler=True)
     finally:
-        relay.terminate()
-        relay.join(5)
+        for child in children:
+            child.terminate()
+        for child in children:
+            child.join(10)
 
 
 def run_in_process(runtime: Runtime) -> None:

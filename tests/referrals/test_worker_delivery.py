@@ -68,6 +68,32 @@ def test_a_committed_approval_wakes_the_relay_without_waiting_for_its_poll(
     assert "LISTEN connection lost" not in worker.log()
 
 
+def test_a_delivery_never_waits_behind_a_long_maintenance_job(
+    app, client, operator, supervisor, agency, start_worker, worker_redis_url, tmp_path
+) -> None:
+    from redis import Redis
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    worker = start_worker(**agency_env(agency.url))
+    redis = Redis.from_url(worker_redis_url)
+    maintenance = Queue(f"{worker.env['REDIS_NAMESPACE']}default", connection=redis,
+                        serializer=JSONSerializer)
+    # A maintenance job (the statistics publication, say) that runs until released.
+    maintenance.enqueue("tests.referrals.jobs.hold", str(tmp_path), 120, job_timeout=180)
+    wait_until(lambda: (tmp_path / "started").exists(), 60, "the maintenance job to start")
+
+    case_id = submit_tip(client, narrative="A 15-year-old is sold online.")
+    [referral_id] = screen_and_approve(app, case_id, operator, supervisor)
+    wait_until(lambda: referral_state(app, referral_id) == "sent", 60, "the delivery")
+    assert not (tmp_path / "done").exists(), "the delivery waited for the maintenance job"
+    assert len(agency.packets) == 1
+
+    (tmp_path / "release").touch()
+    wait_until(lambda: (tmp_path / "done").exists(), 30, "the maintenance job to end")
+    redis.close()
+
+
 def test_redis_down_while_tips_arrive_then_everything_is_delivered(
     app, client, operator, supervisor, agency, private_redis, start_worker
 ) -> None:
