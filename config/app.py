@@ -38,7 +38,7 @@ from intake.staff import (
     service_views,
     supervisor_pages,
 )
-from referrals import agency_pages, provider_pages, relay
+from referrals import agency_pages, embedded, provider_pages
 from referrals import views as agency_api
 
 API_TITLE = "Hotline tip intake and referral API"
@@ -123,7 +123,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     health.init_app(app)
     monitoring.init_app(app, runtime)  # /metrics, and tips counted as they commit
     cli.init_app(app)
-    relay.init_app(app, runtime)
+    embedded.init_app(app, runtime)
     pages.init_app(app)  # CSRF on every form, template helpers
     i18n.init_app(app)  # gettext catalogs (translations/), the tipster's language
     # Typed work survives an idle session: the script says "still here" three times

@@ -26,7 +26,8 @@ from config.database import runtime as app_runtime
 from config.logs import log_formatter
 from config.runtime import Runtime
 from config.settings import Settings
-from referrals.relay import PURPOSES, EmbeddedWorker, queue_name, run_relay_loop
+from referrals.embedded import EmbeddedWorker
+from referrals.relay import PURPOSES, queue_name, run_relay_loop
 from referrals.tasks import JobIdFilter, run_deadline_check
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Queued jobs: thin wrappers that take ids, open their own session and call a core.
 
 The same functions run under an RQ worker (``flask --app wsgi worker``) and in-process
-on the embedded default (``referrals.relay.run_embedded_once``).
+on the embedded default (``referrals.embedded.run_embedded_once``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from referrals.notifications import (
     check_deadlines,
     send_notifications,
 )
+from referrals.relay import Claim, job_id
 from referrals.thread_delivery import notify_agency_of_answer
 from workflows.db import transaction, utcnow
 from workflows.models import Referral
@@ -191,6 +192,32 @@ def run_outbox_message(outbox_id: int, dispatch: int) -> str:
     return execute_outbox_message(job_runtime(), outbox_id, dispatch)
 
 
+def run_claims_in_process(runtime: Runtime, claims: list[Claim]) -> dict[str, int]:
+    """Run claimed rows here and now, one after the other, with the same failure
+    handling as RQ's on_failure for each: a row that fails is retried on its own and
+    the rest still run. Returns how many rows ended how (done, skipped, held, failed)."""
+    outcomes: dict[str, int] = {}
+    for claim in claims:
+        token = current_job_id.set(job_id(runtime, claim))
+        try:
+            outcome = execute_outbox_message(runtime, claim.outbox_id, claim.dispatch)
+        except (DeliveryFailed, NotifyFailed) as exc:
+            outcome = "failed"
+            after_failed_attempt(runtime, claim.outbox_id, claim.dispatch, str(exc))
+        except Exception as exc:
+            # Also RQ's JobTimeoutException, raised in whichever row was running when the
+            # batch's time ran out: that row's try failed; the others still run.
+            outcome = "failed"
+            log.exception("outbox %s failed", claim.outbox_id)
+            after_failed_attempt(
+                runtime, claim.outbox_id, claim.dispatch, f"job error: {type(exc).__name__}"
+            )
+        finally:
+            current_job_id.reset(token)
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
 def run_outbox_batch(rows: list[list[int]]) -> dict[str, int]:
     """RQ job: a batch of outbox rows (``[outbox_id, dispatch]`` pairs) of one queue,
     one after the other (``referrals.relay``: RQ's per-job cost paid once per batch).
@@ -200,8 +227,6 @@ def run_outbox_batch(rows: list[list[int]]) -> dict[str, int]:
     still run. Leases are renewed for the whole batch first, so rows waiting their
     turn behind a slow one are not dispatched again meanwhile.
     """
-    from referrals.relay import Claim, run_claims_in_process
-
     runtime = job_runtime()
     claims = [Claim(int(outbox_id), int(dispatch), "") for outbox_id, dispatch in rows]
     _renew_leases(runtime, claims)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from referrals.relay import run_embedded_once
+from referrals.embedded import run_embedded_once
 from tests.referrals.casework import screen_and_approve, submit_tip
 from tests.referrals.conftest import agency_env
 from workflows.models import AuditEvent, Referral

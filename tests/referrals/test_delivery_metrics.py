@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from referrals.embedded import run_embedded_once
 from referrals.notifications import check_deadlines
-from referrals.relay import run_embedded_once
 from tests.referrals.casework import screen_and_approve, submit_tip
 from tests.referrals.conftest import agency_env
 from tests.scrapes import TOKEN, scrape, value

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Text, select, type_coerce
 
 from intake.models import Signal
-from referrals.relay import run_embedded_once
+from referrals.embedded import run_embedded_once
 from tests.factories import UserFactory
 from tests.flows import screened_case
 from tests.page_clients import PASSWORD, PageClient

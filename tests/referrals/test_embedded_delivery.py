@@ -6,8 +6,9 @@ import json
 
 from sqlalchemy import func, select
 
+from referrals.embedded import run_embedded_once
 from referrals.models import DeliveryAttempt
-from referrals.relay import claim_due, job_id, run_embedded_once
+from referrals.relay import claim_due, job_id
 from tests.referrals.casework import screen_and_approve, submit_tip
 from tests.referrals.conftest import AGENCY_SECRET, agency_env
 from workflows.models import Referral

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from referrals.relay import run_embedded_once
+from referrals.embedded import run_embedded_once
 from tests.referrals.casework import screen_and_approve
 from tests.referrals.conftest import agency_env
 from workflows.packets import REDACTED, redact_protected

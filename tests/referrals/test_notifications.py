@@ -10,9 +10,9 @@ from sqlalchemy import select
 
 from intake.services import add_tip_message
 from intake.sms import phone_key, set_opt_out
+from referrals.embedded import run_embedded_once
 from referrals.models import DeadlineBreach, Notification
 from referrals.notifications import check_deadlines
-from referrals.relay import run_embedded_once
 from tests.referrals.casework import screen_and_approve, submit_tip
 from tests.referrals.conftest import ONCALL_PHONE, wait_until
 from workflows.casework import record_screening

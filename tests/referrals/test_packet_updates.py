@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from referrals.relay import run_embedded_once
+from referrals.embedded import run_embedded_once
 from tests.referrals.casework import (
     FOLLOW_UP,
     TWO_BASES,

@@ -214,7 +214,7 @@ def test_messages_are_stored_encrypted(app, client, make_actor, operator, db_ses
 def test_the_agency_webhook_receives_the_answer_signed_once(
     app, client, make_actor, operator, agency, delivery_runtime
 ) -> None:
-    from referrals.relay import run_embedded_once
+    from referrals.embedded import run_embedded_once
     from tests.referrals.conftest import agency_env
 
     referral = sent_referral(app)
@@ -238,8 +238,8 @@ def test_the_agency_webhook_receives_the_answer_signed_once(
 def test_the_question_is_sent_to_the_case_assignee(
     app, client, make_actor, operator, db_session, delivery_runtime
 ) -> None:
+    from referrals.embedded import run_embedded_once
     from referrals.models import Notification
-    from referrals.relay import run_embedded_once
 
     referral = sent_referral(app)
     _assign(app, referral.case_id, operator.username)

@@ -19,9 +19,10 @@ from sqlalchemy import func, select
 
 from intake.models import Signal
 from intake.replies import reply_to_tipster
+from referrals.embedded import run_embedded_once
 from referrals.models import Notification
-from referrals.relay import claim_due, run_claims_in_process, run_embedded_once
-from referrals.tasks import execute_outbox_message
+from referrals.relay import claim_due
+from referrals.tasks import execute_outbox_message, run_claims_in_process
 from tests.referrals.conftest import wait_until
 from workflows.casework import record_screening
 from workflows.db import set_clock, transaction

@@ -10,7 +10,7 @@ from mnemonic import Mnemonic
 from sqlalchemy import select
 
 from intake.passphrase import new_passphrase, normalise
-from referrals.relay import run_embedded_once
+from referrals.embedded import run_embedded_once
 from tests.intake.test_sms import Texter
 from tests.referrals.conftest import ONCALL_PHONE
 from workflows.models import Case

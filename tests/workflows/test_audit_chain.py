@@ -312,7 +312,7 @@ def test_the_anchor_command_and_the_scheduled_job(
 def test_the_embedded_worker_anchors_with_its_deadline_watch(
     app, cases, operator, supervisor, db_session
 ) -> None:
-    from referrals.relay import run_embedded_once
+    from referrals.embedded import run_embedded_once
 
     _drive(cases, operator, supervisor)
     run_embedded_once(app.extensions["runtime"], check_deadlines=True)

@@ -220,7 +220,7 @@ def test_the_scheduled_job_purges(client, db_session) -> None:
 
 
 def test_the_embedded_worker_purges_with_its_deadline_watch(app, client, db_session) -> None:
-    from referrals.relay import run_embedded_once
+    from referrals.embedded import run_embedded_once
 
     case = _close(db_session, _tip(client)["reference"], 5000)
     run_embedded_once(app.extensions["runtime"], check_deadlines=True)
