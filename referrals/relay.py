@@ -1,4 +1,5 @@
-"""The outbox relay: moves due outbox rows to RQ, or runs them in-process when embedded.
+"""The outbox relay: moves due outbox rows to RQ (``referrals.embedded`` runs them
+in-process when there is no Redis).
 
 A row is *claimed* by raising its dispatch count and giving it a lease. On PostgreSQL
 the claim reads with ``FOR UPDATE SKIP LOCKED`` and every claim is a compare-and-set on
@@ -244,11 +245,6 @@ def enqueue_batch(runtime: Runtime, queues: dict[str, Any], batch: list[Claim]) 
     )
 
 
-def enqueue_claim(runtime: Runtime, queues: dict[str, Any], claim: Claim) -> None:
-    """Put one claimed row on its queue (a batch of one)."""
-    enqueue_batch(runtime, queues, [claim])
-
-
 def job_waits_in_queue(
     runtime: Runtime, connection: Any, claim: Claim, seen: dict[str, str | None] | None = None
 ) -> bool:
@@ -330,10 +326,9 @@ def _enqueue_once_per_period(
     if not connection.set(f"{ns}hotline:{name}:{slot}", "1", nx=True, ex=key_ttl):
         _tried_slots[tried] = slot
         return False
-    prefix = re.sub(r"[^A-Za-z0-9_-]", "_", ns)
     queues["default"].enqueue(
         task,
-        job_id=f"{prefix}{name}-{slot}",
+        job_id=f"{_prefix(runtime)}{name}-{slot}",
         result_ttl=RESULT_TTL,
         failure_ttl=FAILURE_TTL,
         description=description,

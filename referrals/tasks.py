@@ -233,7 +233,7 @@ def run_outbox_batch(rows: list[list[int]]) -> dict[str, int]:
     return run_claims_in_process(runtime, claims)
 
 
-def _renew_leases(runtime: Runtime, claims: list[Any]) -> None:
+def _renew_leases(runtime: Runtime, claims: list[Claim]) -> None:
     """One statement: a full lease for every row of the batch still on this dispatch."""
     session = runtime.session()
     try:
